@@ -1,0 +1,67 @@
+# Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help install models dev test test-ml lint check-deploy bench-ml lock clean
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+SHARED_DIR ?= ../shared
+export SHARED_DIR
+export UV_PYTHON_DOWNLOADS := never
+# torch's CPU build is served from the machine's pip find-links, never from PyPI (which has the CUDA one).
+FIND_LINKS ?= $(or $(UV_FIND_LINKS),$(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
+
+ML_VENV := ml-api/.venv
+ML_PY := $(ML_VENV)/bin/python
+ML_API_PORT ?= 8001
+
+help:
+	@echo "make dev         install what is missing, prepare models, run the local stack (Ctrl-C stops it)"
+	@echo "make test        install and run every test suite"
+	@echo "make bench-ml    ml-api benchmark (in-process ONNX Runtime reference vs HTTP, FlagReranker, Infinity)"
+	@echo "make lock        re-resolve the hash-pinned lock files"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q uv==$(UV_VERSION)
+
+$(ML_VENV)/.installed: ml-api/requirements/cpu.txt ml-api/pyproject.toml | $(UV)
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(ML_VENV)
+	$(UV) pip sync -q --python $(ML_PY) $(UV_FIND) ml-api/requirements/cpu.txt
+	$(UV) pip install -q --python $(ML_PY) --no-deps -e ml-api
+	@touch $@
+
+install: $(ML_VENV)/.installed
+
+models: install
+	$(ML_VENV)/bin/ml-api models prepare
+
+dev: models
+	@echo "ml-api on http://localhost:$(ML_API_PORT) (DEVICE=$${DEVICE:-auto}); Ctrl-C stops it"
+	PORT=$(ML_API_PORT) LOG_JSON=$${LOG_JSON:-false} $(ML_VENV)/bin/ml-api serve
+
+lint: install
+	$(ML_VENV)/bin/ruff check ml-api
+	$(ML_VENV)/bin/ruff format --check ml-api
+
+test-ml: models
+	cd ml-api && .venv/bin/python -m pytest -q
+
+test: lint test-ml
+
+bench-ml: models
+	$(ML_PY) ml-api/bench/bench_ml.py $(BENCH_ARGS)
+
+lock: | $(UV)
+	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cpu.in --extra cpu --group dev \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
+		$(UV_FIND) -o requirements/cpu.txt
+	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cuda.in --extra gpu \
+		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
+		-o requirements/gpu.txt
+
+clean:
+	rm -rf $(TOOLS) $(ML_VENV) .pytest_cache

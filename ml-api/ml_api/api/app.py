@@ -1,0 +1,54 @@
+"""App factory: models load once in the lifespan; a broken model path stops startup with its reason."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from ml_api import __version__
+from ml_api.api.middleware import GuardMiddleware
+from ml_api.api.routes import router
+from ml_api.core.config import Settings, get_settings
+from ml_api.core.errors import install_error_handlers
+from ml_api.core.logging import setup_logging
+from ml_api.device import DeviceUnavailable
+from ml_api.engine import Engine
+from ml_api.models import ModelError
+
+log = logging.getLogger("ml_api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    setup_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            engine = Engine(settings)
+        except (ModelError, DeviceUnavailable) as exc:
+            log.critical(f"startup failed: {exc}")
+            raise SystemExit(f"ml-api startup failed: {exc}") from None
+        engine.start()
+        app.state.engine = engine
+        log.info("ready", extra={"fields": {"port": settings.port, "device": engine.plan.device}})
+        try:
+            yield
+        finally:
+            await engine.stop()
+            log.info("stopped")
+
+    app = FastAPI(title="ml-api", version=__version__, lifespan=lifespan,
+                  description="Embeddings and reranking: TEI, OpenAI and Cohere/Jina shapes.")
+    install_error_handlers(app)
+    app.include_router(router)
+    if settings.cors_allow_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allow_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"],
+                           expose_headers=["x-total-time", "x-inference-time", "x-queue-time", "x-tokenization-time"])
+    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_request_bytes=settings.max_request_bytes)
+    return app

@@ -1,0 +1,203 @@
+"""Dynamic batching across concurrent requests.
+
+Every request's items go into one queue per model. A single loop takes a window of items in
+arrival order (bounded by MAX_BATCH_TOKENS of real tokens and MAX_BATCH_SIZE), sorts it by
+length, and cuts it into padded batches: a run is cut when the padded cost would pass the token
+budget, or when keeping a much longer item in the run would add more than PADDING_SPLIT_TOKENS
+of padding (a second forward pass is cheaper than that much padding). Batches run one at a time
+on a dedicated thread, so the event loop keeps accepting and tokenising while the model works,
+and the next window grows with whatever arrived meanwhile (continuous batching).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ml_api.core import metrics
+
+log = logging.getLogger("ml_api.batching")
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class _Item(Generic[P]):
+    payload: P
+    length: int
+    future: asyncio.Future
+    enqueued: float
+    started: float = 0.0
+    finished: float = 0.0
+
+
+@dataclass(slots=True)
+class BatchTiming:
+    queue_s: float = 0.0
+    inference_s: float = 0.0
+    batches: int = 0
+
+
+def plan_batches(lengths: Sequence[int], max_tokens: int, max_size: int, split_padding: int) -> list[list[int]]:
+    """Cut one window into padded batches; returns indices into `lengths`, each batch sorted by length."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches: list[list[int]] = []
+    run: list[int] = []
+    run_max = 0
+    for i in order:
+        n = lengths[i]
+        if run:
+            padded = (len(run) + 1) * n
+            extra_padding = len(run) * (n - run_max)
+            if padded > max_tokens or len(run) >= max_size or extra_padding > split_padding:
+                batches.append(run)
+                run, run_max = [], 0
+        run.append(i)
+        run_max = max(run_max, n)
+    if run:
+        batches.append(run)
+    return batches
+
+
+def split_on_oom(run: Callable[[list[P]], Sequence[R]], payloads: list[P], is_oom: Callable[[BaseException], bool],
+                 on_split: Callable[[], None]) -> list[R]:
+    """Retry an out-of-memory batch as two halves, down to single items, instead of failing the request."""
+    try:
+        return list(run(payloads))
+    except Exception as exc:
+        if len(payloads) < 2 or not is_oom(exc):
+            raise
+        on_split()
+        mid = len(payloads) // 2
+        log.warning("out of memory, splitting batch", extra={"fields": {"size": len(payloads)}})
+        return (split_on_oom(run, payloads[:mid], is_oom, on_split)
+                + split_on_oom(run, payloads[mid:], is_oom, on_split))
+
+
+class Batcher(Generic[P, R]):
+    def __init__(self, name: str, run_batch: Callable[[list[P]], Sequence[R]], *, max_batch_tokens: int,
+                 max_batch_size: int, padding_split_tokens: int,
+                 is_oom: Callable[[BaseException], bool] = lambda _: False) -> None:
+        self.name = name
+        self._run_batch = run_batch
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.padding_split_tokens = padding_split_tokens
+        self._is_oom = is_oom
+        self._pending: deque[_Item[P]] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-inference")
+        self._queue_gauge = metrics.QUEUE_SIZE.labels(name)
+
+    @property
+    def queue_size(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.create_task(self._loop(), name=f"batcher-{self.name}")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop; uvicorn has already waited for in-flight requests."""
+        while self._pending and self._task and not self._task.done():
+            await asyncio.sleep(0.01)
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, payloads: Sequence[P], lengths: Sequence[int], timing: BatchTiming | None = None) -> list[R]:
+        if self._task is None or self._task.done():
+            raise RuntimeError(f"{self.name} batcher is not running")
+        loop = asyncio.get_running_loop()
+        now = time.perf_counter()
+        items = [_Item(p, max(1, n), loop.create_future(), now) for p, n in zip(payloads, lengths, strict=True)]
+        self._pending.extend(items)
+        self._queue_gauge.set(len(self._pending))
+        assert self._wakeup is not None
+        self._wakeup.set()
+        try:
+            results = await asyncio.gather(*(it.future for it in items))
+        except BaseException:
+            for it in items:
+                it.future.cancel()  # dropped from the queue before inference if not started yet
+            raise
+        if timing is not None:
+            first = min(it.started for it in items)
+            timing.queue_s = first - now
+            timing.inference_s = max(it.finished for it in items) - first
+        return list(results)
+
+    def _take_window(self) -> list[_Item[P]]:
+        window: list[_Item[P]] = []
+        tokens = 0
+        cancelled = 0
+        while self._pending and len(window) < self.max_batch_size:
+            item = self._pending[0]
+            if item.future.cancelled():
+                self._pending.popleft()
+                cancelled += 1
+                continue
+            if window and tokens + item.length > self.max_batch_tokens:
+                break
+            self._pending.popleft()
+            window.append(item)
+            tokens += item.length
+        if cancelled:
+            metrics.CANCELLED.labels(self.name).inc(cancelled)
+        self._queue_gauge.set(len(self._pending))
+        return window
+
+    def _execute(self, payloads: list[P]) -> list[R]:
+        return split_on_oom(self._run_batch, payloads, self._is_oom, metrics.OOM_SPLITS.labels(self.name).inc)
+
+    async def _loop(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            window = self._take_window()
+            if not window:
+                continue
+            plan = plan_batches([it.length for it in window], self.max_batch_tokens, self.max_batch_size,
+                                self.padding_split_tokens)
+            for indices in plan:
+                batch = [window[i] for i in indices if not window[i].future.cancelled()]
+                if len(batch) < len(indices):
+                    metrics.CANCELLED.labels(self.name).inc(len(indices) - len(batch))
+                if not batch:
+                    continue
+                started = time.perf_counter()
+                for it in batch:
+                    it.started = started
+                    metrics.QUEUE_TIME.labels(self.name).observe(started - it.enqueued)
+                try:
+                    results = await loop.run_in_executor(self._executor, self._execute, [it.payload for it in batch])
+                except Exception as exc:  # noqa: BLE001 - delivered to every waiting request
+                    log.exception("batch failed", extra={"fields": {"model": self.name, "size": len(batch)}})
+                    for it in batch:
+                        if not it.future.done():
+                            it.future.set_exception(exc)
+                    continue
+                finished = time.perf_counter()
+                metrics.INFERENCE.labels(self.name).observe(finished - started)
+                metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
+                metrics.BATCH_TOKENS.labels(self.name).observe(len(batch) * max(it.length for it in batch))
+                for it, result in zip(batch, results, strict=True):
+                    it.finished = finished
+                    if not it.future.done():
+                        it.future.set_result(result)

@@ -1,0 +1,121 @@
+"""The ONNX embedder: fast tokenizer in, pooled sentence embedding out (pooling is in the graph)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from ml_api.device import DevicePlan, DeviceUnavailable
+from ml_api.models import ONNX_FILE, ModelError, read_manifest
+
+log = logging.getLogger("ml_api.embedding")
+
+Direction = Literal["right", "left"]
+
+
+class TooLong(ValueError):
+    def __init__(self, index: int, tokens: int, limit: int) -> None:
+        super().__init__(f"input {index} has {tokens} tokens, more than the model's {limit}; send truncate=true or a shorter text")
+
+
+def is_oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "out of memory" in text or "failed to allocate memory" in text or "cudaerrormemoryallocation" in text
+
+
+def load_tokenizers(path: Path, max_length: int) -> tuple[Tokenizer, dict[str, Tokenizer], int]:
+    """One untruncated tokenizer plus one per truncation side: truncation is mutable tokenizer state."""
+    file = path / "tokenizer.json"
+    if not file.is_file():
+        raise ModelError(f"{path} has no tokenizer.json")
+    base = Tokenizer.from_file(str(file))
+    base.no_padding()
+    base.no_truncation()
+    sides = {}
+    for side in ("right", "left"):
+        tok = Tokenizer.from_str(base.to_str())
+        tok.enable_truncation(max_length, direction=side)
+        sides[side] = tok
+    pad_id = 0
+    config_file = path / "tokenizer_config.json"
+    if config_file.is_file():
+        pad = json.loads(config_file.read_text()).get("pad_token")
+        if isinstance(pad, dict):
+            pad = pad.get("content")
+        if isinstance(pad, str) and base.token_to_id(pad) is not None:
+            pad_id = int(base.token_to_id(pad))
+    return base, sides, pad_id
+
+
+class Embedder:
+    def __init__(self, path: Path, plan: DevicePlan, intra_op_threads: int = 0) -> None:
+        manifest = read_manifest(path)
+        if not manifest or manifest.get("kind") != "embedding":
+            raise ModelError(f"{path} is not an embedding model made by `ml-api models export` (no manifest.json)")
+        self.path = path
+        self.name: str = manifest["name"]
+        self.dimension: int = int(manifest["dimension"])
+        self.max_length: int = int(manifest["max_length"])
+        self.pooling: str = manifest["pooling"]
+        self.model_normalizes: bool = bool(manifest.get("normalize", True))
+        self._input_names: list[str] = list(manifest["inputs"])
+        self._untruncated, self._truncating, self.pad_id = load_tokenizers(path, self.max_length)
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_threads:
+            options.intra_op_num_threads = intra_op_threads
+        # Spinning worker threads would burn the cores the HTTP side needs between batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers: list = []
+        for name in plan.ort_providers:
+            if name == "CUDAExecutionProvider":
+                providers.append((name, {"device_id": 0, "arena_extend_strategy": "kSameAsRequested",
+                                         "cudnn_conv_algo_search": "HEURISTIC"}))
+            else:
+                providers.append(name)
+        try:
+            self.session = ort.InferenceSession(str(path / manifest.get("file", ONNX_FILE)), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelError(f"onnxruntime cannot load {path / manifest.get('file', ONNX_FILE)}: {exc}") from exc
+        self.providers: list[str] = self.session.get_providers()
+        if plan.device == "cuda" and "CUDAExecutionProvider" not in self.providers:
+            raise DeviceUnavailable(f"CUDA was planned but onnxruntime fell back to {self.providers}")
+        self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
+
+    def tokenize(self, texts: list[str], truncate: bool = True, direction: Direction = "right") -> list[np.ndarray]:
+        tokenizer = self._truncating[direction] if truncate else self._untruncated
+        encodings = tokenizer.encode_batch(texts, add_special_tokens=True)
+        ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        if not truncate:
+            for i, row in enumerate(ids):
+                if len(row) > self.max_length:
+                    raise TooLong(i, len(row), self.max_length)
+        return ids
+
+    def forward(self, batch: list[np.ndarray]) -> np.ndarray:
+        """Pad to the longest row, run the graph; returns pooled, unnormalised float32 (n, dimension)."""
+        longest = max(len(r) for r in batch)
+        input_ids = np.full((len(batch), longest), self.pad_id, dtype=np.int64)
+        attention = np.zeros((len(batch), longest), dtype=np.int64)
+        for i, row in enumerate(batch):
+            input_ids[i, : len(row)] = row
+            attention[i, : len(row)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": attention}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        return self.session.run(None, feeds)[0].astype(np.float32, copy=False)
+
+    def forward_rows(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        return list(self.forward(batch))
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)

@@ -1,0 +1,122 @@
+"""The cross-encoder: loaded by FlagEmbedding's FlagReranker, fed by our batcher.
+
+FlagReranker.compute_score batches only within one call; to batch across clients we reproduce its
+tokenisation (query cut to 3/4 of max_length, passage cut, pair cut 'only_second') with the fast
+tokenizer and call its model directly. Scores match compute_score (tested).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+from ml_api.device import DevicePlan
+from ml_api.models import ModelError, read_manifest
+
+log = logging.getLogger("ml_api.reranking")
+
+
+@dataclass(slots=True)
+class Pair:
+    input_ids: np.ndarray
+    token_type_ids: np.ndarray
+
+
+class PairTooLong(ValueError):
+    def __init__(self, index: int, tokens: int, limit: int) -> None:
+        super().__init__(f"query + text {index} has {tokens} tokens, more than the model's {limit}; send truncate=true")
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class Reranker:
+    def __init__(self, path: Path, plan: DevicePlan, max_length: int = 512) -> None:
+        import torch
+        from FlagEmbedding import FlagReranker
+
+        manifest = read_manifest(path) or {}
+        self.path = path
+        self.name: str = manifest.get("name") or path.name
+        self.device = plan.device
+        self.fp16 = plan.rerank_fp16 and plan.device == "cuda"
+        try:
+            self.flag = FlagReranker(str(path), use_fp16=self.fp16, devices=["cuda:0"] if plan.device == "cuda" else "cpu",
+                                     max_length=max_length, normalize=False)
+        except Exception as exc:  # noqa: BLE001 - transformers raises many types for a broken checkpoint
+            raise ModelError(f"FlagReranker cannot load {path}: {exc}") from exc
+        self._torch = torch
+        model = self.flag.model
+        if self.fp16:
+            model = model.half()
+        self.model = model.to("cuda:0" if plan.device == "cuda" else "cpu").eval()
+        hf_tok = self.flag.tokenizer
+        if not getattr(hf_tok, "is_fast", False):
+            raise ModelError(f"{path} has no fast tokenizer (tokenizer.json)")
+        positions = int(getattr(self.model.config, "max_position_embeddings", max_length))
+        if getattr(self.model.config, "model_type", "") in ("roberta", "xlm-roberta"):
+            positions -= 2
+        self.max_length = min(max_length, positions)
+        self.query_max_length = self.max_length * 3 // 4
+        self._uses_token_types = "token_type_ids" in hf_tok.model_input_names
+        self.pad_id = int(hf_tok.pad_token_id or 0)
+        base: Tokenizer = hf_tok.backend_tokenizer
+        self._query_tok = self._clone(base, self.query_max_length)
+        self._text_tok = self._clone(base, self.max_length)
+        self._pair_tok = self._clone(base, self.max_length, "only_second")
+        self._raw_tok = self._clone(base, None)
+
+    @staticmethod
+    def _clone(base: Tokenizer, max_length: int | None, strategy: str = "longest_first") -> Tokenizer:
+        tok = Tokenizer.from_str(base.to_str())
+        tok.no_padding()
+        if max_length is None:
+            tok.no_truncation()
+        else:
+            tok.enable_truncation(max_length, strategy=strategy)
+        return tok
+
+    def tokenize(self, query: str, texts: list[str], truncate: bool = True) -> list[Pair]:
+        if truncate:
+            q = self._query_tok.encode(query, add_special_tokens=False)
+            passages = self._text_tok.encode_batch(texts, add_special_tokens=False)
+            encodings: list[Encoding] = [self._pair_tok.post_process(q, p, add_special_tokens=True) for p in passages]
+        else:
+            q = self._raw_tok.encode(query, add_special_tokens=False)
+            passages = self._raw_tok.encode_batch(texts, add_special_tokens=False)
+            encodings = [self._raw_tok.post_process(q, p, add_special_tokens=True) for p in passages]
+            for i, enc in enumerate(encodings):
+                if len(enc.ids) > self.max_length:
+                    raise PairTooLong(i, len(enc.ids), self.max_length)
+        return [Pair(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64)) for e in encodings]
+
+    def forward(self, batch: list[Pair]) -> list[float]:
+        """Raw logits, one per pair."""
+        torch = self._torch
+        longest = max(len(p.input_ids) for p in batch)
+        ids = np.full((len(batch), longest), self.pad_id, dtype=np.int64)
+        types = np.zeros((len(batch), longest), dtype=np.int64)
+        mask = np.zeros((len(batch), longest), dtype=np.int64)
+        for i, p in enumerate(batch):
+            n = len(p.input_ids)
+            ids[i, :n] = p.input_ids
+            types[i, :n] = p.token_type_ids
+            mask[i, :n] = 1
+        device = self.model.device
+        inputs = {"input_ids": torch.from_numpy(ids).to(device), "attention_mask": torch.from_numpy(mask).to(device)}
+        if self._uses_token_types:
+            inputs["token_type_ids"] = torch.from_numpy(types).to(device)
+        with torch.inference_mode():
+            logits = self.model(**inputs, return_dict=True).logits.view(-1).float()
+        return logits.cpu().numpy().tolist()
+
+    def is_oom(self, exc: BaseException) -> bool:
+        if isinstance(exc, self._torch.cuda.OutOfMemoryError):
+            self._torch.cuda.empty_cache()
+            return True
+        return "out of memory" in str(exc).lower()
