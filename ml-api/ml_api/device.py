@@ -28,7 +28,9 @@ def plan_device(requested: str, ort_available: list[str], torch_cuda: bool, fp16
     if requested == "cpu":
         return DevicePlan("cpu", ["CPUExecutionProvider"], False, "DEVICE=cpu")
     if ort_cuda and torch_cuda:
-        return DevicePlan("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], fp16, f"DEVICE={requested}: GPU usable")
+        return DevicePlan(
+            "cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], fp16, f"DEVICE={requested}: GPU usable"
+        )
     missing = []
     if not ort_cuda:
         missing.append("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu, not onnxruntime)")

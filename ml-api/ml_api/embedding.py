@@ -21,7 +21,9 @@ Direction = Literal["right", "left"]
 
 class TooLong(ValueError):
     def __init__(self, index: int, tokens: int, limit: int) -> None:
-        super().__init__(f"input {index} has {tokens} tokens, more than the model's {limit}; send truncate=true or a shorter text")
+        super().__init__(
+            f"input {index} has {tokens} tokens, more than the model's {limit}; send truncate=true or a shorter text"
+        )
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -76,13 +78,23 @@ class Embedder:
         providers: list = []
         for name in plan.ort_providers:
             if name == "CUDAExecutionProvider":
-                providers.append((name, {"device_id": 0, "arena_extend_strategy": "kSameAsRequested",
-                                         "cudnn_conv_algo_search": "HEURISTIC"}))
+                providers.append(
+                    (
+                        name,
+                        {
+                            "device_id": 0,
+                            "arena_extend_strategy": "kSameAsRequested",
+                            "cudnn_conv_algo_search": "HEURISTIC",
+                        },
+                    )
+                )
             else:
                 providers.append(name)
         try:
-            self.session = ort.InferenceSession(str(path / manifest.get("file", ONNX_FILE)), options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            self.session = ort.InferenceSession(
+                str(path / manifest.get("file", ONNX_FILE)), options, providers=providers
+            )
+        except Exception as exc:
             raise ModelError(f"onnxruntime cannot load {path / manifest.get('file', ONNX_FILE)}: {exc}") from exc
         self.providers: list[str] = self.session.get_providers()
         if plan.device == "cuda" and "CUDAExecutionProvider" not in self.providers:

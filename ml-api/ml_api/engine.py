@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -45,24 +45,39 @@ class Engine:
         self.plan: DevicePlan = detect(settings.device, settings.rerank_fp16)
         models_dir = Path(settings.models_dir)
         started = time.perf_counter()
-        self.embedder = Embedder(resolve_embedder(settings.embed_model, models_dir), self.plan,
-                                 settings.ort_intra_op_threads)
+        self.embedder = Embedder(
+            resolve_embedder(settings.embed_model, models_dir), self.plan, settings.ort_intra_op_threads
+        )
         self.reranker = Reranker(resolve_reranker(settings.rerank_model), self.plan, settings.rerank_max_length)
         for model, limit in ((self.embedder, self.embedder.max_length), (self.reranker, self.reranker.max_length)):
             if settings.max_batch_tokens < limit:
-                raise ModelError(f"MAX_BATCH_TOKENS={settings.max_batch_tokens} is below {model.name}'s max length {limit}")
+                raise ModelError(
+                    f"MAX_BATCH_TOKENS={settings.max_batch_tokens} is below {model.name}'s max length {limit}"
+                )
         self.embed_name = settings.embed_model_name or self.embedder.name
         self.rerank_name = settings.rerank_model_name or self.reranker.name
-        batching = {"max_batch_tokens": settings.max_batch_tokens, "max_batch_size": settings.max_batch_size,
-                    "padding_split_tokens": settings.padding_split_tokens}
+        batching = {
+            "max_batch_tokens": settings.max_batch_tokens,
+            "max_batch_size": settings.max_batch_size,
+            "padding_split_tokens": settings.padding_split_tokens,
+        }
         self.embed_batcher: Batcher = Batcher("embed", self.embedder.forward_rows, is_oom=is_oom, **batching)
         self.rerank_batcher: Batcher = Batcher("rerank", self.reranker.forward, is_oom=self.reranker.is_oom, **batching)
         self.in_flight = 0
         self.load_seconds = time.perf_counter() - started
-        log.info("models loaded", extra={"fields": {"embed": str(self.embedder.path), "rerank": str(self.reranker.path),
-                                                      "device": self.plan.device, "reason": self.plan.reason,
-                                                      "providers": self.embedder.providers,
-                                                      "seconds": round(self.load_seconds, 2)}})
+        log.info(
+            "models loaded",
+            extra={
+                "fields": {
+                    "embed": str(self.embedder.path),
+                    "rerank": str(self.reranker.path),
+                    "device": self.plan.device,
+                    "reason": self.plan.reason,
+                    "providers": self.embedder.providers,
+                    "seconds": round(self.load_seconds, 2),
+                }
+            },
+        )
 
     def start(self) -> None:
         self.embed_batcher.start()
@@ -75,7 +90,8 @@ class Engine:
     def admit(self) -> Iterator[None]:
         """Bound the work in the building: past MAX_CONCURRENT_REQUESTS we answer 429 instead of queueing forever."""
         if self.in_flight >= self.settings.max_concurrent_requests:
-            raise Overloaded(f"{self.in_flight} requests in flight (MAX_CONCURRENT_REQUESTS={self.settings.max_concurrent_requests}); retry later")
+            limit = self.settings.max_concurrent_requests
+            raise Overloaded(f"{self.in_flight} requests in flight (MAX_CONCURRENT_REQUESTS={limit}); retry later")
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
         try:
@@ -90,10 +106,19 @@ class Engine:
         if count > self.settings.max_client_batch_size:
             raise ValidationFailed(
                 f"`{what}` has {count} items, more than MAX_CLIENT_BATCH_SIZE={self.settings.max_client_batch_size}; "
-                "send smaller batches", status=413)
+                "send smaller batches",
+                status=413,
+            )
 
-    async def embed(self, texts: list[str], *, normalize: bool = True, truncate: bool = True,
-                    direction: Direction = "right", timing: Timing | None = None) -> np.ndarray:
+    async def embed(
+        self,
+        texts: list[str],
+        *,
+        normalize: bool = True,
+        truncate: bool = True,
+        direction: Direction = "right",
+        timing: Timing | None = None,
+    ) -> np.ndarray:
         timing = timing or Timing()
         self.check_batch(len(texts), "inputs")
         t0 = time.perf_counter()
@@ -108,8 +133,9 @@ class Engine:
         matrix = np.vstack(rows)
         return normalize_rows(matrix) if normalize else matrix
 
-    async def rerank(self, query: str, texts: list[str], *, truncate: bool = True,
-                     timing: Timing | None = None) -> np.ndarray:
+    async def rerank(
+        self, query: str, texts: list[str], *, truncate: bool = True, timing: Timing | None = None
+    ) -> np.ndarray:
         """Raw logits in input order; callers apply sigmoid when they want 0..1 scores."""
         timing = timing or Timing()
         self.check_batch(len(texts), "texts")
@@ -130,11 +156,12 @@ class Engine:
             return await batcher.submit(payloads, lengths, timing)
         except (asyncio.CancelledError, APIError):
             raise
-        except Exception as exc:  # noqa: BLE001 - a model failure is a 5xx with its reason, not a traceback
+        except Exception as exc:
             raise APIError(503 if is_oom(exc) else 500, "backend", f"{batcher.name} inference failed: {exc}") from exc
 
     async def health(self) -> dict[str, str]:
         """A real forward pass through each model's queue; raises with the reason when one fails."""
+
         async def check() -> None:
             vec = await self.embed(["health check"])
             if vec.shape != (1, self.embedder.dimension) or not np.isfinite(vec).all():
@@ -149,20 +176,38 @@ class Engine:
     def info(self) -> dict:
         s = self.settings
         return {
-            "embedding": {"model": self.embed_name, "path": str(self.embedder.path), "dimension": self.embedder.dimension,
-                          "max_length": self.embedder.max_length, "pooling": self.embedder.pooling,
-                          "providers": self.embedder.providers, "device": self.embedder.device},
-            "reranking": {"model": self.rerank_name, "path": str(self.reranker.path), "max_length": self.reranker.max_length,
-                          "device": self.reranker.device, "fp16": self.reranker.fp16},
+            "embedding": {
+                "model": self.embed_name,
+                "path": str(self.embedder.path),
+                "dimension": self.embedder.dimension,
+                "max_length": self.embedder.max_length,
+                "pooling": self.embedder.pooling,
+                "providers": self.embedder.providers,
+                "device": self.embedder.device,
+            },
+            "reranking": {
+                "model": self.rerank_name,
+                "path": str(self.reranker.path),
+                "max_length": self.reranker.max_length,
+                "device": self.reranker.device,
+                "fp16": self.reranker.fp16,
+            },
             "device": self.plan.device,
             "device_reason": self.plan.reason,
-            "batching": {"max_batch_tokens": s.max_batch_tokens, "max_batch_size": s.max_batch_size,
-                         "padding_split_tokens": s.padding_split_tokens,
-                         "max_concurrent_requests": s.max_concurrent_requests,
-                         "max_client_batch_size": s.max_client_batch_size, "over_client_batch": "413",
-                         "max_request_bytes": s.max_request_bytes},
-            "queue": {"embed": self.embed_batcher.queue_size, "rerank": self.rerank_batcher.queue_size,
-                      "in_flight": self.in_flight},
+            "batching": {
+                "max_batch_tokens": s.max_batch_tokens,
+                "max_batch_size": s.max_batch_size,
+                "padding_split_tokens": s.padding_split_tokens,
+                "max_concurrent_requests": s.max_concurrent_requests,
+                "max_client_batch_size": s.max_client_batch_size,
+                "over_client_batch": "413",
+                "max_request_bytes": s.max_request_bytes,
+            },
+            "queue": {
+                "embed": self.embed_batcher.queue_size,
+                "rerank": self.rerank_batcher.queue_size,
+                "in_flight": self.in_flight,
+            },
             "load_seconds": round(self.load_seconds, 2),
         }
 

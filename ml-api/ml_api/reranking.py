@@ -38,7 +38,10 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 class Reranker:
     def __init__(self, path: Path, plan: DevicePlan, max_length: int = 512) -> None:
         import torch
+        import transformers
         from FlagEmbedding import FlagReranker
+
+        transformers.utils.logging.disable_progress_bar()  # no tqdm bars in JSON logs
 
         manifest = read_manifest(path) or {}
         self.path = path
@@ -46,9 +49,14 @@ class Reranker:
         self.device = plan.device
         self.fp16 = plan.rerank_fp16 and plan.device == "cuda"
         try:
-            self.flag = FlagReranker(str(path), use_fp16=self.fp16, devices=["cuda:0"] if plan.device == "cuda" else "cpu",
-                                     max_length=max_length, normalize=False)
-        except Exception as exc:  # noqa: BLE001 - transformers raises many types for a broken checkpoint
+            self.flag = FlagReranker(
+                str(path),
+                use_fp16=self.fp16,
+                devices=["cuda:0"] if plan.device == "cuda" else "cpu",
+                max_length=max_length,
+                normalize=False,
+            )
+        except Exception as exc:
             raise ModelError(f"FlagReranker cannot load {path}: {exc}") from exc
         self._torch = torch
         model = self.flag.model

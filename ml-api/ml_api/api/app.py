@@ -42,13 +42,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.stop()
             log.info("stopped")
 
-    app = FastAPI(title="ml-api", version=__version__, lifespan=lifespan,
-                  description="Embeddings and reranking: TEI, OpenAI and Cohere/Jina shapes.")
+    app = FastAPI(
+        title="ml-api",
+        version=__version__,
+        lifespan=lifespan,
+        description="Embeddings and reranking: TEI, OpenAI and Cohere/Jina shapes.",
+    )
     install_error_handlers(app)
     app.include_router(router)
     if settings.cors_allow_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allow_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"],
-                           expose_headers=["x-total-time", "x-inference-time", "x-queue-time", "x-tokenization-time"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["x-total-time", "x-inference-time", "x-queue-time", "x-tokenization-time"],
+        )
     app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_request_bytes=settings.max_request_bytes)
     return app

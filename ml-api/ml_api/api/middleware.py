@@ -14,8 +14,21 @@ OPEN_PATHS = {"/health", "/metrics", "/docs", "/redoc", "/openapi.json"}
 KNOWN_ROUTES = {"/embed", "/rerank", "/v1/embeddings", "/v1/rerank", "/health", "/info", "/metrics"}
 
 
-class TooLarge(Exception):
-    pass
+def _has_length(scope: Scope) -> bool:
+    return any(name == b"content-length" for name, _ in scope.get("headers", []))
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: wait for the disconnect, as the routes expect
+
+    return replay
 
 
 class GuardMiddleware:
@@ -48,36 +61,47 @@ class GuardMiddleware:
             if rejection is not None:
                 await rejection(scope, receive, send_wrapper)
                 return
-            received = 0
-
-            async def limited_receive() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_bytes:
-                        raise TooLarge
-                return message
-
-            try:
-                await self.app(scope, limited_receive, send_wrapper)
-            except TooLarge:
-                await self._too_large()(scope, receive, send_wrapper)
+            if scope.get("method") in ("POST", "PUT", "PATCH") and not _has_length(scope):
+                # A chunked body has no length to check up front: read it here, bounded, then replay it.
+                body = await self._read_bounded(receive)
+                if body is None:
+                    await self._too_large()(scope, receive, send_wrapper)
+                    return
+                receive = _replay(body, receive)
+            await self.app(scope, receive, send_wrapper)
         finally:
             metrics.REQUESTS.labels(route, str(status_holder["status"])).inc()
             metrics.REQUEST_DURATION.labels(route).observe(time.perf_counter() - started)
 
-    def _too_large(self):  # noqa: ANN202
+    async def _read_bounded(self, receive: Receive) -> bytes | None:
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return None
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    def _too_large(self):
         return error_response(413, "validation", f"request body exceeds MAX_REQUEST_BYTES={self.max_bytes}")
 
-    def _reject(self, scope: Scope, path: str):  # noqa: ANN202
+    def _reject(self, scope: Scope, path: str):
         headers = dict(scope.get("headers", []))
         if self.api_key and path not in OPEN_PATHS and scope.get("method") != "OPTIONS":
             auth = headers.get(b"authorization", b"").decode("latin-1")
             token = auth[7:] if auth[:7].lower() == "bearer " else ""
             if not hmac.compare_digest(token.encode(), self.api_key.encode()):
-                return error_response(401, "auth", "missing or wrong API key: send Authorization: Bearer <API_KEY>",
-                                      headers={"WWW-Authenticate": "Bearer"})
+                return error_response(
+                    401,
+                    "auth",
+                    "missing or wrong API key: send Authorization: Bearer <API_KEY>",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         length = headers.get(b"content-length")
         if length is not None:
             try:

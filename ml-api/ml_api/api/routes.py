@@ -73,8 +73,16 @@ async def embed(body: schemas.EmbedRequest, request: Request) -> Response:
     """TEI `/embed`: a list of vectors, one per input."""
     timing = Timing()
     engine = _engine(request)
-    result = await _guarded(request, engine.embed(body.texts(), normalize=body.normalize, truncate=body.truncate,
-                                                  direction=body.truncation_direction, timing=timing))
+    result = await _guarded(
+        request,
+        engine.embed(
+            body.texts(),
+            normalize=body.normalize,
+            truncate=body.truncate,
+            direction=body.truncation_direction,
+            timing=timing,
+        ),
+    )
     return result if isinstance(result, Response) else _json(result, timing)
 
 
@@ -88,8 +96,10 @@ async def rerank(body: schemas.RerankRequest, request: Request) -> Response:
         return logits
     scores = rerank_scores(logits, body.raw_scores)
     order = np.argsort(-scores, kind="stable")[: body.top_n]
-    items = [{"index": int(i), "score": float(scores[i]), **({"text": body.texts[i]} if body.return_text else {})}
-             for i in order]
+    items = [
+        {"index": int(i), "score": float(scores[i]), **({"text": body.texts[i]} if body.return_text else {})}
+        for i in order
+    ]
     return _json(items, timing)
 
 
@@ -107,12 +117,21 @@ async def openai_embeddings(body: schemas.OpenAIEmbeddingRequest, request: Reque
     if dims is not None and dims < matrix.shape[1]:
         matrix = normalize_rows(matrix[:, :dims])  # Matryoshka-style: cut, then renormalise
     if body.encoding_format == "base64":
-        data = [{"object": "embedding", "index": i, "embedding": base64.b64encode(row.astype("<f4").tobytes()).decode()}
-                for i, row in enumerate(matrix)]
+        data = [
+            {"object": "embedding", "index": i, "embedding": base64.b64encode(row.astype("<f4").tobytes()).decode()}
+            for i, row in enumerate(matrix)
+        ]
     else:
         data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(matrix)]
-    return _json({"object": "list", "data": data, "model": body.model or engine.embed_name,
-                  "usage": {"prompt_tokens": timing.tokens, "total_tokens": timing.tokens}}, timing)
+    return _json(
+        {
+            "object": "list",
+            "data": data,
+            "model": body.model or engine.embed_name,
+            "usage": {"prompt_tokens": timing.tokens, "total_tokens": timing.tokens},
+        },
+        timing,
+    )
 
 
 @router.post("/v1/rerank", responses=_ERRORS, tags=["Cohere/Jina"])
@@ -126,10 +145,18 @@ async def cohere_rerank(body: schemas.CohereRerankRequest, request: Request) -> 
         return logits
     scores = rerank_scores(logits, raw=False)
     order = np.argsort(-scores, kind="stable")[: body.top_n]
-    results = [{"index": int(i), "relevance_score": float(scores[i]),
-                **({"document": {"text": texts[i]}} if body.return_documents else {})} for i in order]
-    return _json({"results": results, "model": body.model or engine.rerank_name,
-                  "usage": {"total_tokens": timing.tokens}}, timing)
+    results = [
+        {
+            "index": int(i),
+            "relevance_score": float(scores[i]),
+            **({"document": {"text": texts[i]}} if body.return_documents else {}),
+        }
+        for i in order
+    ]
+    return _json(
+        {"results": results, "model": body.model or engine.rerank_name, "usage": {"total_tokens": timing.tokens}},
+        timing,
+    )
 
 
 @router.get("/health", tags=["ops"])
@@ -142,7 +169,7 @@ async def health(request: Request) -> Response:
         status = await engine.health()
     except TimeoutError:
         return error_response(503, "unhealthy", f"forward pass did not finish in {engine.settings.health_timeout_s}s")
-    except Exception as exc:  # noqa: BLE001 - the reason goes to the caller
+    except Exception as exc:
         return error_response(503, "unhealthy", f"forward pass failed: {exc}")
     return _json({"status": "ok", **status})
 

@@ -1,0 +1,147 @@
+"""Tests run against real `ml-api serve` processes with the real models from the root models/ directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "models"
+EMBED_DIR = MODELS / "all-MiniLM-L6-v2"
+RERANK_DIR = MODELS / "minilm-l6-crossencoder-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAX_", "API_KEY", "CORS_"))}
+    env.update(
+        {
+            "DEVICE": "cpu",
+            "EMBED_MODEL": str(EMBED_DIR),
+            "RERANK_MODEL": str(RERANK_DIR),
+            "MODELS_DIR": str(MODELS),
+            "HOST": "127.0.0.1",
+            "LOG_JSON": "true",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "GRACEFUL_SHUTDOWN_S": "30",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def start_server(tmp: Path, name: str, timeout: float = 180, **env: str) -> Server:
+    port = free_port()
+    log = tmp / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ml_api", "serve"],
+            env=base_env(PORT=str(port), **env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ml-api exited with {proc.returncode}:\n{server.output()[-3000:]}")
+        try:
+            if httpx.get(server.url + "/health", timeout=5).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError(f"ml-api did not become healthy in {timeout}s:\n{server.output()[-3000:]}")
+
+
+def stop_server(server: Server) -> int:
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+    return server.proc.returncode
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _models_prepared() -> None:
+    if not (EMBED_DIR / "manifest.json").is_file() or not RERANK_DIR.is_dir():
+        pytest.fail("models are not prepared: run `make models` (or `ml-api models prepare`) first")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The default configuration, shared by most tests."""
+    srv = start_server(tmp_path_factory.mktemp("srv"), "default")
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Small limits, an API key and a CORS allow-list, to exercise the guards."""
+    srv = start_server(
+        tmp_path_factory.mktemp("strict"),
+        "strict",
+        API_KEY="s3cret",
+        MAX_CONCURRENT_REQUESTS="2",
+        MAX_CLIENT_BATCH_SIZE="64",
+        MAX_REQUEST_BYTES="65536",
+        CORS_ALLOW_ORIGINS="http://localhost:3000",
+    )
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def http(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus sample over the series matching `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        series = head[len(name) :]
+        if series and not series.startswith("{"):
+            continue
+        if all(f'{k}="{v}"' in series for k, v in labels.items()):
+            total += float(value)
+    return total

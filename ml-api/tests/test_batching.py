@@ -1,0 +1,146 @@
+"""The batcher's planning, cancellation and out-of-memory splitting, on a real asyncio loop.
+
+The model here is a plain function that records what it was given, so the tests can see exactly
+which items reached a forward pass; the HTTP-level tests cover the same paths with the real models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from ml_api.batching import Batcher, BatchTiming, plan_batches
+
+
+def test_plan_respects_token_budget_and_size() -> None:
+    lengths = [100] * 10
+    batches = plan_batches(lengths, max_tokens=400, max_size=64, split_padding=10_000)
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert all(len(b) * 100 <= 400 for b in batches)
+    assert [len(b) for b in plan_batches(lengths, max_tokens=10_000, max_size=3, split_padding=10_000)] == [3, 3, 3, 1]
+
+
+def test_plan_sorts_and_splits_on_padding() -> None:
+    lengths = [300, 10, 12, 11, 290, 9]
+    batches = plan_batches(lengths, max_tokens=100_000, max_size=64, split_padding=200)
+    assert [sorted(lengths[i] for i in b) for b in batches] == [[9, 10, 11, 12], [290, 300]]
+    assert plan_batches(lengths, max_tokens=100_000, max_size=64, split_padding=10_000) == [[5, 1, 3, 2, 4, 0]]
+
+
+def test_plan_covers_every_item_once() -> None:
+    lengths = [7, 3, 250, 64, 64, 1, 128, 33] * 9
+    batches = plan_batches(lengths, max_tokens=1024, max_size=16, split_padding=256)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) * max(lengths[i] for i in b) <= 1024 for b in batches)
+
+
+class RecordingModel:
+    def __init__(self, gate: threading.Event | None = None, oom_above: int | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.gate = gate
+        self.oom_above = oom_above
+
+    def __call__(self, payloads: list[str]) -> list[str]:
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.oom_above is not None and len(payloads) > self.oom_above:
+            raise RuntimeError("CUDA failure 2: out of memory")
+        self.calls.append(list(payloads))
+        return [p.upper() for p in payloads]
+
+
+def _batcher(model: RecordingModel, **kw: int) -> Batcher:
+    from ml_api.embedding import is_oom
+
+    opts = {"max_batch_tokens": 1000, "max_batch_size": 64, "padding_split_tokens": 10_000, **kw}
+    return Batcher("test", model, is_oom=is_oom, **opts)
+
+
+def test_results_come_back_in_order_with_timing() -> None:
+    async def main() -> None:
+        model = RecordingModel()
+        b = _batcher(model)
+        b.start()
+        timing = BatchTiming()
+        out = await b.submit(["ccc", "a", "bb"], [3, 1, 2], timing)
+        assert out == ["CCC", "A", "BB"]
+        assert model.calls == [["a", "bb", "ccc"]]  # one length-sorted batch
+        assert timing.inference_s >= 0 and timing.queue_s >= 0
+        await b.stop()
+
+    asyncio.run(main())
+
+
+def test_concurrent_submissions_share_a_batch() -> None:
+    async def main() -> None:
+        gate = threading.Event()
+        model = RecordingModel(gate)
+        b = _batcher(model)
+        b.start()
+        first = asyncio.create_task(b.submit(["warm"], [1]))
+        await asyncio.sleep(0.05)  # the first batch is now blocked inside the model
+        rest = [asyncio.create_task(b.submit([f"r{i}"], [2])) for i in range(10)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await first
+        assert [
+            r.result() for r in await asyncio.wait_for(asyncio.gather(*rest, return_exceptions=True), 5) and rest
+        ] == [[f"R{i}"] for i in range(10)]
+        assert len(model.calls) == 2 and len(model.calls[1]) == 10
+        await b.stop()
+
+    asyncio.run(main())
+
+
+def test_cancelled_items_never_reach_the_model() -> None:
+    async def main() -> None:
+        gate = threading.Event()
+        model = RecordingModel(gate)
+        b = _batcher(model)
+        b.start()
+        first = asyncio.create_task(b.submit(["keep"], [1]))
+        await asyncio.sleep(0.05)
+        doomed = asyncio.create_task(b.submit(["drop1", "drop2"], [2, 2]))
+        kept = asyncio.create_task(b.submit(["also"], [2]))
+        await asyncio.sleep(0.05)
+        doomed.cancel()
+        await asyncio.sleep(0)
+        gate.set()
+        assert await first == ["KEEP"] and await kept == ["ALSO"]
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        seen = [p for call in model.calls for p in call]
+        assert "drop1" not in seen and "drop2" not in seen
+        await b.stop()
+
+    asyncio.run(main())
+
+
+def test_out_of_memory_splits_instead_of_failing() -> None:
+    async def main() -> None:
+        model = RecordingModel(oom_above=2)
+        b = _batcher(model)
+        b.start()
+        items = [f"t{i}" for i in range(7)]
+        assert await b.submit(items, [1] * 7) == [s.upper() for s in items]
+        assert all(len(call) <= 2 for call in model.calls)
+        await b.stop()
+
+    asyncio.run(main())
+
+
+def test_model_errors_reach_the_caller() -> None:
+    def broken(_: list[str]) -> list[str]:
+        raise ValueError("shape mismatch")
+
+    async def main() -> None:
+        b = Batcher("broken", broken, max_batch_tokens=100, max_batch_size=8, padding_split_tokens=0)
+        b.start()
+        with pytest.raises(ValueError, match="shape mismatch"):
+            await b.submit(["x"], [1])
+        assert await asyncio.wait_for(asyncio.shield(asyncio.sleep(0, "alive")), 1) == "alive"
+        await b.stop()
+
+    asyncio.run(main())
