@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,19 +84,17 @@ class Engine:
     async def stop(self) -> None:
         await asyncio.gather(self.embed_batcher.stop(), self.rerank_batcher.stop())
 
-    @contextmanager
-    def admit(self) -> Iterator[None]:
+    def acquire(self) -> None:
         """Bound the work in the building: past MAX_CONCURRENT_REQUESTS we answer 429 instead of queueing forever."""
         if self.in_flight >= self.settings.max_concurrent_requests:
             limit = self.settings.max_concurrent_requests
             raise Overloaded(f"{self.in_flight} requests in flight (MAX_CONCURRENT_REQUESTS={limit}); retry later")
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            metrics.IN_FLIGHT.dec()
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        metrics.IN_FLIGHT.dec()
 
     def check_batch(self, count: int, what: str) -> None:
         if count == 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 import numpy as np
@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from ml_api.api import schemas
-from ml_api.core.errors import ValidationFailed, error_response
+from ml_api.core.errors import Overloaded, ValidationFailed, error_response
 from ml_api.core.metrics import REGISTRY
 from ml_api.embedding import normalize_rows
 from ml_api.engine import Engine, Timing, rerank_scores
@@ -59,13 +59,19 @@ def _json(content: Any, timing: Timing | None = None) -> Response:
     return Response(body, media_type="application/json", headers=timing.headers() if timing else None)
 
 
-async def _guarded(request: Request, work: Awaitable[T]) -> T | Response:
+async def _guarded(request: Request, work: Coroutine[Any, Any, T]) -> T | Response:
     engine = _engine(request)
-    with engine.admit():
-        try:
-            return await _unless_disconnected(request, work)
-        except ClientGone:
-            return error_response(499, "validation", "client closed the request")
+    try:
+        engine.acquire()
+    except Overloaded:
+        work.close()  # never started: no "coroutine was never awaited" warning
+        raise
+    try:
+        return await _unless_disconnected(request, work)
+    except ClientGone:
+        return error_response(499, "validation", "client closed the request")
+    finally:
+        engine.release()
 
 
 @router.post("/embed", responses=_ERRORS, tags=["TEI"])
