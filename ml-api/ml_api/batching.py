@@ -1,12 +1,12 @@
 """Dynamic batching across concurrent requests.
 
 Every request's items go into one queue per model. A single loop takes a window of items in
-arrival order (bounded by MAX_BATCH_TOKENS of real tokens and MAX_BATCH_SIZE), sorts it by
-length, and cuts it into padded batches: a run is cut when the padded cost would pass the token
-budget, or when keeping a much longer item in the run would add more than PADDING_SPLIT_TOKENS
-of padding (a second forward pass is cheaper than that much padding). Batches run one at a time
-on a dedicated thread, so the event loop keeps accepting and tokenising while the model works,
-and the next window grows with whatever arrived meanwhile (continuous batching).
+arrival order (bounded by SORT_WINDOW_TOKENS of real tokens, several batches' worth), sorts it by
+length, and cuts it into padded batches of at most MAX_BATCH_TOKENS and MAX_BATCH_SIZE items. A
+run is also cut when keeping a much longer item in it would add more than PADDING_SPLIT_TOKENS of
+padding (a second forward pass is cheaper than that much padding). Batches run one at a time on a
+dedicated thread, so the event loop keeps accepting and tokenising while the model works, and the
+next window grows with whatever arrived meanwhile (continuous batching).
 """
 
 from __future__ import annotations
@@ -93,11 +93,14 @@ class Batcher(Generic[P, R]):
         max_batch_tokens: int,
         max_batch_size: int,
         padding_split_tokens: int,
+        sort_window_tokens: int = 0,
         is_oom: Callable[[BaseException], bool] = lambda _: False,
     ) -> None:
         self.name = name
         self._run_batch = run_batch
         self.max_batch_tokens = max_batch_tokens
+        # Sorting over several batches' worth of items lets like lengths meet (less padding); 0 = one batch.
+        self.sort_window_tokens = max(sort_window_tokens, max_batch_tokens)
         self.max_batch_size = max_batch_size
         self.padding_split_tokens = padding_split_tokens
         self._is_oom = is_oom
@@ -151,13 +154,13 @@ class Batcher(Generic[P, R]):
         window: list[_Item[P]] = []
         tokens = 0
         cancelled = 0
-        while self._pending and len(window) < self.max_batch_size:
+        while self._pending:
             item = self._pending[0]
             if item.future.cancelled():
                 self._pending.popleft()
                 cancelled += 1
                 continue
-            if window and tokens + item.length > self.max_batch_tokens:
+            if window and tokens + item.length > self.sort_window_tokens:
                 break
             self._pending.popleft()
             window.append(item)

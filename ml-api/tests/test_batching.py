@@ -94,6 +94,26 @@ def test_concurrent_submissions_share_a_batch() -> None:
     asyncio.run(main())
 
 
+def test_sort_window_groups_like_lengths_across_requests() -> None:
+    async def main() -> None:
+        gate = threading.Event()
+        model = RecordingModel(gate)
+        b = _batcher(model, max_batch_tokens=400, sort_window_tokens=10_000, padding_split_tokens=100)
+        b.start()
+        first = asyncio.create_task(b.submit(["warm"], [1]))
+        await asyncio.sleep(0.05)
+        requests = [asyncio.create_task(b.submit([f"s{i}", f"L{i}"], [10, 200])) for i in range(4)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await first
+        await asyncio.gather(*requests)
+        # one round: the four short texts share a batch, the long ones pair up under the 400-token budget
+        assert sorted(model.calls[1:]) == [["L0", "L1"], ["L2", "L3"], ["s0", "s1", "s2", "s3"]]
+        await b.stop()
+
+    asyncio.run(main())
+
+
 def test_cancelled_items_never_reach_the_model() -> None:
     async def main() -> None:
         gate = threading.Event()

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     # Batching: one queue per model, windows bounded by padded tokens.
     max_batch_tokens: int = Field(16384, ge=64)
     max_batch_size: int = Field(256, ge=1)
+    sort_window_tokens: int = Field(65536, ge=64)  # real tokens taken, length-sorted, per scheduling round
     padding_split_tokens: int = Field(1024, ge=0)
     max_concurrent_requests: int = Field(512, ge=1)
     max_client_batch_size: int = Field(512, ge=1)
