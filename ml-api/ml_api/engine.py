@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from ml_api.models import ModelError, resolve_embedder, resolve_reranker
 from ml_api.reranking import PairTooLong, Reranker, sigmoid
 
 log = logging.getLogger("ml_api.engine")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -47,15 +50,14 @@ class Engine:
             resolve_embedder(settings.embed_model, models_dir), self.plan, settings.ort_intra_op_threads
         )
         self.reranker = Reranker(resolve_reranker(settings.rerank_model), self.plan, settings.rerank_max_length)
+        self.max_batch_tokens = settings.max_batch_tokens or (16384 if self.plan.device == "cuda" else 4096)
         for model, limit in ((self.embedder, self.embedder.max_length), (self.reranker, self.reranker.max_length)):
-            if settings.max_batch_tokens < limit:
-                raise ModelError(
-                    f"MAX_BATCH_TOKENS={settings.max_batch_tokens} is below {model.name}'s max length {limit}"
-                )
+            if self.max_batch_tokens < limit:
+                raise ModelError(f"MAX_BATCH_TOKENS={self.max_batch_tokens} is below {model.name}'s max length {limit}")
         self.embed_name = settings.embed_model_name or self.embedder.name
         self.rerank_name = settings.rerank_model_name or self.reranker.name
         batching = {
-            "max_batch_tokens": settings.max_batch_tokens,
+            "max_batch_tokens": self.max_batch_tokens,
             "max_batch_size": settings.max_batch_size,
             "padding_split_tokens": settings.padding_split_tokens,
             "sort_window_tokens": settings.sort_window_tokens,
@@ -118,15 +120,10 @@ class Engine:
     ) -> np.ndarray:
         timing = timing or Timing()
         self.check_batch(len(texts), "inputs")
-        t0 = time.perf_counter()
-        try:
-            ids = await asyncio.to_thread(self.embedder.tokenize, texts, truncate, direction)
-        except TooLong as exc:
-            raise ValidationFailed(str(exc), status=413) from exc
-        timing.tokenization_s = time.perf_counter() - t0
-        timing.tokens = sum(len(r) for r in ids)
-        metrics.TOKENIZATION.labels("embed").observe(timing.tokenization_s)
-        rows = await self._submit(self.embed_batcher, ids, [len(r) for r in ids], timing.batch)
+        ids = await self._tokenize("embed", timing, self.embedder.tokenize, texts, truncate, direction)
+        lengths = [len(r) for r in ids]
+        timing.tokens = sum(lengths)
+        rows = await self._submit(self.embed_batcher, ids, lengths, timing.batch)
         matrix = np.vstack(rows)
         return normalize_rows(matrix) if normalize else matrix
 
@@ -136,16 +133,23 @@ class Engine:
         """Raw logits in input order; callers apply sigmoid when they want 0..1 scores."""
         timing = timing or Timing()
         self.check_batch(len(texts), "texts")
+        pairs = await self._tokenize("rerank", timing, self.reranker.tokenize, query, texts, truncate)
+        lengths = [len(p.input_ids) for p in pairs]
+        timing.tokens = sum(lengths)
+        scores = await self._submit(self.rerank_batcher, pairs, lengths, timing.batch)
+        return np.asarray(scores, dtype=np.float64)
+
+    @staticmethod
+    async def _tokenize(model: str, timing: Timing, tokenize: Callable[..., list[T]], *args: Any) -> list[T]:
+        """Tokenise on a worker thread; an input over the model's length (truncate=false) is a 413."""
         t0 = time.perf_counter()
         try:
-            pairs = await asyncio.to_thread(self.reranker.tokenize, query, texts, truncate)
-        except PairTooLong as exc:
+            items = await asyncio.to_thread(tokenize, *args)
+        except (TooLong, PairTooLong) as exc:
             raise ValidationFailed(str(exc), status=413) from exc
         timing.tokenization_s = time.perf_counter() - t0
-        timing.tokens = sum(len(p.input_ids) for p in pairs)
-        metrics.TOKENIZATION.labels("rerank").observe(timing.tokenization_s)
-        scores = await self._submit(self.rerank_batcher, pairs, [len(p.input_ids) for p in pairs], timing.batch)
-        return np.asarray(scores, dtype=np.float64)
+        metrics.TOKENIZATION.labels(model).observe(timing.tokenization_s)
+        return items
 
     @staticmethod
     async def _submit(batcher: Batcher, payloads: list, lengths: list[int], timing: BatchTiming) -> list:
@@ -192,7 +196,7 @@ class Engine:
             "device": self.plan.device,
             "device_reason": self.plan.reason,
             "batching": {
-                "max_batch_tokens": s.max_batch_tokens,
+                "max_batch_tokens": self.max_batch_tokens,
                 "max_batch_size": s.max_batch_size,
                 "padding_split_tokens": s.padding_split_tokens,
                 "sort_window_tokens": s.sort_window_tokens,

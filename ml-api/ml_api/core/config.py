@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     ort_intra_op_threads: int = Field(0, ge=0)  # 0 = ONNX Runtime's default (physical cores)
 
     # Batching: one queue per model, windows bounded by padded tokens.
-    max_batch_tokens: int = Field(16384, ge=64)
+    # Padded tokens per forward pass; empty = by device: 16384 on CUDA (TEI's default), 4096 on CPU, where
+    # bigger batches add no parallelism, only cache misses (measured: make bench-ml).
+    max_batch_tokens: int | None = Field(None, ge=64)
     max_batch_size: int = Field(256, ge=1)
     sort_window_tokens: int = Field(65536, ge=64)  # real tokens taken, length-sorted, per scheduling round
     padding_split_tokens: int = Field(1024, ge=0)
@@ -50,7 +52,7 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("api_key", "embed_model_name", "rerank_model_name", mode="before")
+    @field_validator("api_key", "embed_model_name", "rerank_model_name", "max_batch_tokens", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None
