@@ -118,12 +118,7 @@ class Embedder:
 
     def forward(self, batch: list[np.ndarray]) -> np.ndarray:
         """Pad to the longest row, run the graph; returns pooled, unnormalised float32 (n, dimension)."""
-        longest = max(len(r) for r in batch)
-        input_ids = np.full((len(batch), longest), self.pad_id, dtype=np.int64)
-        attention = np.zeros((len(batch), longest), dtype=np.int64)
-        for i, row in enumerate(batch):
-            input_ids[i, : len(row)] = row
-            attention[i, : len(row)] = 1
+        input_ids, attention = pad_batch(batch, self.pad_id)
         feeds = {"input_ids": input_ids, "attention_mask": attention}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
@@ -131,6 +126,17 @@ class Embedder:
 
     def forward_rows(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         return list(self.forward(batch))
+
+
+def pad_batch(rows: list[np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token rows to the longest; returns (ids, attention mask), both int64."""
+    longest = max(len(r) for r in rows)
+    ids = np.full((len(rows), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), longest), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
 
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from ml_api.device import DevicePlan
+from ml_api.embedding import pad_batch
 from ml_api.models import ModelError, read_manifest
 
 log = logging.getLogger("ml_api.reranking")
@@ -106,18 +107,11 @@ class Reranker:
     def forward(self, batch: list[Pair]) -> list[float]:
         """Raw logits, one per pair."""
         torch = self._torch
-        longest = max(len(p.input_ids) for p in batch)
-        ids = np.full((len(batch), longest), self.pad_id, dtype=np.int64)
-        types = np.zeros((len(batch), longest), dtype=np.int64)
-        mask = np.zeros((len(batch), longest), dtype=np.int64)
-        for i, p in enumerate(batch):
-            n = len(p.input_ids)
-            ids[i, :n] = p.input_ids
-            types[i, :n] = p.token_type_ids
-            mask[i, :n] = 1
+        ids, mask = pad_batch([p.input_ids for p in batch], self.pad_id)
         device = self.model.device
         inputs = {"input_ids": torch.from_numpy(ids).to(device), "attention_mask": torch.from_numpy(mask).to(device)}
         if self._uses_token_types:
+            types, _ = pad_batch([p.token_type_ids for p in batch], 0)
             inputs["token_type_ids"] = torch.from_numpy(types).to(device)
         with torch.inference_mode():
             logits = self.model(**inputs, return_dict=True).logits.view(-1).float()

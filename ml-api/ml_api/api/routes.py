@@ -27,6 +27,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _responses(ok: Any) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI docs for the 200 shape; the body itself is written by orjson, not by these models."""
+    return {200: {"model": ok}, **_ERRORS}
+
+
+def _ranked(scores: np.ndarray, top_n: int | None) -> np.ndarray:
+    return np.argsort(-scores, kind="stable")[:top_n]
+
+
 class ClientGone(Exception):
     """The client closed the connection; its queued items were dropped before inference."""
 
@@ -74,7 +83,7 @@ async def _guarded(request: Request, work: Coroutine[Any, Any, T]) -> T | Respon
         engine.release()
 
 
-@router.post("/embed", responses=_ERRORS, tags=["TEI"])
+@router.post("/embed", responses=_responses(list[list[float]]), tags=["TEI"])
 async def embed(body: schemas.EmbedRequest, request: Request) -> Response:
     """TEI `/embed`: a list of vectors, one per input."""
     timing = Timing()
@@ -92,7 +101,7 @@ async def embed(body: schemas.EmbedRequest, request: Request) -> Response:
     return result if isinstance(result, Response) else _json(result, timing)
 
 
-@router.post("/rerank", responses=_ERRORS, tags=["TEI"])
+@router.post("/rerank", responses=_responses(list[schemas.RankItem]), tags=["TEI"])
 async def rerank(body: schemas.RerankRequest, request: Request) -> Response:
     """TEI `/rerank`: `[{index, score, text?}]`, highest score first."""
     timing = Timing()
@@ -101,7 +110,7 @@ async def rerank(body: schemas.RerankRequest, request: Request) -> Response:
     if isinstance(logits, Response):
         return logits
     scores = rerank_scores(logits, body.raw_scores)
-    order = np.argsort(-scores, kind="stable")[: body.top_n]
+    order = _ranked(scores, body.top_n)
     items = [
         {"index": int(i), "score": float(scores[i]), **({"text": body.texts[i]} if body.return_text else {})}
         for i in order
@@ -109,7 +118,7 @@ async def rerank(body: schemas.RerankRequest, request: Request) -> Response:
     return _json(items, timing)
 
 
-@router.post("/v1/embeddings", responses=_ERRORS, tags=["OpenAI"])
+@router.post("/v1/embeddings", responses=_responses(schemas.OpenAIEmbeddingResponse), tags=["OpenAI"])
 async def openai_embeddings(body: schemas.OpenAIEmbeddingRequest, request: Request) -> Response:
     """OpenAI embeddings: works with the official client (which asks for base64 by default)."""
     timing = Timing()
@@ -140,7 +149,7 @@ async def openai_embeddings(body: schemas.OpenAIEmbeddingRequest, request: Reque
     )
 
 
-@router.post("/v1/rerank", responses=_ERRORS, tags=["Cohere/Jina"])
+@router.post("/v1/rerank", responses=_responses(schemas.CohereRerankResponse), tags=["Cohere/Jina"])
 async def cohere_rerank(body: schemas.CohereRerankRequest, request: Request) -> Response:
     """Cohere/Jina rerank: `{results: [{index, relevance_score, document?}], model, usage}`."""
     timing = Timing()
@@ -150,7 +159,7 @@ async def cohere_rerank(body: schemas.CohereRerankRequest, request: Request) -> 
     if isinstance(logits, Response):
         return logits
     scores = rerank_scores(logits, raw=False)
-    order = np.argsort(-scores, kind="stable")[: body.top_n]
+    order = _ranked(scores, body.top_n)
     results = [
         {
             "index": int(i),

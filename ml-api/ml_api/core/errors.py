@@ -31,11 +31,6 @@ class Overloaded(APIError):
         super().__init__(429, "overloaded", message)
 
 
-class BackendError(APIError):
-    def __init__(self, message: str) -> None:
-        super().__init__(500, "backend", message)
-
-
 def error_response(status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> Response:
     body = orjson.dumps({"error": message, "error_type": error_type})
     return Response(body, status_code=status, media_type="application/json", headers=headers)
