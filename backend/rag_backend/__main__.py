@@ -1,0 +1,3 @@
+from rag_backend.cli import main
+
+main()

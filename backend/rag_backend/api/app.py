@@ -1,0 +1,110 @@
+"""App factory: every component opens once in the lifespan and closes in reverse order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from rag_backend import __version__
+from rag_backend.api.middleware import BodyTooLarge, GuardMiddleware
+from rag_backend.api.routes import router
+from rag_backend.cache import Cache, open_cache
+from rag_backend.catalog import Catalog
+from rag_backend.chunking import Chunker, load_tokenizer
+from rag_backend.core.config import Settings, get_settings
+from rag_backend.core.errors import error_response, install_error_handlers
+from rag_backend.core.logging import setup_logging
+from rag_backend.embedding import Embedder, make_embedder
+from rag_backend.ingestion import Ingestion
+from rag_backend.lexical import Lexical
+from rag_backend.reranking import Reranker
+from rag_backend.retrieval import Retriever
+from rag_backend.store import VectorStore, open_store
+from rag_backend.upstream import Upstream
+
+log = logging.getLogger("rag_backend")
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    catalog: Catalog
+    store: VectorStore
+    cache: Cache
+    upstream: Upstream
+    embedder: Embedder
+    reranker: Reranker
+    chunker: Chunker
+    ingestion: Ingestion
+    retriever: Retriever
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    setup_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        catalog = Catalog(settings.data_dir / "catalog.sqlite3")
+        store = open_store(
+            qdrant_url=settings.qdrant_url,
+            qdrant_api_key=settings.qdrant_api_key,
+            data_dir=settings.data_dir,
+            timeout_s=settings.qdrant_timeout_s,
+        )
+        cache = open_cache(settings.redis_url, settings.cache_prefix, settings.cache_local_max_items)
+        upstream = Upstream(settings.ml_api_timeout_s, settings.ml_api_retries)
+        embedder = make_embedder(settings, upstream)
+        reranker = Reranker(upstream, settings.rerank_api_url, settings.upstream_key)
+        tokenizer = load_tokenizer(settings.chunk_tokenizer)
+        if getattr(tokenizer, "name", "") == "approximate":
+            log.warning("CHUNK_TOKENIZER %s not found: chunk sizes are approximate", settings.chunk_tokenizer)
+        chunker = Chunker(tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)
+        lexical = Lexical()
+        ingestion = Ingestion(settings, catalog, store, embedder, chunker, lexical)
+        retriever = Retriever(settings, catalog, store, embedder, reranker, lexical, cache)
+        app.state.services = Services(
+            settings, catalog, store, cache, upstream, embedder, reranker, chunker, ingestion, retriever
+        )
+        await ingestion.start()
+        log.info("ready", extra={"fields": {"port": settings.backend_port, "store": store.kind, "cache": cache.kind}})
+        try:
+            yield
+        finally:
+            await ingestion.stop()
+            await store.close()
+            await cache.close()
+            await upstream.close()
+            catalog.close()
+            log.info("stopped")
+
+    app = FastAPI(
+        title="rag-backend",
+        version=__version__,
+        lifespan=lifespan,
+        description="Document ingestion, hybrid retrieval with rerank, caching.",
+    )
+    install_error_handlers(app)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, __: BodyTooLarge) -> Response:
+        return error_response(413, "too_large", f"request body over MAX_REQUEST_MB ({settings.max_request_mb:g} MB)")
+
+    app.include_router(router)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+        )
+    max_body = int(settings.max_request_mb * 1024 * 1024)
+    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_body_bytes=max_body)
+    return app

@@ -1,0 +1,126 @@
+"""Request and response shapes; the response models document the 200s in /docs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rag_backend.catalog import COLLECTION_NAME
+
+Status = Literal["queued", "parsing", "chunking", "embedding", "indexing", "ready", "failed", "deleting"]
+
+
+def check_collection_name(name: str) -> str:
+    if not COLLECTION_NAME.match(name):
+        raise ValueError("collection names are 1-64 characters: letters, digits, '_', '-', '.', starting alphanumeric")
+    return name
+
+
+class QueryFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    document_id: list[str] | None = Field(None, description="Only these documents (one id or a list)")
+    source: list[str] | None = Field(None, description="Only these file names (one or a list)")
+
+    @field_validator("document_id", "source", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=8192)
+    collection: str | None = Field(None, description="Default: DEFAULT_COLLECTION")
+    top_k: int | None = Field(None, ge=1, le=100, description="Default: DEFAULT_TOP_K")
+    dense: bool = Field(True, description="Dense (embedding) retrieval")
+    sparse: bool = Field(True, description="Sparse BM25 retrieval; with dense, fused by RRF")
+    rerank: bool = Field(True, description="Rerank the fused candidate pool with ml-api /rerank")
+    candidates: int | None = Field(None, ge=1, le=1000, description="Pool size to rerank (RERANK_CANDIDATES)")
+    filters: QueryFilters | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("query is blank")
+        return v
+
+    @field_validator("collection")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else check_collection_name(v)
+
+
+class QueryResult(BaseModel):
+    id: str
+    text: str
+    score: float = Field(description="Fused RRF score (dense cosine or BM25 score when only one is on)")
+    rerank_score: float | None = Field(description="Cross-encoder relevance in [0, 1]; null without rerank")
+    document_id: str
+    source: str
+    title: str | None = None
+    position: int
+    page: int | None = None
+    heading: str | None = None
+
+
+class QueryResponse(BaseModel):
+    results: list[QueryResult]
+    timings: dict[str, float]
+    cached: bool
+
+
+class Document(BaseModel):
+    id: str
+    job_id: str = Field(description="Same as id: a document is its own ingestion job")
+    collection: str
+    filename: str
+    format: str
+    size: int
+    status: Status
+    progress: float
+    chunks: int
+    chunks_done: int
+    pages: int | None = None
+    title: str | None = None
+    error: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class UploadItem(BaseModel):
+    filename: str
+    id: str | None = None
+    job_id: str | None = None
+    status: Status | Literal["rejected"]
+    duplicate: bool = False
+    replaces: str | None = Field(None, description="Ready version of the same file name this one will replace")
+    error: str | None = None
+    error_type: str | None = None
+
+
+class UploadResponse(BaseModel):
+    documents: list[UploadItem]
+
+
+class DocumentList(BaseModel):
+    documents: list[Document]
+    total: int
+
+
+class CollectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+    _check = field_validator("name")(classmethod(lambda cls, v: check_collection_name(v)))
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    embed_model: str | None
+    documents: int
+    ready: int
+    chunks: int
+    version: int
+    created_at: float

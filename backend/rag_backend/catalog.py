@@ -1,0 +1,266 @@
+"""The catalog: collections and documents (ingestion jobs) in SQLite under DATA_DIR.
+
+Qdrant holds vectors, Redis holds throw-away cache entries; what a user uploaded, its state and which
+embedding model a collection was indexed with must survive restarts, so it lives here. Calls are
+sub-millisecond (WAL, synchronous=NORMAL), so they run on the event loop directly.
+
+Visibility: a document's points are searchable only while its row is `ready`. Queries exclude the
+ids of documents that have points but are not ready (being indexed, replaced or deleted), and every
+change of that set bumps the collection's version, which is part of every retrieval cache key.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STAGES = ("queued", "parsing", "chunking", "embedding", "indexing")
+FINAL = ("ready", "failed")
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY,
+    embed_key TEXT,          -- provider:model:dim, set by the first indexed document
+    space TEXT,              -- the store's physical collection / shard
+    version INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    collection TEXT NOT NULL REFERENCES collections(name),
+    filename TEXT NOT NULL,
+    format TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    chunks_done INTEGER NOT NULL DEFAULT 0,
+    pages INTEGER,
+    title TEXT,
+    error TEXT,
+    has_points INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_collection ON documents(collection, status);
+CREATE INDEX IF NOT EXISTS documents_sha ON documents(collection, sha256);
+CREATE INDEX IF NOT EXISTS documents_name ON documents(collection, filename);
+"""
+
+
+@dataclass(slots=True)
+class Collection:
+    name: str
+    embed_key: str | None
+    space: str | None
+    version: int
+    created_at: float
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _tx(self) -> sqlite3.Connection:
+        """`with catalog._tx():` — one atomic write (the connection is in autocommit otherwise)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        return _Tx(self.db)  # type: ignore[return-value]
+
+    # -- collections --------------------------------------------------------------------------------
+    def get_collection(self, name: str) -> Collection | None:
+        row = self.db.execute("SELECT * FROM collections WHERE name = ?", (name,)).fetchone()
+        return Collection(**dict(row)) if row else None
+
+    def create_collection(self, name: str) -> tuple[Collection, bool]:
+        """Returns (collection, created)."""
+        cur = self.db.execute("INSERT OR IGNORE INTO collections(name, created_at) VALUES (?, ?)", (name, time.time()))
+        return self.get_collection(name), cur.rowcount == 1  # type: ignore[return-value]
+
+    def bind_collection(self, name: str, embed_key: str, space: str) -> Collection:
+        """Records the embedding model on first use; the caller compares it on every later use."""
+        self.db.execute(
+            "UPDATE collections SET embed_key = ?, space = ? WHERE name = ? AND embed_key IS NULL",
+            (embed_key, space, name),
+        )
+        return self.get_collection(name)  # type: ignore[return-value]
+
+    def list_collections(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            """SELECT c.*, COUNT(d.id) AS documents,
+                      COALESCE(SUM(CASE WHEN d.status = 'ready' THEN d.chunks END), 0) AS chunks,
+                      COALESCE(SUM(CASE WHEN d.status = 'ready' THEN 1 END), 0) AS ready
+               FROM collections c LEFT JOIN documents d ON d.collection = c.name
+               GROUP BY c.name ORDER BY c.name"""
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def delete_collection_rows(self, name: str) -> None:
+        with self._tx():
+            self.db.execute("DELETE FROM documents WHERE collection = ?", (name,))
+            self.db.execute("DELETE FROM collections WHERE name = ?", (name,))
+
+    def bump(self, name: str) -> None:
+        self.db.execute("UPDATE collections SET version = version + 1 WHERE name = ?", (name,))
+
+    # -- documents ----------------------------------------------------------------------------------
+    def find_duplicate(self, collection: str, sha256: str) -> dict[str, Any] | None:
+        """Same bytes already uploaded to this collection and not failed or on its way out."""
+        row = self.db.execute(
+            """SELECT * FROM documents WHERE collection = ? AND sha256 = ?
+               AND status NOT IN ('failed', 'deleting') ORDER BY created_at DESC LIMIT 1""",
+            (collection, sha256),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def add_document(self, collection: str, filename: str, fmt: str, size: int, sha256: str) -> dict[str, Any]:
+        """Inserts a queued document; an older upload of the same name still in flight is superseded."""
+        now = time.time()
+        doc_id = str(uuid.uuid4())
+        with self._tx():
+            self.db.execute(
+                f"""UPDATE documents SET status = 'failed', error = 'superseded by a newer upload of the same file',
+                    updated_at = ? WHERE collection = ? AND filename = ? AND status IN {STAGES!r}""",
+                (now, collection, filename),
+            )
+            self.db.execute(
+                """INSERT INTO documents(id, collection, filename, format, size, sha256, status, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)""",
+                (doc_id, collection, filename, fmt, size, sha256, now, now),
+            )
+        return self.get_document(doc_id)  # type: ignore[return-value]
+
+    def replaced_by(self, doc: dict[str, Any]) -> str | None:
+        row = self.db.execute(
+            """SELECT id FROM documents WHERE collection = ? AND filename = ? AND status = 'ready' AND id != ?
+               ORDER BY created_at DESC LIMIT 1""",
+            (doc["collection"], doc["filename"], doc["id"]),
+        ).fetchone()
+        return row["id"] if row else None
+
+    def get_document(self, doc_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return dict(row) if row else None
+
+    def list_documents(
+        self, collection: str | None, status: str | None, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        where, args = ["status != 'deleting'"], []
+        if collection:
+            where.append("collection = ?")
+            args.append(collection)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        clause = " AND ".join(where)
+        total = self.db.execute(f"SELECT COUNT(*) FROM documents WHERE {clause}", args).fetchone()[0]
+        rows = self.db.execute(
+            f"SELECT * FROM documents WHERE {clause} ORDER BY created_at DESC LIMIT ? OFFSET ?", [*args, limit, offset]
+        ).fetchall()
+        return [dict(r) for r in rows], total
+
+    def set_stage(self, doc_id: str, stage: str, **fields: Any) -> bool:
+        """Moves an in-flight job on; False when it was superseded or deleted meanwhile (the job stops)."""
+        cols = "".join(f", {k} = ?" for k in fields)
+        sql = f"UPDATE documents SET status = ?, updated_at = ?{cols} WHERE id = ? AND status IN {STAGES!r}"
+        cur = self.db.execute(sql, (stage, time.time(), *fields.values(), doc_id))
+        return cur.rowcount == 1
+
+    def set_fields(self, doc_id: str, **fields: Any) -> None:
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(
+            f"UPDATE documents SET {cols}, updated_at = ? WHERE id = ?", (*fields.values(), time.time(), doc_id)
+        )
+
+    def fail(self, doc_id: str, reason: str) -> None:
+        self.db.execute(
+            f"UPDATE documents SET status = 'failed', error = ?, updated_at = ? WHERE id = ? AND status IN {STAGES!r}",
+            (reason[:2000], time.time(), doc_id),
+        )
+
+    def publish(self, doc_id: str, collection: str) -> list[str] | None:
+        """Atomically: this document becomes visible and older versions of the same file stop being.
+
+        Returns the ids of the versions it replaced (now `deleting`), or None if the job was superseded.
+        """
+        now = time.time()
+        with self._tx():
+            cur = self.db.execute(
+                "UPDATE documents SET status = 'ready', progress = 1, error = NULL, updated_at = ? "
+                "WHERE id = ? AND status = 'indexing'",
+                (now, doc_id),
+            )
+            if cur.rowcount != 1:
+                return None
+            doc = self.get_document(doc_id)
+            assert doc is not None
+            old = [
+                r["id"]
+                for r in self.db.execute(
+                    "SELECT id FROM documents WHERE collection = ? AND filename = ? AND status = 'ready' AND id != ?",
+                    (collection, doc["filename"], doc_id),
+                )
+            ]
+            self.db.executemany(
+                "UPDATE documents SET status = 'deleting', updated_at = ? WHERE id = ?", [(now, i) for i in old]
+            )
+            self.bump(collection)
+        return old
+
+    def mark_deleting(self, doc_id: str) -> dict[str, Any] | None:
+        """Hides the document at once (queries stop seeing it) before its points are removed."""
+        with self._tx():
+            doc = self.get_document(doc_id)
+            if doc is None or doc["status"] == "deleting":
+                return doc
+            self.db.execute(
+                "UPDATE documents SET status = 'deleting', updated_at = ? WHERE id = ?", (time.time(), doc_id)
+            )
+            self.bump(doc["collection"])
+        return self.get_document(doc_id)
+
+    def remove_document(self, doc_id: str) -> None:
+        self.db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+
+    def hidden_ids(self, collection: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT id FROM documents WHERE collection = ? AND has_points = 1 AND status != 'ready'", (collection,)
+        )
+        return [r[0] for r in rows]
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(f"SELECT * FROM documents WHERE status IN {(*STAGES, 'deleting')!r}")
+        return [dict(r) for r in rows]
+
+    def failed_with_points(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM documents WHERE status = 'failed' AND has_points = 1")
+        return [dict(r) for r in rows]
+
+    def counts_by_status(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM documents GROUP BY status")}
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

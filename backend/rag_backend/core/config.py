@@ -1,0 +1,97 @@
+"""The one settings object of the backend; every field is an environment variable of the same name."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    # The root .env is shared with ml-api (`make dev` runs both), hence BACKEND_-prefixed bind settings.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    backend_host: str = "0.0.0.0"
+    backend_port: int = 8000
+    data_dir: Path = Path("data/backend")  # catalog (SQLite), embedded Qdrant shards, uploads in flight
+
+    # ml-api (or anything speaking TEI's /embed and /rerank).
+    embed_provider: Literal["ml-api", "openai"] = "ml-api"
+    embed_api_url: str = "http://localhost:8001"
+    rerank_api_url: str = "http://localhost:8001"
+    ml_api_key: str | None = None  # Bearer key sent to ml-api; empty = API_KEY
+    ml_api_timeout_s: float = Field(30.0, gt=0)
+    ml_api_retries: int = Field(2, ge=0)  # extra attempts on connection errors, 429 and 5xx, with backoff
+    # OpenAI-compatible embeddings (EMBED_PROVIDER=openai).
+    openai_embed_base_url: str = "https://api.openai.com/v1"
+    openai_embed_api_key: str | None = None
+    openai_embed_model: str = "text-embedding-3-small"
+    openai_embed_dimensions: int | None = Field(None, ge=1)
+
+    # Vector store: a Qdrant server when QDRANT_URL is set, else the embedded Qdrant engine under DATA_DIR.
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    qdrant_timeout_s: float = Field(10.0, gt=0)
+
+    # Cache: Redis when REDIS_URL is set, else an in-process TTL cache.
+    redis_url: str | None = None
+    cache_prefix: str = "rag:"
+    cache_ttl_embedding_s: int = Field(7 * 24 * 3600, ge=0)  # 0 disables that kind
+    cache_ttl_retrieval_s: int = Field(600, ge=0)
+    cache_ttl_answer_s: int = Field(24 * 3600, ge=0)
+    cache_local_max_items: int = Field(10_000, ge=1)
+
+    # Ingestion.
+    chunk_tokens: int = Field(256, ge=16)
+    chunk_overlap_tokens: int = Field(32, ge=0)
+    chunk_tokenizer: str = "models/all-MiniLM-L6-v2/tokenizer.json"  # missing file: approximate word counts
+    embed_batch_size: int = Field(64, ge=1)  # texts per ml-api call
+    embed_concurrency: int = Field(4, ge=1)  # ml-api calls in flight per job (ml-api batches across them)
+    ingest_workers: int = Field(2, ge=1)  # documents processed at once
+    max_upload_mb: float = Field(50.0, gt=0)  # per file
+    max_files_per_upload: int = Field(100, ge=1)
+    max_request_mb: float = Field(200.0, gt=0)  # whole upload request (all files)
+
+    # Retrieval defaults (each can be overridden per request).
+    default_top_k: int = Field(5, ge=1, le=100)
+    rerank_candidates: int = Field(20, ge=1, le=1000)  # fused pool sent to the reranker
+    rrf_k: int = Field(60, ge=1)
+    default_collection: str = "default"
+
+    api_key: str | None = None
+    cors_allow_origins: Annotated[list[str], NoDecode] = []
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator(
+        "api_key", "ml_api_key", "qdrant_url", "qdrant_api_key", "redis_url", "openai_embed_api_key",
+        "openai_embed_dimensions", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return value or None
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap_tokens * 2 >= self.chunk_tokens:
+            raise ValueError("CHUNK_OVERLAP_TOKENS must be less than half of CHUNK_TOKENS")
+        return self
+
+    @property
+    def upstream_key(self) -> str | None:
+        return self.ml_api_key or self.api_key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,141 @@
+"""Embeddings over HTTP: ml-api's TEI-style /embed, or any OpenAI-compatible /embeddings endpoint.
+
+The embedder's identity (provider, model, dimension) is resolved once from the upstream itself, so a
+collection can record what it was indexed with and refuse a query embedded by something else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from rag_backend.core.config import Settings
+from rag_backend.core.errors import UpstreamError
+from rag_backend.upstream import Upstream
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedIdentity:
+    provider: str
+    model: str
+    dim: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.model}:{self.dim}"
+
+
+class Embedder(Protocol):
+    provider: str
+
+    async def identity(self) -> EmbedIdentity: ...
+    async def embed(self, texts: list[str]) -> np.ndarray: ...
+    async def health(self) -> tuple[bool, str]: ...
+
+
+def _as_matrix(rows: Any, expected: int, source: str) -> np.ndarray:
+    try:
+        matrix = np.asarray(rows, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise UpstreamError(f"{source} returned embeddings that are not a numeric matrix") from None
+    if matrix.ndim != 2 or matrix.shape[0] != expected:
+        raise UpstreamError(f"{source} returned {matrix.shape} for {expected} texts")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+class _IdentityOnce:
+    """Resolves the identity once, concurrently-safe; a failed attempt is retried by the next caller."""
+
+    def __init__(self) -> None:
+        self._identity: EmbedIdentity | None = None
+        self._lock = asyncio.Lock()
+
+    async def identity(self) -> EmbedIdentity:
+        if self._identity is None:
+            async with self._lock:
+                if self._identity is None:
+                    self._identity = await self._resolve()
+        return self._identity
+
+    async def _resolve(self) -> EmbedIdentity:
+        raise NotImplementedError
+
+
+class MlApiEmbedder(_IdentityOnce):
+    provider = "ml-api"
+
+    def __init__(self, upstream: Upstream, url: str, key: str | None) -> None:
+        super().__init__()
+        self.upstream, self.url, self.key = upstream, url.rstrip("/"), key
+
+    async def _resolve(self) -> EmbedIdentity:
+        info = await self.upstream.get_json("ml-api", f"{self.url}/info", self.key, timeout_s=10)
+        emb = info.get("embedding") if isinstance(info, dict) else None
+        model = (emb or {}).get("model") or (info.get("model_id") if isinstance(info, dict) else None)
+        dim = (emb or {}).get("dimension")
+        if not dim:  # TEI's /info has no dimension: measure it
+            dim = int((await self.embed(["dimension probe"])).shape[1])
+        return EmbedIdentity(self.provider, str(model or "unknown"), int(dim))
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        body = {"inputs": texts, "normalize": True, "truncate": True}
+        rows = await self.upstream.post_json("ml-api", f"{self.url}/embed", body, self.key)
+        return _as_matrix(rows, len(texts), "ml-api /embed")
+
+    async def health(self) -> tuple[bool, str]:
+        return await ml_api_health(self.upstream, self.url, self.key)
+
+
+class OpenAIEmbedder(_IdentityOnce):
+    provider = "openai"
+
+    def __init__(self, upstream: Upstream, base_url: str, key: str | None, model: str, dims: int | None) -> None:
+        super().__init__()
+        self.upstream, self.url, self.key, self.model, self.dims = upstream, base_url.rstrip("/"), key, model, dims
+
+    async def _resolve(self) -> EmbedIdentity:
+        dim = self.dims or int((await self.embed(["dimension probe"])).shape[1])
+        return EmbedIdentity(self.provider, self.model, dim)
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": "float"}
+        if self.dims:
+            body["dimensions"] = self.dims
+        reply = await self.upstream.post_json("embeddings API", f"{self.url}/embeddings", body, self.key)
+        try:
+            data = sorted(reply["data"], key=lambda d: d["index"])
+            rows = [d["embedding"] for d in data]
+        except (KeyError, TypeError):
+            raise UpstreamError("embeddings API reply has no data[].embedding") from None
+        return _as_matrix(rows, len(texts), "embeddings API")
+
+    async def health(self) -> tuple[bool, str]:
+        try:
+            await self.upstream.get_json("embeddings API", f"{self.url}/models", self.key, timeout_s=5)
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"{self.url} ({self.model})"
+
+
+async def ml_api_health(upstream: Upstream, url: str, key: str | None) -> tuple[bool, str]:
+    try:
+        await upstream.get_json("ml-api", f"{url}/health", key, timeout_s=10)
+    except Exception as exc:
+        return False, str(exc)
+    return True, url
+
+
+def make_embedder(settings: Settings, upstream: Upstream) -> Embedder:
+    if settings.embed_provider == "openai":
+        return OpenAIEmbedder(
+            upstream,
+            settings.openai_embed_base_url,
+            settings.openai_embed_api_key,
+            settings.openai_embed_model,
+            settings.openai_embed_dimensions,
+        )
+    return MlApiEmbedder(upstream, settings.embed_api_url, settings.upstream_key)

@@ -1,0 +1,350 @@
+"""Ingestion jobs: parse → chunk → embed (pipelined ml-api calls) → index → publish atomically.
+
+Jobs run on a small pool of asyncio workers in this process; each document's bytes wait under
+DATA_DIR/uploads/<id> (never under the client's filename) so a restart resumes unfinished jobs.
+A document is published (made visible to queries) in one catalog transaction after all of its
+points are in the store; the same transaction retires older versions of the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rag_backend.catalog import Catalog
+from rag_backend.chunking import Chunk, Chunker
+from rag_backend.core.config import Settings
+from rag_backend.core.errors import APIError, BadRequest, Conflict, TooLarge, Unsupported
+from rag_backend.core.metrics import INGEST_CHUNKS, INGEST_FINISHED, STORE_LATENCY
+from rag_backend.embedding import Embedder, EmbedIdentity
+from rag_backend.lexical import Lexical
+from rag_backend.parsing import ParseError, UnsupportedFormat, detect_format, parse_document
+from rag_backend.store import ChunkPoint, StoreError, VectorStore
+
+log = logging.getLogger("rag_backend.ingestion")
+POINT_NAMESPACE = uuid.UUID("6f1c1f4e-6f0a-4d55-9a57-2b3f3f1f0c11")
+
+
+def space_for(identity: EmbedIdentity) -> str:
+    """One store space per embedding model: collections of the same model share it (tenant-indexed)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", identity.model).strip("-").lower()[:32] or "model"
+    short = hashlib.sha256(identity.key.encode()).hexdigest()[:8]
+    return f"chunks_{slug}_{identity.dim}_{short}"
+
+
+def check_identity(collection: str, recorded: str | None, current: EmbedIdentity) -> None:
+    if recorded and recorded != current.key:
+        raise Conflict(
+            f"collection '{collection}' was indexed with embedding model {recorded}, but this backend now embeds "
+            f"with {current.key}; re-index it into a new collection or switch the embedding model back"
+        )
+
+
+def clean_filename(name: str | None) -> str:
+    """Display name only (it never becomes a path): last path component, no control characters."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip()
+    return base[:255] or "untitled"
+
+
+class JobCancelled(Exception):
+    """The document was deleted or superseded while its job ran."""
+
+
+class Ingestion:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        store: VectorStore,
+        embedder: Embedder,
+        chunker: Chunker,
+        lexical: Lexical,
+    ) -> None:
+        self.s = settings
+        self.catalog, self.store, self.embedder, self.chunker, self.lexical = (
+            catalog, store, embedder, chunker, lexical,
+        )  # fmt: skip
+        self.uploads = settings.data_dir / "uploads"
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._active = 0
+        self._running: dict[str, asyncio.Event] = {}  # document id -> set when its job has stopped
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        for doc in self.catalog.unfinished():
+            if doc["status"] == "deleting":
+                await self._purge(doc)
+            elif self._upload_path(doc["id"]).exists():
+                self.catalog.set_stage(doc["id"], "queued", progress=0, chunks_done=0)
+                self._enqueue(doc["id"])
+            else:
+                self.catalog.fail(doc["id"], "interrupted by a restart and its upload is gone; upload it again")
+        for doc in self.catalog.failed_with_points():
+            await self._drop_points(doc["id"])
+        self._workers = [asyncio.create_task(self._worker(), name=f"ingest-{i}") for i in range(self.s.ingest_workers)]
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def _enqueue(self, doc_id: str) -> None:
+        self._idle.clear()
+        self.queue.put_nowait(doc_id)
+
+    def _upload_path(self, doc_id: str) -> Path:
+        return self.uploads / doc_id
+
+    # -- submission ---------------------------------------------------------------------------------
+    def submit(self, collection: str, filename: str | None, data: bytes, content_type: str | None) -> dict[str, Any]:
+        """Validates one uploaded file and queues it; raises an APIError subclass with the reason if refused."""
+        name = clean_filename(filename)
+        if len(data) > self.s.max_upload_mb * 1024 * 1024:
+            raise TooLarge(f"{name}: {len(data) / 1e6:.1f} MB is over the {self.s.max_upload_mb:g} MB limit")
+        if not data:
+            raise BadRequest(f"{name}: the file is empty")
+        try:
+            fmt = detect_format(name, data[:8192], content_type)
+        except UnsupportedFormat as exc:
+            raise Unsupported(f"{name}: {exc}") from None
+        self.catalog.create_collection(collection)
+        sha = hashlib.sha256(data).hexdigest()
+        if dup := self.catalog.find_duplicate(collection, sha):
+            return {**dup, "duplicate": True}
+        doc = self.catalog.add_document(collection, name, fmt, len(data), sha)
+        self._upload_path(doc["id"]).write_bytes(data)
+        self._enqueue(doc["id"])
+        return {**doc, "duplicate": False, "replaces": self.catalog.replaced_by(doc)}
+
+    # -- deletion -----------------------------------------------------------------------------------
+    async def delete_document(self, doc_id: str) -> dict[str, Any] | None:
+        doc = self.catalog.mark_deleting(doc_id)
+        if doc is None:
+            return None
+        if doc_id not in self._running:  # a running job notices and cleans up after its own writes
+            await self._purge(doc)
+        return doc
+
+    async def delete_collection(self, name: str) -> None:
+        coll = self.catalog.get_collection(name)
+        if coll is None:
+            return
+        docs, _ = self.catalog.list_documents(name, None, 1_000_000, 0)
+        for doc in docs:
+            self.catalog.mark_deleting(doc["id"])
+        for doc in docs:  # running jobs notice the deletion at their next step and clean up after themselves
+            if (stopped := self._running.get(doc["id"])) is not None:
+                await stopped.wait()
+        if coll.space:
+            await self.store.delete_collection(coll.space, name)
+        for doc in docs:
+            self._upload_path(doc["id"]).unlink(missing_ok=True)
+        self.catalog.delete_collection_rows(name)
+
+    async def _purge(self, doc: dict[str, Any]) -> None:
+        coll = self.catalog.get_collection(doc["collection"])
+        try:
+            if coll and coll.space and doc["has_points"]:
+                await self.store.delete_document(coll.space, doc["collection"], doc["id"])
+        except StoreError as exc:  # stays `deleting` (hidden); retried at the next start
+            log.warning("could not delete points of %s: %s", doc["id"], exc)
+            return
+        self._upload_path(doc["id"]).unlink(missing_ok=True)
+        self.catalog.remove_document(doc["id"])
+
+    # -- the job ------------------------------------------------------------------------------------
+    async def _worker(self) -> None:
+        while True:
+            doc_id = await self.queue.get()
+            self._active += 1
+            self._running[doc_id] = asyncio.Event()
+            try:
+                await self._run(doc_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let one document kill the worker
+                log.exception("ingestion of %s crashed", doc_id)
+                self.catalog.fail(doc_id, "internal error during ingestion (see the backend log)")
+            finally:
+                self._running.pop(doc_id).set()
+                self._active -= 1
+                self.queue.task_done()
+                if self._active == 0 and self.queue.empty():
+                    self._idle.set()
+
+    async def _run(self, doc_id: str) -> None:
+        doc = self.catalog.get_document(doc_id)
+        if doc is None:
+            return
+        start = time.perf_counter()
+        try:
+            if doc["status"] != "queued":
+                raise JobCancelled
+            await self._index(doc)
+        except JobCancelled:
+            await self._after_cancel(doc_id)
+            return
+        except (ParseError, UnsupportedFormat) as exc:
+            await self._fail(doc, str(exc))
+            return
+        except (APIError, StoreError) as exc:
+            await self._fail(doc, getattr(exc, "message", str(exc)))
+            return
+        INGEST_FINISHED.labels("ready").inc()
+        log.info(
+            "indexed",
+            extra={"fields": {"document_id": doc_id, "seconds": round(time.perf_counter() - start, 3)}},
+        )
+
+    def _stage(self, doc_id: str, stage: str, **fields: Any) -> None:
+        if not self.catalog.set_stage(doc_id, stage, **fields):
+            raise JobCancelled
+
+    async def _index(self, doc: dict[str, Any]) -> None:
+        doc_id, collection = doc["id"], doc["collection"]
+        if doc["has_points"]:  # a restarted job: drop what the interrupted run wrote
+            coll = self.catalog.get_collection(collection)
+            if coll and coll.space:
+                await self.store.delete_document(coll.space, collection, doc_id)
+            self.catalog.set_fields(doc_id, has_points=0)
+
+        self._stage(doc_id, "parsing", progress=0.02)
+        data = await asyncio.to_thread(self._upload_path(doc_id).read_bytes)
+        parsed = await asyncio.to_thread(parse_document, data, doc["format"])
+        pages = max((s.page or 0 for s in parsed.sections), default=0) or None
+
+        self._stage(doc_id, "chunking", progress=0.08, title=parsed.title, pages=pages)
+        chunks = await asyncio.to_thread(self.chunker.chunk, parsed)
+        if not chunks:
+            raise ParseError("no text to index after chunking")
+
+        identity = await self.embedder.identity()
+        coll = self.catalog.get_collection(collection)
+        check_identity(collection, coll.embed_key if coll else None, identity)
+        space = space_for(identity)
+        await self.store.ensure_space(space, identity.dim)
+        coll = self.catalog.bind_collection(collection, identity.key, space)
+        check_identity(collection, coll.embed_key, identity)  # a concurrent job may have bound it first
+
+        self._stage(doc_id, "embedding", progress=0.1, chunks=len(chunks), chunks_done=0, has_points=1)
+        await self._embed_and_upsert(doc, parsed.title, chunks, space)
+
+        self._stage(doc_id, "indexing", progress=0.97)
+        stored = await self.store.count(space, collection, doc_id)
+        if stored != len(chunks):
+            raise StoreError(f"store holds {stored} of {len(chunks)} chunks after indexing")
+        replaced = self.catalog.publish(doc_id, collection)
+        if replaced is None:
+            raise JobCancelled
+        INGEST_CHUNKS.inc(len(chunks))
+        self._upload_path(doc_id).unlink(missing_ok=True)
+        for old_id in replaced:
+            if old := self.catalog.get_document(old_id):
+                await self._purge(old)
+
+    async def _embed_and_upsert(self, doc: dict[str, Any], title: str | None, chunks: list[Chunk], space: str) -> None:
+        """Keeps EMBED_CONCURRENCY batches in flight so ml-api batches them together; upserts as they land."""
+        doc_id = doc["id"]
+        size = self.s.embed_batch_size
+        batches = [chunks[i : i + size] for i in range(0, len(chunks), size)]
+        gate = asyncio.Semaphore(self.s.embed_concurrency)
+        done = 0
+        last_report = 0.0
+        stop = False
+
+        async def one(batch: list[Chunk]) -> None:
+            nonlocal done, last_report, stop
+            async with gate:
+                if stop:
+                    return
+                current = self.catalog.get_document(doc_id)
+                if current is None or current["status"] != "embedding":
+                    stop = True
+                    return
+                try:
+                    vectors = await self.embedder.embed([c.text for c in batch])
+                except BaseException:
+                    stop = True
+                    raise
+            points = [self._point(doc, title, chunk, vec) for chunk, vec in zip(batch, vectors, strict=True)]
+            t0 = time.perf_counter()
+            try:
+                await self.store.upsert(space, points)
+            except BaseException:
+                stop = True
+                raise
+            STORE_LATENCY.labels("upsert").observe(time.perf_counter() - t0)
+            done += len(batch)
+            now = time.monotonic()
+            if now - last_report > 0.25 or done == len(chunks):
+                last_report = now
+                self.catalog.set_stage(doc_id, "embedding", chunks_done=done, progress=0.1 + 0.85 * done / len(chunks))
+
+        # gather, not a TaskGroup: every write finishes (or fails) before the caller cleans up, so no
+        # cancelled upsert can land after the job's points were dropped.
+        results = await asyncio.gather(*(one(b) for b in batches), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        if stop:
+            raise JobCancelled
+
+    def _point(self, doc: dict[str, Any], title: str | None, chunk: Chunk, vector: Any) -> ChunkPoint:
+        indices, values = self.lexical.document(chunk.text)
+        payload = {
+            "collection": doc["collection"],
+            "document_id": doc["id"],
+            "source": doc["filename"],
+            "title": title,
+            "text": chunk.text,
+            "position": chunk.position,
+            "page": chunk.page,
+            "heading": chunk.heading,
+            "tokens": chunk.tokens,
+        }
+        point_id = str(uuid.uuid5(POINT_NAMESPACE, f"{doc['id']}:{chunk.position}"))
+        return ChunkPoint(point_id, vector, indices, values, payload)
+
+    async def _fail(self, doc: dict[str, Any], reason: str) -> None:
+        log.warning("ingestion failed", extra={"fields": {"document_id": doc["id"], "reason": reason}})
+        INGEST_FINISHED.labels("failed").inc()
+        self.catalog.fail(doc["id"], reason)
+        await self._drop_points(doc["id"])
+        self._upload_path(doc["id"]).unlink(missing_ok=True)
+
+    async def _after_cancel(self, doc_id: str) -> None:
+        await self._drop_points(doc_id)
+        doc = self.catalog.get_document(doc_id)
+        if doc and doc["status"] == "deleting":
+            self._upload_path(doc_id).unlink(missing_ok=True)
+            self.catalog.remove_document(doc_id)
+
+    async def _drop_points(self, doc_id: str) -> None:
+        doc = self.catalog.get_document(doc_id)
+        if not doc or not doc["has_points"]:
+            return
+        coll = self.catalog.get_collection(doc["collection"])
+        try:
+            if coll and coll.space:
+                await self.store.delete_document(coll.space, doc["collection"], doc_id)
+            self.catalog.set_fields(doc_id, has_points=0)
+        except StoreError as exc:  # stays hidden (has_points and not ready); cleaned at the next start
+            log.warning("could not drop points of %s: %s", doc_id, exc)

@@ -1,0 +1,174 @@
+"""Query path: embed (cached) → dense + BM25 search in one store round-trip → RRF → rerank → cache.
+
+Fusion is done here rather than in Qdrant so that both stores (embedded engine and server) fuse
+identically and each stage can be switched off per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from rag_backend.cache import Cache, digest
+from rag_backend.catalog import Catalog
+from rag_backend.core.config import Settings
+from rag_backend.core.errors import BadRequest, NotFound
+from rag_backend.core.metrics import STORE_LATENCY
+from rag_backend.embedding import Embedder, EmbedIdentity
+from rag_backend.ingestion import check_identity
+from rag_backend.lexical import Lexical
+from rag_backend.reranking import Reranker
+from rag_backend.store import Hit, SearchFilter, SearchRequest, VectorStore
+
+
+@dataclass(slots=True)
+class QueryParams:
+    query: str
+    collection: str
+    top_k: int
+    dense: bool = True
+    sparse: bool = True
+    rerank: bool = True
+    candidates: int | None = None
+    filters: dict[str, list[str]] = field(default_factory=dict)
+
+    def cache_part(self) -> dict[str, Any]:
+        return {
+            "q": self.query, "k": self.top_k, "d": self.dense, "s": self.sparse, "r": self.rerank,
+            "c": self.candidates, "f": self.filters,
+        }  # fmt: skip
+
+
+def rrf(rankings: list[list[Hit]], k: int) -> list[tuple[Hit, float]]:
+    """Reciprocal rank fusion: sum of 1/(k + rank) over the lists each hit appears in (rank from 1)."""
+    scores: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (k + rank)
+            first.setdefault(hit.id, hit)
+    order = sorted(scores, key=lambda i: scores[i], reverse=True)
+    return [(first[i], scores[i]) for i in order]
+
+
+class Retriever:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        store: VectorStore,
+        embedder: Embedder,
+        reranker: Reranker,
+        lexical: Lexical,
+        cache: Cache,
+    ) -> None:
+        self.s = settings
+        self.catalog, self.store, self.embedder, self.reranker, self.lexical, self.cache = (
+            catalog, store, embedder, reranker, lexical, cache,
+        )  # fmt: skip
+
+    async def query_embedding(self, identity: EmbedIdentity, text: str) -> np.ndarray:
+        key = f"emb:{identity.key}:{digest(text)}"
+        if (hit := await self.cache.get("embedding", key)) is not None and len(hit) == 4 * identity.dim:
+            return np.frombuffer(hit, dtype=np.float32)
+        vector = (await self.embedder.embed([text]))[0]
+        await self.cache.set("embedding", key, vector.astype(np.float32).tobytes(), self.s.cache_ttl_embedding_s)
+        return vector
+
+    async def search(self, p: QueryParams) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        if not (p.dense or p.sparse):
+            raise BadRequest("at least one of dense and sparse retrieval must be on")
+        coll = self.catalog.get_collection(p.collection)
+        if coll is None:
+            raise NotFound(f"collection '{p.collection}' does not exist")
+        retrieval_key = f"ret:{p.collection}:{coll.version}:{digest(p.cache_part())}"
+        if (cached := await self.cache.get("retrieval", retrieval_key)) is not None:
+            body = orjson.loads(cached)
+            body["cached"] = True
+            body["timings"] = {"total_ms": _ms(t0)}
+            return body
+
+        timings: dict[str, float] = {}
+        results: list[dict[str, Any]] = []
+        if coll.embed_key and coll.space:
+            identity = await self.embedder.identity() if p.dense else None
+            if identity:
+                check_identity(p.collection, coll.embed_key, identity)
+            results = await self._retrieve(p, coll.space, identity, timings)
+        body = {"results": results, "timings": timings, "cached": False}
+        await self.cache.set("retrieval", retrieval_key, orjson.dumps(body), self.s.cache_ttl_retrieval_s)
+        timings["total_ms"] = _ms(t0)
+        return body
+
+    async def _retrieve(
+        self, p: QueryParams, space: str, identity: EmbedIdentity | None, timings: dict[str, float]
+    ) -> list[dict[str, Any]]:
+        pool = max(p.top_k, p.candidates or self.s.rerank_candidates) if p.rerank else p.top_k
+        flt = SearchFilter(
+            collection=p.collection,
+            exclude_document_ids=self.catalog.hidden_ids(p.collection),
+            document_ids=p.filters.get("document_id", ()),
+            sources=p.filters.get("source", ()),
+        )
+        t = time.perf_counter()
+        requests: list[SearchRequest] = []
+        if p.dense and identity:
+            vector = await self.query_embedding(identity, p.query)
+            timings["embed_ms"] = _ms(t)
+            requests.append(SearchRequest(using="dense", dense=vector.tolist(), limit=pool, filter=flt))
+        if p.sparse:
+            requests.append(SearchRequest(using="bm25", sparse=self.lexical.query(p.query), limit=pool, filter=flt))
+        t = time.perf_counter()
+        rankings = await self.store.search_batch(space, requests)
+        timings["search_ms"] = _ms(t)
+        STORE_LATENCY.labels("search").observe(timings["search_ms"] / 1000)
+
+        if len(rankings) == 1:
+            fused = [(h, h.score) for h in rankings[0]]
+        else:
+            fused = rrf(rankings, self.s.rrf_k)
+        fused = fused[:pool]
+        rerank_scores: list[float | None] = [None] * len(fused)
+        if p.rerank and fused:
+            t = time.perf_counter()
+            scores = await self.reranker.scores(p.query, [h.payload.get("text", "") for h, _ in fused])
+            timings["rerank_ms"] = _ms(t)
+            order = sorted(range(len(fused)), key=lambda i: scores[i], reverse=True)
+            fused = [fused[i] for i in order]
+            rerank_scores = [scores[i] for i in order]
+        return [_result(h, score, rs) for (h, score), rs in zip(fused[: p.top_k], rerank_scores, strict=False)]
+
+
+def _result(hit: Hit, score: float, rerank_score: float | None) -> dict[str, Any]:
+    pl = hit.payload
+    return {
+        "id": hit.id,
+        "text": pl.get("text", ""),
+        "score": round(float(score), 6),
+        "rerank_score": None if rerank_score is None else round(float(rerank_score), 6),
+        "document_id": pl.get("document_id"),
+        "source": pl.get("source"),
+        "title": pl.get("title"),
+        "position": pl.get("position"),
+        "page": pl.get("page"),
+        "heading": pl.get("heading"),
+    }
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+async def gather_health(checks: dict[str, Any]) -> dict[str, tuple[bool, str]]:
+    names = list(checks)
+    outcomes = await asyncio.gather(*(checks[n] for n in names), return_exceptions=True)
+    out: dict[str, tuple[bool, str]] = {}
+    for name, outcome in zip(names, outcomes, strict=True):
+        out[name] = (False, f"{type(outcome).__name__}: {outcome}") if isinstance(outcome, BaseException) else outcome
+    return out

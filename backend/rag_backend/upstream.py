@@ -1,0 +1,90 @@
+"""One pooled HTTP client for ml-api and the embeddings API, with timeouts, retries and clear errors.
+
+Retries cover what a retry can fix (connection errors, timeouts, 429, 5xx) with exponential back-off;
+a 4xx is the caller's fault and surfaces at once with the upstream's own reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import httpx
+import orjson
+
+from rag_backend.core.errors import UpstreamError, UpstreamUnavailable
+from rag_backend.core.metrics import UPSTREAM_LATENCY
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class Upstream:
+    def __init__(self, timeout_s: float, retries: int, max_connections: int = 64) -> None:
+        self.retries = retries
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    async def post_json(self, target: str, url: str, body: Any, key: str | None = None) -> Any:
+        headers = {"content-type": "application/json"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return await self._call(target, "POST", url, content=orjson.dumps(body), headers=headers)
+
+    async def get_json(self, target: str, url: str, key: str | None = None, timeout_s: float | None = None) -> Any:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return await self._call(target, "GET", url, headers=headers, timeout=timeout_s, retries=0)
+
+    async def _call(self, target: str, method: str, url: str, retries: int | None = None, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs.pop("timeout", None)
+        attempts = 1 + (self.retries if retries is None else retries)
+        for attempt in range(attempts):
+            start = time.perf_counter()
+            outcome = "error"
+            try:
+                response = await self.client.request(method, url, **kwargs)
+                outcome = str(response.status_code)
+            except httpx.TransportError as exc:  # connect, read timeout, protocol errors
+                failure: str = f"{target} unavailable at {url}: {type(exc).__name__} {exc}".strip()
+                retry_after = None
+            else:
+                if response.status_code < 400:
+                    try:
+                        return orjson.loads(response.content)
+                    except orjson.JSONDecodeError:
+                        raise UpstreamError(f"{target} at {url} returned a body that is not JSON") from None
+                    finally:
+                        UPSTREAM_LATENCY.labels(target, outcome).observe(time.perf_counter() - start)
+                reason = _reason(response)
+                if response.status_code not in RETRY_STATUS:
+                    UPSTREAM_LATENCY.labels(target, outcome).observe(time.perf_counter() - start)
+                    raise UpstreamError(f"{target} refused the request ({response.status_code}): {reason}")
+                failure = f"{target} at {url} answered {response.status_code}: {reason}"
+                retry_after = response.headers.get("retry-after")
+            UPSTREAM_LATENCY.labels(target, outcome).observe(time.perf_counter() - start)
+            if attempt + 1 < attempts:
+                delay = min(4.0, 0.25 * 2**attempt) * (0.5 + random.random())
+                if retry_after and retry_after.isdigit():
+                    delay = max(delay, min(float(retry_after), 5.0))
+                await asyncio.sleep(delay)
+        raise UpstreamUnavailable(failure)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):  # OpenAI shape
+            return str(err.get("message", err))[:300]
+        return str(err or body.get("detail") or body)[:300]
+    return str(body)[:300]

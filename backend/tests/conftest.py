@@ -1,0 +1,207 @@
+"""Backend tests run against real processes: `ml-api serve` with the real models from the root models/
+directory, `rag-backend serve` on the embedded Qdrant engine, and a real Redis server (the machine's on
+127.0.0.1:6379 with a DB number and key prefix of our own, or one started here when none answers)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "models"
+ML_API_PYTHON = ROOT / "ml-api" / ".venv" / "bin" / "python"
+TOKENIZER = MODELS / "all-MiniLM-L6-v2" / "tokenizer.json"
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Proc:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> bool:
+        """SIGTERM; True when the process shut down cleanly (uvicorn re-raises the signal after draining)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode in (0, -signal.SIGTERM) and '"msg":"stopped"' in self.output()
+
+
+def spawn(cmd: list[str], env: dict[str, str], log: Path, health: str, timeout: float = 180) -> Proc:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    url = health.rsplit("/", 1)[0]
+    p = Proc(url, proc, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[-2:]} exited with {proc.returncode}:\n{p.output()[-3000:]}")
+        try:
+            if httpx.get(health, timeout=5).status_code == 200:
+                return p
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    p.stop()
+    raise RuntimeError(f"{cmd[-2:]} not healthy after {timeout}s:\n{p.output()[-3000:]}")
+
+
+def clean_env() -> dict[str, str]:
+    """The test's own settings only: nothing from the developer's shell or .env leaks in."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PIP_FIND_LINKS", "UV_FIND_LINKS")
+    return {k: v for k, v in os.environ.items() if k in keep}
+
+
+@pytest.fixture(scope="session")
+def ml_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    if not ML_API_PYTHON.exists() or not (MODELS / "all-MiniLM-L6-v2" / "manifest.json").is_file():
+        pytest.fail("ml-api or its models are not installed: run `make models` first")
+    port = free_port()
+    env = clean_env() | {
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "DEVICE": "cpu",
+        "MODELS_DIR": str(MODELS),
+        "EMBED_MODEL": str(MODELS / "all-MiniLM-L6-v2"),
+        "RERANK_MODEL": str(MODELS / "minilm-l6-crossencoder-test"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    log = tmp_path_factory.mktemp("ml-api") / "ml-api.log"
+    proc = spawn([str(ML_API_PYTHON), "-m", "ml_api", "serve"], env, log, f"http://127.0.0.1:{port}/health")
+    yield proc
+    proc.stop()
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The machine's Redis on our own DB number; a redis-server of our own where none answers."""
+    url = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{TEST_REDIS_DB}")
+    if _redis_answers(url):
+        yield url
+        return
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@dataclass
+class RedisServer:
+    url: str
+    port: int
+    proc: subprocess.Popen
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def start_redis(tmp: Path) -> RedisServer:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("no Redis answers and redis-server is not installed (Debian: apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/{TEST_REDIS_DB}"
+    deadline = time.monotonic() + 10
+    while not _redis_answers(url):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"redis-server did not start on port {port}")
+        time.sleep(0.05)
+    return RedisServer(url, port, proc)
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix per test; its keys are removed afterwards (other users of the DB are untouched)."""
+    value = f"rag-test-{uuid.uuid4().hex[:8]}:"
+    yield value
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{value}*"))
+    if keys:
+        client.delete(*keys)
+
+
+def backend_env(data_dir: Path, ml_api_url: str, **overrides: str) -> dict[str, str]:
+    env = clean_env() | {
+        "DATA_DIR": str(data_dir),
+        "EMBED_API_URL": ml_api_url,
+        "RERANK_API_URL": ml_api_url,
+        "CHUNK_TOKENIZER": str(TOKENIZER),
+        "BACKEND_HOST": "127.0.0.1",
+        "LOG_JSON": "true",
+        "ML_API_RETRIES": "1",
+    }
+    return env | overrides
+
+
+def start_backend(tmp: Path, ml_api_url: str, name: str = "backend", **overrides: str) -> Proc:
+    port = free_port()
+    env = backend_env(tmp / f"{name}-data", ml_api_url, BACKEND_PORT=str(port), **overrides)
+    cmd = [sys.executable, "-m", "rag_backend", "serve"]
+    return spawn(cmd, env, tmp / f"{name}.log", f"http://127.0.0.1:{port}/health", timeout=60)
+
+
+@pytest.fixture(scope="session")
+def backend(tmp_path_factory: pytest.TempPathFactory, ml_api: Proc, redis_url: str) -> Iterator[Proc]:
+    """The default backend: embedded Qdrant engine, real Redis."""
+    prefix = f"rag-test-{uuid.uuid4().hex[:8]}:"
+    proc = start_backend(tmp_path_factory.mktemp("backend"), ml_api.url, REDIS_URL=redis_url, CACHE_PREFIX=prefix)
+    yield proc
+    proc.stop()
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
+def wait_ready(client: httpx.Client, doc_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = client.get(f"/api/documents/{doc_id}").json()
+        if doc["status"] in ("ready", "failed"):
+            return doc
+        time.sleep(0.1)
+    raise AssertionError(f"document {doc_id} not finished after {timeout}s: {doc}")
