@@ -104,8 +104,9 @@ class Catalog:
         rows = self.db.execute(
             """SELECT c.*, COUNT(d.id) AS documents,
                       COALESCE(SUM(CASE WHEN d.status = 'ready' THEN d.chunks END), 0) AS chunks,
-                      COALESCE(SUM(CASE WHEN d.status = 'ready' THEN 1 END), 0) AS ready
-               FROM collections c LEFT JOIN documents d ON d.collection = c.name
+                      COALESCE(SUM(CASE WHEN d.status = 'ready' THEN 1 END), 0) AS ready,
+                      COALESCE(SUM(CASE WHEN d.status = 'failed' THEN 1 END), 0) AS failed
+               FROM collections c LEFT JOIN documents d ON d.collection = c.name AND d.status != 'deleting'
                GROUP BY c.name ORDER BY c.name"""
         ).fetchall()
         return [dict(r) for r in rows]

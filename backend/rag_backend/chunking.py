@@ -202,13 +202,15 @@ class Chunker:
             return [(cs, ce, 0)] if ce > cs else []
         starts, ends = self._token_bounds(offsets)
         spans = self._windows(text, starts, ends, verify=False)
-        counts = self.tokenizer.count_many([text[cs:ce] for cs, ce in spans])
+        if not any(glued for _, _, _, glued in spans):  # every cut between words: a window's tokens are its own
+            return [(cs, ce, n) for cs, ce, n, _ in spans]
+        counts = self.tokenizer.count_many([text[cs:ce] for cs, ce, _, _ in spans])
         if max(counts) > self.chunk_tokens:
             # Only after a cut inside a word can re-tokenising a chunk give more tokens than its window
             # (the fragment loses its "##" continuation); redo this section checking each window.
             spans = self._windows(text, starts, ends, verify=True)
-            counts = self.tokenizer.count_many([text[cs:ce] for cs, ce in spans])
-        return [(cs, ce, n) for (cs, ce), n in zip(spans, counts, strict=True)]
+            counts = self.tokenizer.count_many([text[cs:ce] for cs, ce, _, _ in spans])
+        return [(cs, ce, n) for (cs, ce, _, _), n in zip(spans, counts, strict=True)]
 
     def _token_bounds(self, offsets: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
         """Token starts/ends, with tokens longer than max_chars split so that every window can hold one."""
@@ -225,10 +227,13 @@ class Chunker:
                 ends.append(e)
         return starts, ends
 
-    def _windows(self, text: str, starts: list[int], ends: list[int], *, verify: bool) -> list[tuple[int, int]]:
+    def _windows(
+        self, text: str, starts: list[int], ends: list[int], *, verify: bool
+    ) -> list[tuple[int, int, int, bool]]:
+        """(char_start, char_end, tokens in the window, cut inside a word) per window."""
         n = len(starts)
         size, overlap = self.chunk_tokens, self.overlap_tokens
-        out: list[tuple[int, int]] = []
+        out: list[tuple[int, int, int, bool]] = []
         first = 0
         while True:
             # Largest window from `first` within both the token and the character budget (never empty).
@@ -241,8 +246,9 @@ class Chunker:
                     end -= 1
                     ce = starts[end]
             cs, ce = _trim(text, cs, ce)
+            glued = (end < n and starts[end] <= ends[end - 1]) or (first > 0 and starts[first] <= ends[first - 1])
             if ce > cs:
-                out.append((cs, ce))
+                out.append((cs, ce, end - first, glued))
             if end >= n:
                 return out
             nxt = max(end - overlap, first + 1)

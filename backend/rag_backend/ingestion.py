@@ -15,9 +15,12 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from rag_backend.batching import EmbedPump
 from rag_backend.catalog import Catalog
 from rag_backend.chunking import Chunk, Chunker
 from rag_backend.core.config import Settings
@@ -29,6 +32,7 @@ from rag_backend.parsing import ParseError, UnsupportedFormat, detect_format, pa
 from rag_backend.store import ChunkPoint, StoreError, VectorStore
 
 log = logging.getLogger("rag_backend.ingestion")
+_T = TypeVar("_T")
 POINT_NAMESPACE = uuid.UUID("6f1c1f4e-6f0a-4d55-9a57-2b3f3f1f0c11")
 
 
@@ -58,6 +62,39 @@ class JobCancelled(Exception):
     """The document was deleted or superseded while its job ran."""
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """A parsed and chunked document waiting for its embeddings."""
+
+    doc: dict[str, Any]
+    title: str | None
+    chunks: list[Chunk]
+    space: str
+    started: float
+
+
+class ChunkBudget:
+    """Counting gate on chunks in flight; one oversized document may pass alone so nothing waits forever."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    async def acquire(self, n: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
+            self.used += n
+
+    def release(self, n: int) -> None:
+        self.used -= n
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
 class Ingestion:
     def __init__(
         self,
@@ -79,6 +116,9 @@ class Ingestion:
         self._idle = asyncio.Event()
         self._idle.set()
         self._active = 0
+        self.pump = EmbedPump(embedder, settings.embed_batch_size, settings.embed_concurrency)
+        self._budget = ChunkBudget(settings.ingest_inflight_chunks)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[str, asyncio.Event] = {}  # document id -> set when its job has stopped
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -93,15 +133,19 @@ class Ingestion:
                 self.catalog.fail(doc["id"], "interrupted by a restart and its upload is gone; upload it again")
         for doc in self.catalog.failed_with_points():
             await self._drop_points(doc["id"])
+        self.pump.start()
         self._workers = [asyncio.create_task(self._worker(), name=f"ingest-{i}") for i in range(self.s.ingest_workers)]
 
     async def stop(self) -> None:
-        for task in self._workers:
+        """Unfinished jobs stay in their stage; the next start resumes them from their upload."""
+        tasks = [*self._workers, *self._tasks]
+        for task in tasks:
             task.cancel()
-        for task in self._workers:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers = []
+        await self.pump.stop()
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
@@ -171,55 +215,71 @@ class Ingestion:
         self.catalog.remove_document(doc["id"])
 
     # -- the job ------------------------------------------------------------------------------------
+    # A worker parses and chunks one document, then hands embedding + indexing to a task of its own and takes
+    # the next document: many small documents are in flight at once (their chunks fill the pump's batches),
+    # bounded by INGEST_INFLIGHT_CHUNKS so a flood of uploads cannot pile up in memory.
     async def _worker(self) -> None:
         while True:
             doc_id = await self.queue.get()
-            self._active += 1
-            self._running[doc_id] = asyncio.Event()
+            self._begin(doc_id)
+            handed_over = False
             try:
-                await self._run(doc_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # never let one document kill the worker
-                log.exception("ingestion of %s crashed", doc_id)
-                self.catalog.fail(doc_id, "internal error during ingestion (see the backend log)")
+                prepared = await self._guarded(doc_id, self._prepare(doc_id))
+                if prepared is not None:
+                    await self._budget.acquire(len(prepared.chunks))
+                    task = asyncio.create_task(self._complete(prepared))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                    handed_over = True
             finally:
-                self._running.pop(doc_id).set()
-                self._active -= 1
-                self.queue.task_done()
-                if self._active == 0 and self.queue.empty():
-                    self._idle.set()
+                if not handed_over:
+                    self._end(doc_id)
 
-    async def _run(self, doc_id: str) -> None:
-        doc = self.catalog.get_document(doc_id)
-        if doc is None:
-            return
-        start = time.perf_counter()
+    async def _complete(self, job: _Prepared) -> None:
         try:
-            if doc["status"] != "queued":
-                raise JobCancelled
-            await self._index(doc)
+            await self._guarded(job.doc["id"], self._finish(job))
+        finally:
+            self._budget.release(len(job.chunks))
+            self._end(job.doc["id"])
+
+    def _begin(self, doc_id: str) -> None:
+        self._active += 1
+        self._running[doc_id] = asyncio.Event()
+
+    def _end(self, doc_id: str) -> None:
+        self._running.pop(doc_id).set()
+        self._active -= 1
+        self.queue.task_done()
+        if self._active == 0 and self.queue.empty():
+            self._idle.set()
+
+    async def _guarded(self, doc_id: str, step: Coroutine[Any, Any, _T]) -> _T | None:
+        """Runs one step of a job; every failure ends as the document's `failed` state with its reason."""
+        try:
+            return await step
         except JobCancelled:
             await self._after_cancel(doc_id)
-            return
         except (ParseError, UnsupportedFormat) as exc:
-            await self._fail(doc, str(exc))
-            return
+            await self._fail(doc_id, str(exc))
         except (APIError, StoreError) as exc:
-            await self._fail(doc, getattr(exc, "message", str(exc)))
-            return
-        INGEST_FINISHED.labels("ready").inc()
-        log.info(
-            "indexed",
-            extra={"fields": {"document_id": doc_id, "seconds": round(time.perf_counter() - start, 3)}},
-        )
+            await self._fail(doc_id, getattr(exc, "message", str(exc)))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never let one document kill a worker
+            log.exception("ingestion of %s crashed", doc_id)
+            await self._fail(doc_id, "internal error during ingestion (see the backend log)")
+        return None
 
     def _stage(self, doc_id: str, stage: str, **fields: Any) -> None:
         if not self.catalog.set_stage(doc_id, stage, **fields):
             raise JobCancelled
 
-    async def _index(self, doc: dict[str, Any]) -> None:
-        doc_id, collection = doc["id"], doc["collection"]
+    async def _prepare(self, doc_id: str) -> _Prepared:
+        doc = self.catalog.get_document(doc_id)
+        if doc is None or doc["status"] != "queued":
+            raise JobCancelled
+        start = time.perf_counter()
+        collection = doc["collection"]
         if doc["has_points"]:  # a restarted job: drop what the interrupted run wrote
             coll = self.catalog.get_collection(collection)
             if coll and coll.space:
@@ -243,25 +303,31 @@ class Ingestion:
         await self.store.ensure_space(space, identity.dim)
         coll = self.catalog.bind_collection(collection, identity.key, space)
         check_identity(collection, coll.embed_key, identity)  # a concurrent job may have bound it first
-
         self._stage(doc_id, "embedding", progress=0.1, chunks=len(chunks), chunks_done=0, has_points=1)
-        await self._embed_and_upsert(doc, parsed.title, chunks, space)
+        return _Prepared(doc, parsed.title, chunks, space, start)
+
+    async def _finish(self, job: _Prepared) -> None:
+        doc_id, collection = job.doc["id"], job.doc["collection"]
+        await self._embed_and_upsert(job.doc, job.title, job.chunks, job.space)
 
         self._stage(doc_id, "indexing", progress=0.97)
-        stored = await self.store.count(space, collection, doc_id)
-        if stored != len(chunks):
-            raise StoreError(f"store holds {stored} of {len(chunks)} chunks after indexing")
+        stored = await self.store.count(job.space, collection, doc_id)
+        if stored != len(job.chunks):
+            raise StoreError(f"store holds {stored} of {len(job.chunks)} chunks after indexing")
         replaced = self.catalog.publish(doc_id, collection)
         if replaced is None:
             raise JobCancelled
-        INGEST_CHUNKS.inc(len(chunks))
+        INGEST_CHUNKS.inc(len(job.chunks))
+        INGEST_FINISHED.labels("ready").inc()
         self._upload_path(doc_id).unlink(missing_ok=True)
         for old_id in replaced:
             if old := self.catalog.get_document(old_id):
                 await self._purge(old)
+        seconds = round(time.perf_counter() - job.started, 3)
+        log.info("indexed", extra={"fields": {"document_id": doc_id, "chunks": len(job.chunks), "seconds": seconds}})
 
     async def _embed_and_upsert(self, doc: dict[str, Any], title: str | None, chunks: list[Chunk], space: str) -> None:
-        """Keeps EMBED_CONCURRENCY batches in flight so ml-api batches them together; upserts as they land."""
+        """Hands batches to the pump (which fills ml-api requests across documents); upserts as they land."""
         doc_id = doc["id"]
         size = self.s.embed_batch_size
         batches = [chunks[i : i + size] for i in range(0, len(chunks), size)]
@@ -280,7 +346,7 @@ class Ingestion:
                     stop = True
                     return
                 try:
-                    vectors = await self.embedder.embed([c.text for c in batch])
+                    vectors = await self.pump.embed([c.text for c in batch])
                 except BaseException:
                     stop = True
                     raise
@@ -323,12 +389,12 @@ class Ingestion:
         point_id = str(uuid.uuid5(POINT_NAMESPACE, f"{doc['id']}:{chunk.position}"))
         return ChunkPoint(point_id, vector, indices, values, payload)
 
-    async def _fail(self, doc: dict[str, Any], reason: str) -> None:
-        log.warning("ingestion failed", extra={"fields": {"document_id": doc["id"], "reason": reason}})
+    async def _fail(self, doc_id: str, reason: str) -> None:
+        log.warning("ingestion failed", extra={"fields": {"document_id": doc_id, "reason": reason}})
         INGEST_FINISHED.labels("failed").inc()
-        self.catalog.fail(doc["id"], reason)
-        await self._drop_points(doc["id"])
-        self._upload_path(doc["id"]).unlink(missing_ok=True)
+        self.catalog.fail(doc_id, reason)
+        await self._drop_points(doc_id)
+        self._upload_path(doc_id).unlink(missing_ok=True)
 
     async def _after_cancel(self, doc_id: str) -> None:
         await self._drop_points(doc_id)

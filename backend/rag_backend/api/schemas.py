@@ -121,6 +121,7 @@ class CollectionInfo(BaseModel):
     embed_model: str | None
     documents: int
     ready: int
-    chunks: int
+    failed: int
+    chunks: int = Field(description="Chunks of the ready documents")
     version: int
     created_at: float

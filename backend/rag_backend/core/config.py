@@ -48,9 +48,10 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(256, ge=16)
     chunk_overlap_tokens: int = Field(32, ge=0)
     chunk_tokenizer: str = "models/all-MiniLM-L6-v2/tokenizer.json"  # missing file: approximate word counts
-    embed_batch_size: int = Field(64, ge=1)  # texts per ml-api call
-    embed_concurrency: int = Field(4, ge=1)  # ml-api calls in flight per job (ml-api batches across them)
-    ingest_workers: int = Field(2, ge=1)  # documents processed at once
+    embed_batch_size: int = Field(64, ge=1)  # texts per ml-api call, pooled across the documents being ingested
+    embed_concurrency: int = Field(4, ge=1)  # ml-api calls in flight for ingestion (ml-api batches across them)
+    ingest_workers: int = Field(4, ge=1)  # documents parsed and chunked at once
+    ingest_inflight_chunks: int = Field(2048, ge=1)  # chunks of parsed documents waiting for embeddings, all jobs
     max_upload_mb: float = Field(50.0, gt=0)  # per file
     max_files_per_upload: int = Field(100, ge=1)
     max_request_mb: float = Field(200.0, gt=0)  # whole upload request (all files)

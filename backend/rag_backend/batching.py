@@ -1,0 +1,91 @@
+"""Cross-document embedding batches for ingestion.
+
+Many small documents would otherwise each send ml-api a request of one or two chunks, paying a round
+trip per chunk and leaving ml-api's batcher starved. The pump pools the chunks of every running job and
+sends full batches of EMBED_BATCH_SIZE, keeping EMBED_CONCURRENCY requests in flight; while all slots
+are busy, chunks accumulate, so under load every request is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import numpy as np
+
+from rag_backend.embedding import Embedder
+
+log = logging.getLogger("rag_backend.batching")
+
+
+class EmbedPump:
+    def __init__(self, embedder: Embedder, batch_size: int, concurrency: int) -> None:
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self._queue: asyncio.Queue[tuple[str, asyncio.Future[np.ndarray]]] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="embed-pump")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._inflight):
+            task.cancel()
+        while not self._queue.empty():
+            _, fut = self._queue.get_nowait()
+            fut.cancel()
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in texts]
+        for text, fut in zip(texts, futures, strict=True):
+            self._queue.put_nowait((text, fut))
+        try:
+            return np.stack(await asyncio.gather(*futures))
+        except BaseException:
+            for fut in futures:  # the pump skips what nobody waits for any more
+                fut.cancel()
+            raise
+
+    def _take(self, batch: list[tuple[str, asyncio.Future[np.ndarray]]]) -> None:
+        while len(batch) < self.batch_size and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item[1].done():
+                batch.append(item)
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first[1].done():
+                continue
+            batch = [first]
+            await self._slots.acquire()
+            self._take(batch)  # topped up with everything that arrived while the slots were busy
+            batch = [item for item in batch if not item[1].done()]
+            if not batch:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._send(batch))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _send(self, batch: list[tuple[str, asyncio.Future[np.ndarray]]]) -> None:
+        try:
+            vectors = await self.embedder.embed([text for text, _ in batch])
+        except Exception as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+        else:
+            for (_, fut), vector in zip(batch, vectors, strict=True):
+                if not fut.done():
+                    fut.set_result(vector)
+        finally:
+            self._slots.release()
