@@ -287,7 +287,7 @@ async def _bench_store(n: int, dim: int, n_queries: int, texts: list[str], top: 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--docs", type=int, default=400, help="SciFact abstracts to ingest")
+    p.add_argument("--docs", type=int, default=1000, help="SciFact abstracts to ingest")
     p.add_argument("--files-per-request", type=int, default=100)
     p.add_argument("--queries", type=int, default=40, help="SciFact test claims (cache-miss pass)")
     p.add_argument("--candidates", type=int, default=20, help="rerank pool (and top_k) per query")
