@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install models dev test test-ml test-backend lint check-deploy bench-ml bench-backend bench-venvs lock clean
+.PHONY: help install models dev test test-ml test-backend test-eval eval lint check-deploy bench-ml bench-backend bench-venvs lock clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -33,6 +33,8 @@ help:
 	@echo "make bench-ml    ml-api benchmark (in-process ONNX Runtime reference vs HTTP, FlagReranker, Infinity)"
 	@echo "                 BENCH_ARGS=\"--help\" lists its knobs; the Infinity venv is built first (make bench-venvs)"
 	@echo "make bench-backend  backend benchmark (ingestion vs raw ml-api embed, query latency, store search at 100k)"
+	@echo "make eval        retrieval quality of the stack on SciFact (reference, dense, hybrid, hybrid + rerank)"
+	@echo "                 EVAL_ARGS=\"--help\" lists its knobs (other reranker, query subset, chunking)"
 	@echo "make lock        re-resolve the hash-pinned lock files"
 
 $(UV):
@@ -69,8 +71,8 @@ dev: models
 	wait
 
 lint: install
-	$(ML_VENV)/bin/ruff check ml-api
-	$(ML_VENV)/bin/ruff format --check ml-api
+	$(ML_VENV)/bin/ruff check ml-api eval
+	$(ML_VENV)/bin/ruff format --check ml-api eval
 	cd backend && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 
 test-ml: models
@@ -84,7 +86,15 @@ check-deploy: | $(UV)
 test-backend: models
 	cd backend && .venv/bin/python -m pytest -q
 
-test: lint check-deploy test-ml test-backend
+# The 50-query SciFact smoke run of the eval harness: a ranking-quality floor that a regression fails.
+test-eval: models
+	$(ML_PY) -m pytest -q eval
+
+test: lint check-deploy test-ml test-backend test-eval
+
+# Runs in ml-api's venv: the in-process reference is sentence-transformers on the same checkpoint.
+eval: models
+	$(ML_PY) eval/scifact_eval.py $(EVAL_ARGS)
 
 # Infinity is a comparison point: if its venv cannot be built, the benchmark says so and runs the rest.
 bench-ml: models

@@ -265,7 +265,7 @@ def test_corrupt_pdf_fails_its_job_with_the_reason(client: httpx.Client) -> None
         ({"query": ""}, 422),
         ({"query": "   "}, 422),
         ({"query": "x", "top_k": 0}, 422),
-        ({"query": "x", "top_k": 101}, 422),
+        ({"query": "x", "top_k": 1001}, 422),
         ({"query": "x", "collection": "a/b"}, 422),
         ({"query": "x", "collection": "missing"}, 404),
         ({"query": "x", "filters": {"page": 1}}, 422),

