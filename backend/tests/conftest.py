@@ -173,6 +173,7 @@ def backend_env(data_dir: Path, ml_api_url: str, **overrides: str) -> dict[str, 
         "BACKEND_HOST": "127.0.0.1",
         "LOG_JSON": "true",
         "ML_API_RETRIES": "1",
+        "LLM_PROVIDERS": "",  # extractive answers unless a test points the chain at its fake servers
     }
     return env | overrides
 

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from rag_backend import __version__
+from rag_backend.answers import Answerer
 from rag_backend.api.middleware import BodyTooLarge, GuardMiddleware
 from rag_backend.api.routes import router
 from rag_backend.cache import Cache, open_cache
@@ -23,6 +25,7 @@ from rag_backend.core.logging import setup_logging
 from rag_backend.embedding import Embedder, make_embedder
 from rag_backend.ingestion import Ingestion
 from rag_backend.lexical import Lexical
+from rag_backend.llm import Chain, make_chain
 from rag_backend.reranking import Reranker
 from rag_backend.retrieval import Retriever
 from rag_backend.store import VectorStore, open_store
@@ -43,6 +46,8 @@ class Services:
     chunker: Chunker
     ingestion: Ingestion
     retriever: Retriever
+    chain: Chain
+    answerer: Answerer
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,9 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lexical = Lexical()
         ingestion = Ingestion(settings, catalog, store, embedder, chunker, lexical)
         retriever = Retriever(settings, catalog, store, embedder, reranker, lexical, cache)
+        llm_client = httpx.AsyncClient(limits=httpx.Limits(max_connections=32))  # streams; timeouts per call
+        chain = make_chain(settings, llm_client)
+        answerer = Answerer(settings, chain, cache, tokenizer)
         app.state.services = Services(
-            settings, catalog, store, cache, upstream, embedder, reranker, chunker, ingestion, retriever
-        )
+            settings, catalog, store, cache, upstream, embedder, reranker, chunker, ingestion, retriever, chain,
+            answerer,
+        )  # fmt: skip
         await ingestion.start()
         log.info("ready", extra={"fields": {"port": settings.backend_port, "store": store.kind, "cache": cache.kind}})
         try:
@@ -82,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await store.close()
             await cache.close()
             await upstream.close()
+            await llm_client.aclose()
             catalog.close()
             log.info("stopped")
 

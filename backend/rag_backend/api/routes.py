@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import UploadFile
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from rag_backend import __version__
 from rag_backend.api.schemas import (
@@ -26,6 +29,7 @@ from rag_backend.core.metrics import INGEST_JOBS
 from rag_backend.retrieval import QueryParams, gather_health
 
 router = APIRouter()
+log = logging.getLogger("rag_backend.api")
 
 
 def services(request: Request) -> Any:
@@ -138,12 +142,9 @@ async def delete_collection(request: Request, name: str) -> Any:
 
 
 # -- query ------------------------------------------------------------------------------------------
-@router.post("/api/query", response_model=QueryResponse, tags=["query"])
-async def query(request: Request, body: QueryRequest) -> Any:
-    svc = services(request)
+def _params(svc: Any, body: QueryRequest) -> QueryParams:
     s = svc.settings
-    filters = body.filters.model_dump(exclude_none=True) if body.filters else {}
-    params = QueryParams(
+    return QueryParams(
         query=body.query,
         collection=body.collection or s.default_collection,
         top_k=body.top_k or s.default_top_k,
@@ -151,9 +152,65 @@ async def query(request: Request, body: QueryRequest) -> Any:
         sparse=body.sparse,
         rerank=body.rerank,
         candidates=body.candidates,
-        filters=filters,
+        filters=body.filters.model_dump(exclude_none=True) if body.filters else {},
     )
-    return JSONResponse(await svc.retriever.search(params))
+
+
+@router.post("/api/query", response_model=QueryResponse, tags=["query"])
+async def query(request: Request, body: QueryRequest) -> Any:
+    """Retrieval; with `"generate": true` also an answer whose [n] markers cite the results."""
+    svc = services(request)
+    out = await svc.retriever.search(_params(svc, body))
+    if body.generate:
+        answer = await svc.answerer.answer(body.query, out["results"])
+        out["answer"] = answer.pop("answer")
+        out["citations"] = answer.pop("citations", [])
+        out["timings"]["generate_ms"] = answer.pop("generate_ms")
+        out["llm"] = answer
+    return JSONResponse(out)
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+@router.post("/api/query/stream", tags=["query"], response_class=StreamingResponse)
+async def query_stream(request: Request, body: QueryRequest) -> StreamingResponse:
+    """Server-Sent Events: `results`, then `token`s and `citations` (with `"generate": true`), then `done`.
+
+    Errors before the stream starts (unknown collection, ml-api down) are ordinary JSON errors; a failure
+    after it started is an `error` event. A client that disconnects stops the generation.
+    """
+    svc = services(request)
+    out = await svc.retriever.search(_params(svc, body))
+
+    async def events() -> AsyncIterator[bytes]:
+        yield _sse("results", {"results": out["results"], "cached": out["cached"]})
+        timings = out["timings"]
+        try:
+            if body.generate:
+                async for kind, data in svc.answerer.stream(body.query, out["results"]):
+                    if kind == "done":
+                        timings["generate_ms"] = data.pop("generate_ms")
+                        data["timings"] = timings
+                        data["retrieval_cached"] = out["cached"]
+                    yield _sse(kind, data)
+            else:
+                yield _sse("done", {"timings": timings, "retrieval_cached": out["cached"]})
+        except Exception as exc:  # the status line is gone: report in-band
+            log.exception("stream failed")
+            yield _sse("error", {"error": f"internal error: {type(exc).__name__}", "error_type": "internal"})
+
+    headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+@router.get("/api/ai/health", tags=["query"])
+async def ai_health(request: Request) -> dict[str, Any]:
+    """Each LLM provider of the chain: reachability, configured model, circuit state."""
+    chain = services(request).chain
+    providers = await chain.health()
+    return {"providers": providers, "fallback": "extractive", "configured": [p["provider"] for p in providers]}
 
 
 # -- operations -------------------------------------------------------------------------------------
@@ -172,6 +229,7 @@ async def ready(request: Request) -> Response:
         "reranker": svc.reranker.health(),
         "store": svc.store.health(),
         "cache": svc.cache.health(),
+        "llm": _llm_health(svc),
     }
     results = await gather_health(checks)
     components = {
@@ -183,12 +241,24 @@ async def ready(request: Request) -> Response:
     return JSONResponse(body, status_code=200 if essential else 503)
 
 
+async def _llm_health(svc: Any) -> tuple[bool, str]:
+    """Not essential: without a provider answers are extractive, which /ready reports but does not fail on."""
+    if not svc.chain.providers:
+        return True, "no provider configured: extractive answers"
+    providers = await svc.chain.health()
+    up = [p["provider"] for p in providers if p["reachable"]]
+    if up:
+        return True, "reachable: " + ", ".join(up)
+    return False, "; ".join(f"{p['provider']}: {p['detail']}" for p in providers) + " (answers are extractive)"
+
+
 def _kind(svc: Any, name: str) -> str:
     return {
         "embeddings": svc.settings.embed_provider,
         "reranker": "ml-api",
         "store": svc.store.kind,
         "cache": svc.cache.kind,
+        "llm": ",".join(p.name for p in svc.chain.providers) or "extractive",
     }[name]
 
 

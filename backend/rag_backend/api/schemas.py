@@ -38,6 +38,7 @@ class QueryRequest(BaseModel):
     rerank: bool = Field(True, description="Rerank the fused candidate pool with ml-api /rerank")
     candidates: int | None = Field(None, ge=1, le=1000, description="Pool size to rerank (RERANK_CANDIDATES)")
     filters: QueryFilters | None = None
+    generate: bool = Field(False, description="Add an LLM answer with citations (LLM_PROVIDERS chain)")
 
     @field_validator("query")
     @classmethod
@@ -65,10 +66,31 @@ class QueryResult(BaseModel):
     heading: str | None = None
 
 
+class Citation(BaseModel):
+    marker: int = Field(description="The [n] in the answer text")
+    result_id: str = Field(description="id of the result (passage) it cites")
+    document_id: str | None
+    source: str | None
+    page: int | None = None
+    position: int | None = None
+
+
+class AnswerInfo(BaseModel):
+    provider: str = Field(description="ollama | openai | extractive")
+    model: str | None
+    cached: bool
+    fallbacks: list[dict[str, str]] = Field(description="Providers tried before the one that answered, and why")
+    truncated: str | None = Field(None, description="Set when the provider failed mid-answer")
+    reason: str | None = Field(None, description="Why the answer is extractive")
+
+
 class QueryResponse(BaseModel):
     results: list[QueryResult]
     timings: dict[str, float]
     cached: bool
+    answer: str | None = Field(None, description='With "generate": the answer, citing results as [n]')
+    citations: list[Citation] | None = None
+    llm: AnswerInfo | None = None
 
 
 class Document(BaseModel):

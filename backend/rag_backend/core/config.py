@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     default_collection: str = "default"
 
+    # LLM answers: an ordered fallback chain; empty = extractive answers (the top passages, cited).
+    llm_providers: Annotated[list[Literal["ollama", "openai"]], NoDecode] = ["ollama"]
+    ollama_url: str = "http://localhost:11434"
+    ollama_model: str = "llama3.2:3b"
+    openai_base_url: str = "https://api.openai.com/v1"  # any OpenAI-compatible chat API (vLLM, LiteLLM, ...)
+    openai_api_key: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    llm_connect_timeout_s: float = Field(3.0, gt=0)
+    llm_timeout_s: float = Field(30.0, gt=0)  # wait for the first token, and between tokens
+    llm_max_tokens: int = Field(512, ge=1)
+    llm_temperature: float = Field(0.1, ge=0, le=2)
+    llm_context_tokens: int = Field(3000, ge=64)  # passages given to the model, in embedder tokens
+    llm_breaker_failures: int = Field(3, ge=1)  # consecutive failures that open a provider's circuit
+    llm_breaker_reset_s: float = Field(30.0, gt=0)  # then one trial request after this long
+
     api_key: str | None = None
     cors_allow_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
@@ -74,8 +89,15 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
+    @field_validator("llm_providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip().lower() for p in value.split(",") if p.strip()]
+        return value
+
     @field_validator(
-        "api_key", "ml_api_key", "qdrant_url", "qdrant_api_key", "redis_url", "openai_embed_api_key",
+        "api_key", "openai_api_key", "ml_api_key", "qdrant_url", "qdrant_api_key", "redis_url", "openai_embed_api_key",
         "openai_embed_dimensions", mode="before",
     )  # fmt: skip
     @classmethod

@@ -1,0 +1,185 @@
+"""Answers with citations: the prompt (in one place), context trimming, the provider chain, the answer cache.
+
+The model sees the retrieved passages numbered [1]..[n] and is asked to cite them with those markers;
+the markers it actually uses become `citations`, each mapped to the result it names. When no provider
+answers (none configured, all down or breaker-open), the answer is extractive: the top passages, cited,
+with a sentence saying why, so a query still succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from rag_backend.cache import Cache, digest
+from rag_backend.chunking import TokenCounter
+from rag_backend.core.config import Settings
+from rag_backend.llm import Attempt, Chain, Message, ProviderFailed, ProviderRefused
+
+# The prompt template. Passages are numbered in rank order; the model must cite them as [n].
+SYSTEM_PROMPT = (
+    "You answer questions using only the numbered sources provided. Cite the source of every claim with its "
+    "number in square brackets, like [1] or [2][3]. If the sources do not contain the answer, say that you "
+    "do not know. Answer concisely, in the language of the question."
+)
+SOURCE_TEMPLATE = "[{n}] {label}\n{text}"
+USER_TEMPLATE = "Sources:\n\n{sources}\n\nQuestion: {question}"
+EXTRACTIVE_PASSAGES = 3
+_MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+
+Event = tuple[str, dict[str, Any]]
+
+
+def source_label(result: dict[str, Any]) -> str:
+    parts = [f"source: {result.get('source') or 'unknown'}"]
+    if result.get("page"):
+        parts.append(f"page {result['page']}")
+    if result.get("heading"):
+        parts.append(f"section: {result['heading']}")
+    return "(" + ", ".join(parts) + ")"
+
+
+def build_prompt(
+    question: str, results: list[dict[str, Any]], tokenizer: TokenCounter, budget: int
+) -> tuple[list[Message], list[dict[str, Any]]]:
+    """Messages plus the results that fit in `budget` tokens of context (in rank order; the first always fits,
+    cut if it must)."""
+    used: list[dict[str, Any]] = []
+    blocks: list[str] = []
+    remaining = budget
+    for result in results:
+        text = result.get("text", "")
+        header = SOURCE_TEMPLATE.format(n=len(used) + 1, label=source_label(result), text="")
+        cost = tokenizer.count(header) + tokenizer.count(text)
+        if cost > remaining:
+            if used:
+                break
+            text = _cut(text, tokenizer, max(remaining - tokenizer.count(header), 16))
+            cost = remaining
+        used.append(result)
+        blocks.append(SOURCE_TEMPLATE.format(n=len(used), label=source_label(result), text=text))
+        remaining -= cost
+    user = USER_TEMPLATE.format(sources="\n\n".join(blocks), question=question)
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}], used
+
+
+def _cut(text: str, tokenizer: TokenCounter, tokens: int) -> str:
+    offsets = tokenizer.offsets(text)
+    return text if len(offsets) <= tokens else text[: offsets[tokens - 1][1]]
+
+
+def citations(answer: str, context: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The markers the answer uses, in order of first use, each mapped to the result it numbers."""
+    seen: list[int] = []
+    for match in _MARKER.finditer(answer):
+        for part in match.group(1).split(","):
+            n = int(part)
+            if 1 <= n <= len(context) and n not in seen:
+                seen.append(n)
+    return [
+        {
+            "marker": n,
+            "result_id": context[n - 1]["id"],
+            "document_id": context[n - 1].get("document_id"),
+            "source": context[n - 1].get("source"),
+            "page": context[n - 1].get("page"),
+            "position": context[n - 1].get("position"),
+        }
+        for n in seen
+    ]
+
+
+def extractive(context: list[dict[str, Any]], reason: str) -> str:
+    if not context:
+        return "No passage in this collection matches the question."
+    passages = []
+    for n, result in enumerate(context[:EXTRACTIVE_PASSAGES], start=1):
+        text = " ".join(result.get("text", "").split())
+        passages.append(f"[{n}] {text[:400]}{'…' if len(text) > 400 else ''}")
+    return f"No language model answered ({reason}); the most relevant passages are:\n\n" + "\n\n".join(passages)
+
+
+class Answerer:
+    def __init__(self, settings: Settings, chain: Chain, cache: Cache, tokenizer: TokenCounter) -> None:
+        self.s, self.chain, self.cache, self.tokenizer = settings, chain, cache, tokenizer
+
+    async def answer(self, question: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+        """The non-streaming form: the same events, collected."""
+        final: dict[str, Any] = {}
+        async for kind, data in self.stream(question, results):
+            if kind == "citations":
+                final["citations"] = data["citations"]
+            elif kind == "done":
+                final.update(data)
+        return final
+
+    async def stream(self, question: str, results: list[dict[str, Any]]) -> AsyncIterator[Event]:
+        start = time.perf_counter()
+        messages, context = build_prompt(question, results, self.tokenizer, self.s.llm_context_tokens)
+        ids = [r["id"] for r in context]
+        attempts: list[Attempt] = []
+        for provider in self.chain.providers if context else []:
+            key = f"ans:{digest([provider.name, provider.model, messages, ids])}"
+            if (hit := await self.cache.get("answer", key)) is not None:
+                cached = orjson.loads(hit)
+                yield "token", {"text": cached["answer"]}
+                yield "citations", {"citations": citations(cached["answer"], context)}
+                yield "done", self._done(cached["answer"], provider.name, provider.model, True, attempts, start)
+                return
+            breaker = self.chain.breakers[provider.name]
+            if not breaker.allow():
+                attempts.append(Attempt(provider.name, "skipped: circuit open after repeated failures"))
+                continue
+            parts: list[str] = []
+            truncated = None
+            try:
+                async for text in provider.stream(messages):
+                    parts.append(text)
+                    yield "token", {"text": text}
+                breaker.success()
+            except (ProviderFailed, ProviderRefused) as exc:
+                breaker.failure()
+                if not parts:
+                    attempts.append(Attempt(provider.name, str(exc)))
+                    continue
+                truncated = str(exc)  # tokens already reached the client: end the answer here
+            except asyncio.CancelledError:  # the client left: not the provider's fault
+                breaker.trial_running = False
+                raise
+            answer = "".join(parts)
+            if truncated is None and answer.strip():
+                await self.cache.set("answer", key, orjson.dumps({"answer": answer}), self.s.cache_ttl_answer_s)
+            yield "citations", {"citations": citations(answer, context)}
+            done = self._done(answer, provider.name, provider.model, False, attempts, start)
+            if truncated:
+                done["truncated"] = truncated
+            yield "done", done
+            return
+        if not context:
+            reason = "no passages retrieved"
+        elif not self.chain.providers:
+            reason = "no LLM provider is configured (LLM_PROVIDERS)"
+        else:
+            reason = "; ".join(f"{a.provider}: {a.error}" for a in attempts)
+        answer = extractive(context, reason)
+        yield "token", {"text": answer}
+        yield "citations", {"citations": citations(answer, context)}
+        yield "done", {**self._done(answer, "extractive", None, False, attempts, start), "reason": reason}
+
+    @staticmethod
+    def _done(
+        answer: str, provider: str, model: str | None, cached: bool, attempts: list[Attempt], start: float
+    ) -> dict[str, Any]:
+        return {
+            "answer": answer,
+            "provider": provider,
+            "model": model,
+            "cached": cached,
+            "fallbacks": [{"provider": a.provider, "error": a.error} for a in attempts],
+            "generate_ms": round((time.perf_counter() - start) * 1000, 3),
+        }

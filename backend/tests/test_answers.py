@@ -1,0 +1,274 @@
+"""LLM answers: the provider chain against local servers speaking the Ollama and OpenAI wire formats over
+real HTTP (fallback, timeout, breaker, streaming, cancellation, answer cache), then through the backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import orjson
+import pytest
+from conftest import TOKENIZER, Proc, free_port, start_backend, wait_ready
+from docs import SOLAR
+from fake_llm import FakeLLM
+
+from rag_backend.answers import Answerer, build_prompt, citations
+from rag_backend.cache import RedisCache
+from rag_backend.chunking import load_tokenizer
+from rag_backend.core.config import Settings
+from rag_backend.llm import make_chain
+
+RESULTS = [
+    {"id": "r1", "text": "Photovoltaic cells convert sunlight into electricity.", "document_id": "d1",
+     "source": "solar.md", "position": 0, "page": None},
+    {"id": "r2", "text": "Volcanoes erupt when magma reaches the surface.", "document_id": "d2",
+     "source": "volcano.pdf", "position": 3, "page": 2},
+]  # fmt: skip
+DEAD = f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(fake: FakeLLM) -> FakeLLM:
+    fake.reset()
+    return fake
+
+
+def settings(**kw: object) -> Settings:
+    base: dict[str, object] = {
+        "llm_providers": ["ollama", "openai"], "ollama_url": DEAD, "openai_base_url": DEAD,
+        "openai_model": "gpt-test", "openai_api_key": "sk-test", "llm_timeout_s": 5.0, "llm_connect_timeout_s": 1.0,
+        "llm_breaker_failures": 2, "llm_breaker_reset_s": 0.5,
+    }  # fmt: skip
+    return Settings(**(base | kw))  # type: ignore[arg-type]
+
+
+async def run(s: Settings, cache: object, results: list[dict] = RESULTS) -> tuple[list[tuple[str, dict]], Answerer]:
+    async with httpx.AsyncClient() as client:
+        answerer = Answerer(s, make_chain(s, client), cache, load_tokenizer(TOKENIZER))  # type: ignore[arg-type]
+        events = [e async for e in answerer.stream("What do photovoltaic cells do?", results)]
+    return events, answerer
+
+
+@pytest.fixture
+async def cache(redis_url: str, prefix: str) -> RedisCache:
+    c = RedisCache(redis_url, prefix)
+    yield c
+    await c.close()
+
+
+def done(events: list[tuple[str, dict]]) -> dict:
+    assert events[-1][0] == "done"
+    return events[-1][1]
+
+
+@pytest.mark.anyio
+async def test_ollama_streams_tokens_and_citations_map_to_results(llm: FakeLLM, cache: RedisCache) -> None:
+    events, _ = await run(settings(ollama_url=llm.url), cache)
+    kinds = [k for k, _ in events]
+    assert kinds == ["token", "token", "token", "citations", "done"]
+    assert "".join(d["text"] for k, d in events if k == "token") == done(events)["answer"]
+    assert done(events)["provider"] == "ollama" and done(events)["fallbacks"] == []
+    cites = events[3][1]["citations"]
+    assert cites == [{"marker": 1, "result_id": "r1", "document_id": "d1", "source": "solar.md", "page": None,
+                      "position": 0}]  # fmt: skip
+    sent = llm.requests[0]
+    assert sent["protocol"] == "ollama" and sent["stream"] is True and sent["model"] == "llama3.2:3b"
+    assert "[1] (source: solar.md)" in sent["messages"][1]["content"]
+    assert "[2] (source: volcano.pdf, page 2)" in sent["messages"][1]["content"]
+
+
+@pytest.mark.anyio
+async def test_connection_error_falls_back_to_openai(llm: FakeLLM, cache: RedisCache) -> None:
+    events, _ = await run(settings(openai_base_url=f"{llm.url}/v1"), cache)
+    d = done(events)
+    assert d["provider"] == "openai" and d["model"] == "gpt-test"
+    assert d["fallbacks"][0]["provider"] == "ollama" and "ConnectError" in d["fallbacks"][0]["error"]
+    assert llm.requests[0]["protocol"] == "openai" and llm.requests[0]["auth"] == "Bearer sk-test"
+
+
+@pytest.mark.anyio
+async def test_5xx_falls_back(llm: FakeLLM, cache: RedisCache) -> None:
+    llm.behaviour.status = 503
+    events, _ = await run(settings(ollama_url=llm.url, openai_base_url=DEAD), cache)
+    d = done(events)
+    assert d["provider"] == "extractive"
+    assert "503" in d["reason"] and "openai" in d["reason"]
+    assert d["answer"].startswith("No language model answered")
+    assert [c["marker"] for c in events[-2][1]["citations"]] == [1, 2]
+
+
+@pytest.mark.anyio
+async def test_timeout_before_first_token_falls_back_in_time(fake: FakeLLM, cache: RedisCache) -> None:
+    with FakeLLM() as slow:
+        slow.reset(first_token_delay=3.0)
+        fake.reset()
+        start = time.perf_counter()
+        events, _ = await run(settings(ollama_url=slow.url, openai_base_url=f"{fake.url}/v1", llm_timeout_s=0.5),
+                              cache)  # fmt: skip
+        elapsed = time.perf_counter() - start
+    d = done(events)
+    assert d["provider"] == "openai" and "Timeout" in d["fallbacks"][0]["error"]
+    assert elapsed < 2.5
+
+
+@pytest.mark.anyio
+async def test_breaker_skips_a_dead_provider_then_retries_it(llm: FakeLLM, cache: RedisCache) -> None:
+    llm.behaviour.status = 500
+    s = settings(ollama_url=llm.url, llm_providers=["ollama"])
+    async with httpx.AsyncClient() as client:
+        answerer = Answerer(s, make_chain(s, client), cache, load_tokenizer(TOKENIZER))
+        for _ in range(2):  # two failures open the circuit
+            [e async for e in answerer.stream(f"q {time.time()}", RESULTS)]
+        assert answerer.chain.breakers["ollama"].state == "open"
+        calls = len(llm.requests)
+        events = [e async for e in answerer.stream(f"q {time.time()}", RESULTS)]
+        assert len(llm.requests) == calls, "an open circuit must not call the provider"
+        assert "circuit open" in done(events)["reason"]
+        await anyio.sleep(0.6)  # reset_s passes: one trial request, which now succeeds
+        llm.behaviour.status = 200
+        events = [e async for e in answerer.stream(f"q {time.time()}", RESULTS)]
+        assert done(events)["provider"] == "ollama" and answerer.chain.breakers["ollama"].state == "closed"
+
+
+@pytest.mark.anyio
+async def test_failure_mid_stream_ends_the_answer_truncated(llm: FakeLLM, cache: RedisCache) -> None:
+    llm.reset(fail_after=2)
+    events, _ = await run(settings(ollama_url=llm.url, openai_base_url=f"{llm.url}/v1"), cache)
+    d = done(events)
+    assert d["provider"] == "ollama" and d["truncated"]
+    assert d["answer"] == "Photovoltaic cells turn light into "
+    assert all(r["protocol"] == "ollama" for r in llm.requests), "no restart elsewhere after tokens were sent"
+
+
+@pytest.mark.anyio
+async def test_answer_cache_hit_skips_the_provider(llm: FakeLLM, cache: RedisCache) -> None:
+    s = settings(ollama_url=llm.url)
+    first, _ = await run(s, cache)
+    second, _ = await run(s, cache)
+    assert done(first)["cached"] is False and done(second)["cached"] is True
+    assert done(second)["answer"] == done(first)["answer"]
+    assert len(llm.requests) == 1
+    other, _ = await run(s, cache, RESULTS[:1])  # other retrieved chunks, other key
+    assert done(other)["cached"] is False and len(llm.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_no_provider_configured_is_extractive(cache: RedisCache) -> None:
+    events, _ = await run(settings(llm_providers=[]), cache)
+    assert "LLM_PROVIDERS" in done(events)["reason"] and done(events)["provider"] == "extractive"
+    events, _ = await run(settings(llm_providers=[]), cache, [])
+    assert done(events)["answer"].startswith("No passage")
+
+
+def test_prompt_trims_context_to_the_budget() -> None:
+    tok = load_tokenizer(TOKENIZER)
+    long = [{"id": f"r{i}", "text": "word " * 300, "source": f"s{i}.txt"} for i in range(5)]
+    messages, used = build_prompt("question?", long, tok, budget=700)
+    assert [r["id"] for r in used] == ["r0", "r1"]
+    assert "[3]" not in messages[1]["content"] and messages[1]["content"].endswith("Question: question?")
+    _, used = build_prompt("q", long, tok, budget=100)  # the first passage is cut rather than dropped
+    assert len(used) == 1
+
+
+def test_citation_markers() -> None:
+    ctx = [{"id": f"r{i}"} for i in range(1, 4)]
+    ids = [c["result_id"] for c in citations("A [2]. B [1, 3]. C [2][9] D [x]", ctx)]
+    assert ids == ["r2", "r1", "r3"]
+
+
+# -- through the backend ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def llm_backend(tmp_path_factory: pytest.TempPathFactory, ml_api: Proc, fake: FakeLLM) -> Iterator[Proc]:
+    backend = start_backend(
+        tmp_path_factory.mktemp("llm"), ml_api.url, LLM_PROVIDERS="ollama,openai", OLLAMA_URL=fake.url,
+        OPENAI_BASE_URL=f"{fake.url}/v1", OPENAI_MODEL="gpt-test", LLM_TIMEOUT_S="5",
+    )  # fmt: skip
+    with backend.client() as c:
+        doc = c.post("/api/documents", files=[("files", ("solar.md", SOLAR.encode(), "text/markdown"))]).json()
+        assert wait_ready(c, doc["documents"][0]["id"])["status"] == "ready"
+    yield backend
+    backend.stop()
+
+
+def sse(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
+    event = None
+    for line in lines:
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            yield event or "message", orjson.loads(line[6:])
+
+
+def test_query_generate_adds_answer_and_citations(llm_backend: Proc, llm: FakeLLM) -> None:
+    with llm_backend.client() as c:
+        body = c.post("/api/query", json={"query": f"What do solar cells do? {time.time()}", "generate": True}).json()
+    assert body["answer"] == "Photovoltaic cells turn light into current [1]."
+    assert body["llm"]["provider"] == "ollama" and "generate_ms" in body["timings"]
+    assert body["citations"][0]["result_id"] == body["results"][0]["id"]
+
+
+def test_stream_sends_results_tokens_citations_done(llm_backend: Proc, llm: FakeLLM) -> None:
+    with (
+        llm_backend.client() as c,
+        c.stream("POST", "/api/query/stream", json={"query": f"solar cells {time.time()}", "generate": True}) as r,
+    ):
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = list(sse(r.iter_lines()))
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "results" and kinds[-2:] == ["citations", "done"] and kinds.count("token") == 3
+    assert events[0][1]["results"][0]["source"] == "solar.md"
+    assert {"embed_ms", "search_ms", "generate_ms"} <= set(events[-1][1]["timings"])
+
+
+def test_stream_without_generate_and_errors_before_streaming(llm_backend: Proc) -> None:
+    with llm_backend.client() as c:
+        with c.stream("POST", "/api/query/stream", json={"query": "solar"}) as r:
+            assert [k for k, _ in sse(r.iter_lines())] == ["results", "done"]
+        r = c.post("/api/query/stream", json={"query": "x", "collection": "missing"})
+        assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+
+
+def test_client_disconnect_stops_generation(llm_backend: Proc, llm: FakeLLM) -> None:
+    llm.reset(tokens=[f"t{i} " for i in range(100)], token_delay=0.1)
+    with (
+        llm_backend.client() as c,
+        c.stream("POST", "/api/query/stream", json={"query": f"solar {time.time()}", "generate": True}) as r,
+    ):
+        for kind, _ in sse(r.iter_lines()):
+            if kind == "token":
+                break  # the user navigates away after the first token
+    assert llm.disconnected.wait(5), "the provider kept generating after the client left"
+    assert llm.completed == 0
+
+
+def test_ai_health_and_ready_report_providers(llm_backend: Proc, llm: FakeLLM) -> None:
+    with llm_backend.client() as c:
+        health = c.get("/api/ai/health").json()
+        ready = c.get("/ready").json()
+    by_name = {p["provider"]: p for p in health["providers"]}
+    assert by_name["ollama"]["reachable"] and by_name["ollama"]["model"] == "llama3.2:3b"
+    assert by_name["openai"]["reachable"] and by_name["openai"]["breaker"] == "closed"
+    assert ready["components"]["llm"]["ok"] and ready["components"]["llm"]["kind"] == "ollama,openai"
+    llm.reset(models=[])
+    with llm_backend.client() as c:
+        ollama = next(p for p in c.get("/api/ai/health").json()["providers"] if p["provider"] == "ollama")
+    assert not ollama["reachable"] and "not pulled" in ollama["detail"]
+
+
+def test_unused_path_is_not_a_provider(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        Settings(llm_providers="ollama,gemini")  # type: ignore[arg-type]

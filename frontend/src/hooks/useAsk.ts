@@ -1,0 +1,153 @@
+import { useCallback, useEffect, useRef, useState } from 'react'
+import { ask, type AskEvent, type AskMode } from '../api/ask'
+import { ApiError, isAbort } from '../api/client'
+import type { Citation, QueryResult, Timings } from '../api/types'
+
+export type TurnStatus = 'searching' | 'answering' | 'done' | 'error' | 'stopped'
+
+export interface AskSettings {
+  collection: string
+  generate: boolean
+  topK: number
+}
+
+export interface Turn {
+  id: number
+  question: string
+  settings: AskSettings
+  status: TurnStatus
+  mode: AskMode | null
+  results: QueryResult[] | null
+  answer: string
+  citations: Citation[]
+  provider: string | null
+  note: string | null
+  cached: boolean
+  timings: Timings | null
+  error: ApiError | null
+  startedAt: number
+}
+
+let nextId = 1
+
+function apply(turn: Turn, ev: AskEvent): Turn {
+  switch (ev.type) {
+    case 'results':
+      return {
+        ...turn,
+        results: ev.results,
+        cached: ev.cached,
+        status: turn.settings.generate ? 'answering' : turn.status,
+      }
+    case 'token':
+      return { ...turn, answer: turn.answer + ev.text, status: 'answering' }
+    case 'citations':
+      return { ...turn, citations: ev.citations }
+    case 'done':
+      return {
+        ...turn,
+        status: 'done',
+        answer: ev.answer ?? turn.answer,
+        provider: ev.provider,
+        cached: turn.cached || ev.cached,
+        timings: ev.timings,
+        note: ev.note,
+      }
+  }
+}
+
+/** The conversation: one question in flight at a time; a new one (or leaving the page) cancels it. */
+export function useAsk() {
+  const [turns, setTurns] = useState<Turn[]>([])
+  const controller = useRef<AbortController | null>(null)
+
+  useEffect(() => () => controller.current?.abort(), [])
+
+  const update = useCallback((id: number, fn: (t: Turn) => Turn) => {
+    setTurns((ts) => ts.map((t) => (t.id === id ? fn(t) : t)))
+  }, [])
+
+  const run = useCallback(
+    async (id: number, question: string, settings: AskSettings) => {
+      controller.current?.abort()
+      const ctrl = new AbortController()
+      controller.current = ctrl
+      try {
+        const mode = await ask(
+          { query: question, collection: settings.collection, top_k: settings.topK },
+          {
+            generate: settings.generate,
+            signal: ctrl.signal,
+            onEvent: (ev) => update(id, (t) => apply(t, ev)),
+          },
+        )
+        update(id, (t) => ({ ...t, mode }))
+      } catch (err) {
+        if (isAbort(err)) {
+          update(id, (t) => (t.status === 'done' ? t : { ...t, status: 'stopped' }))
+        } else {
+          const error = err instanceof ApiError ? err : new ApiError(String(err), 0, 'client')
+          update(id, (t) => ({ ...t, status: 'error', error }))
+        }
+      } finally {
+        if (controller.current === ctrl) controller.current = null
+      }
+    },
+    [update],
+  )
+
+  const submit = useCallback(
+    (question: string, settings: AskSettings) => {
+      const turn: Turn = {
+        id: nextId++,
+        question,
+        settings,
+        status: 'searching',
+        mode: null,
+        results: null,
+        answer: '',
+        citations: [],
+        provider: null,
+        note: null,
+        cached: false,
+        timings: null,
+        error: null,
+        startedAt: Date.now(),
+      }
+      setTurns((ts) => [...ts, turn])
+      void run(turn.id, question, settings)
+    },
+    [run],
+  )
+
+  const retry = useCallback(
+    (id: number) => {
+      const turn = turns.find((t) => t.id === id)
+      if (!turn) return
+      update(id, (t) => ({
+        ...t,
+        status: 'searching',
+        results: null,
+        answer: '',
+        citations: [],
+        error: null,
+        note: null,
+        timings: null,
+        cached: false,
+        startedAt: Date.now(),
+      }))
+      void run(id, turn.question, turn.settings)
+    },
+    [turns, run, update],
+  )
+
+  const stop = useCallback(() => controller.current?.abort(), [])
+
+  const clear = useCallback(() => {
+    controller.current?.abort()
+    setTurns([])
+  }, [])
+
+  const busy = turns.some((t) => t.status === 'searching' || t.status === 'answering')
+  return { turns, busy, submit, retry, stop, clear }
+}

@@ -1,0 +1,15 @@
+import { StrictMode } from 'react'
+import { createRoot } from 'react-dom/client'
+import { getDocument } from './api/client'
+import { uploadFile } from './api/upload'
+import { App } from './App'
+import { UploadQueue } from './lib/uploads'
+import './styles.css'
+
+const uploads = new UploadQueue({ upload: uploadFile, get: (id) => getDocument(id) })
+
+createRoot(document.getElementById('root') as HTMLElement).render(
+  <StrictMode>
+    <App uploads={uploads} />
+  </StrictMode>,
+)
