@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install models dev test test-ml test-backend test-eval eval lint check-deploy bench-ml bench-backend bench-venvs lock clean
+.PHONY: help install models dev test test-ml test-backend test-eval test-frontend eval lint check-deploy bench-ml bench-backend bench-venvs lock clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -20,6 +20,7 @@ ML_API_PORT ?= 8001
 BACKEND_VENV := backend/.venv
 BACKEND_PY := $(BACKEND_VENV)/bin/python
 BACKEND_PORT ?= 8000
+FRONTEND_PORT ?= 3000
 # Infinity (the comparison server in bench-ml) needs numpy<2 and transformers<5: its own venv, from its own lock.
 INFINITY_VENV := .bench/infinity
 INFINITY_LOCK := ml-api/bench/requirements-infinity.txt
@@ -56,26 +57,32 @@ $(BACKEND_VENV)/.installed: backend/requirements/dev.txt backend/pyproject.toml 
 	$(UV) pip install -q --python $(BACKEND_PY) --no-deps -e backend
 	@touch $@
 
-install: $(ML_VENV)/.installed $(BACKEND_VENV)/.installed
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	cd frontend && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(ML_VENV)/.installed $(BACKEND_VENV)/.installed frontend/node_modules/.installed
 
 models: install
 	$(ML_VENV)/bin/ml-api models prepare
 
-# ml-api and the backend together on the embedded defaults (CPU, in-process Qdrant, REDIS_URL from .env or
-# the in-process cache); Ctrl-C stops both.
-dev: models
-	@echo "ml-api on http://localhost:$(ML_API_PORT), backend on http://localhost:$(BACKEND_PORT) (docs at /docs); Ctrl-C stops both"
+# ml-api, the backend and the page together on the embedded defaults (CPU, in-process Qdrant, REDIS_URL from .env
+# or the in-process cache); Ctrl-C stops all three.
+dev: models frontend/node_modules/.installed
+	@echo "page on http://localhost:$(FRONTEND_PORT), backend on http://localhost:$(BACKEND_PORT) (docs at /docs), ml-api on http://localhost:$(ML_API_PORT); Ctrl-C stops them"
 	@trap 'kill 0' INT TERM EXIT; \
 	PORT=$(ML_API_PORT) LOG_JSON=$${LOG_JSON:-false} $(ML_VENV)/bin/ml-api serve & \
 	BACKEND_PORT=$(BACKEND_PORT) EMBED_API_URL=$${EMBED_API_URL:-http://localhost:$(ML_API_PORT)} \
 		RERANK_API_URL=$${RERANK_API_URL:-http://localhost:$(ML_API_PORT)} LOG_JSON=$${LOG_JSON:-false} \
 		$(BACKEND_VENV)/bin/rag-backend serve & \
+	(cd frontend && PORT=$(FRONTEND_PORT) BACKEND_URL=http://localhost:$(BACKEND_PORT) npm run --silent dev) & \
 	wait
 
 lint: install
 	$(ML_VENV)/bin/ruff check ml-api eval
 	$(ML_VENV)/bin/ruff format --check ml-api eval
 	cd backend && .venv/bin/ruff check . && .venv/bin/ruff format --check .
+	$(BACKEND_VENV)/bin/ruff check deploy scripts && $(BACKEND_VENV)/bin/ruff format --check deploy scripts
 
 test-ml: models
 	cd ml-api && .venv/bin/python -m pytest -q
@@ -94,7 +101,11 @@ test-backend: models
 test-eval: models
 	$(ML_PY) -m pytest -q eval
 
-test: lint check-deploy test-ml test-backend test-eval
+# The page: lint + typecheck, unit tests (Vitest), then e2e in Debian's Chromium against real ml-api + backend + Redis.
+test-frontend: models frontend/node_modules/.installed
+	cd frontend && npm run lint && npm test && npm run test:e2e
+
+test: lint check-deploy test-ml test-backend test-eval test-frontend
 
 # Runs in ml-api's venv: the in-process reference is sentence-transformers on the same checkpoint.
 eval: models
@@ -131,4 +142,4 @@ lock: | $(UV)
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o requirements/prod.txt
 
 clean:
-	rm -rf $(TOOLS) $(ML_VENV) $(BACKEND_VENV) .pytest_cache .bench
+	rm -rf $(TOOLS) $(ML_VENV) $(BACKEND_VENV) .pytest_cache .bench frontend/node_modules frontend/dist frontend/test-results

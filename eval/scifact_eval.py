@@ -164,7 +164,7 @@ class StackRuns:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def query_stack(client: httpx.Client, data: Dataset, collection: str, chunks: int, candidates: int) -> StackRuns:
+def query_stack(client: httpx.Client, data: Dataset, collection: str, chunks: int, candidates: int | None) -> StackRuns:
     modes = {
         "dense": {"dense": True, "sparse": False, "rerank": False},
         "sparse": {"dense": False, "sparse": True, "rerank": False},
@@ -180,6 +180,8 @@ def query_stack(client: httpx.Client, data: Dataset, collection: str, chunks: in
             r.raise_for_status()
             out.runs[mode][qid] = _docs(r.json()["results"])
         out.seconds[mode] = round(time.perf_counter() - start, 1)
+    if candidates is None:
+        return out
     start = time.perf_counter()
     out.runs["hybrid_rerank"] = {}
     for qid, text in data.queries.items():
@@ -264,13 +266,15 @@ def run_eval(data: Dataset, args: argparse.Namespace, backend_url: str | None = 
         with httpx.Client(base_url=url, timeout=600) as client:
             collection = f"eval-{int(time.time())}"
             results["ingestion"] = ingest(client, data, collection)
-            stack_runs = query_stack(client, data, collection, args.top_chunks, args.rerank_candidates)
+            candidates = None if getattr(args, "skip_rerank", False) else args.rerank_candidates
+            stack_runs = query_stack(client, data, collection, args.top_chunks, candidates)
     for mode, run in stack_runs.runs.items():
         results[mode] = {**evaluate(data.qrels, run), "seconds": stack_runs.seconds[mode]}
     results["config"] = {
         "queries": len(data.queries), "documents": len(data.corpus), "chunk_tokens": args.chunk_tokens,
         "chunk_overlap": args.chunk_overlap, "top_chunks": args.top_chunks,
         "rerank_candidates": args.rerank_candidates, "reranker": str(args.reranker),
+        "split": getattr(args, "split", "test"),
     }  # fmt: skip
     return results
 
@@ -278,6 +282,8 @@ def run_eval(data: Dataset, args: argparse.Namespace, backend_url: str | None = 
 def print_table(results: dict[str, Any]) -> None:
     print(f"\n{'run':<15}{'nDCG@10':>9}{'R@100':>8}{'MRR@10':>8}{'seconds':>9}")
     for mode in ("reference", "dense", "sparse", "hybrid", "hybrid_rerank"):
+        if mode not in results:
+            continue
         r = results[mode]
         print(f"{mode:<15}{r['ndcg@10']:>9.4f}{r['recall@100']:>8.4f}{r['mrr@10']:>8.4f}{r['seconds']:>9.1f}")
     ing = results["ingestion"]
@@ -297,11 +303,13 @@ def main() -> None:
     p.add_argument("--top-chunks", type=int, default=200, help="chunks asked per query (folded to documents)")
     p.add_argument("--chunk-tokens", type=int, default=256)
     p.add_argument("--chunk-overlap", type=int, default=32)
+    p.add_argument("--split", default="test", help="qrels split to evaluate (test; train to check a choice off-test)")
+    p.add_argument("--skip-rerank", action="store_true", help="leave out the hybrid_rerank run (the slow one on CPU)")
     p.add_argument("--backend-url", help="evaluate a running backend instead of starting one")
     p.add_argument("--out-dir", type=Path, default=REPO / "bench-results")
     args = p.parse_args()
     root = args.dataset if args.dataset.is_absolute() else REPO / args.dataset
-    data = load_beir(root.resolve())
+    data = load_beir(root.resolve(), args.split)
     if args.queries:
         data = subset(data, args.queries, args.distractors)
     start = time.perf_counter()
@@ -310,7 +318,7 @@ def main() -> None:
     print_table(results)
     print(f"total: {results['total_seconds']} s")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    out = args.out_dir / f"eval-{root.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = args.out_dir / f"eval-{root.name}-{args.split}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2))
     print(out)
 

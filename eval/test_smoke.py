@@ -1,8 +1,9 @@
 """Smoke run of the eval harness in `make test`: 50 SciFact test queries through the real stack.
 
-The corpus is the 50 queries' judged documents plus 450 fixed random others, so the figures are higher than
-on the full corpus; the floors below were measured on this exact setup (see eval/README.md) with a margin for
-run-to-run noise, so a regression in pooling, truncation, chunking, BM25 or fusion fails CI.
+The corpus is the 50 queries' judged documents plus 1,000 fixed random others, so the figures are higher than
+on the full corpus. Measured on this exact setup (2026-11-21, CPU): reference 0.8401, dense 0.8569, hybrid 0.8861,
+hybrid + rerank (the weak test reranker) 0.8025. The floors sit 0.02-0.03 below: one query slipping a rank moves
+nDCG@10 by under 0.01 here, while a broken pooling, truncation, chunking, BM25 or fusion costs far more.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from scifact_eval import MODELS, REPO, load_beir, run_eval, subset
 
 DATASET = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared")) / "data" / "scifact"
 FLOORS = {  # nDCG@10 on the smoke subset
-    "reference": 0.0,
-    "dense": 0.0,
-    "hybrid": 0.0,
-    "hybrid_rerank": 0.0,
+    "reference": 0.82,
+    "dense": 0.83,
+    "hybrid": 0.86,
+    "hybrid_rerank": 0.77,
 }
 
 
@@ -28,7 +29,7 @@ FLOORS = {  # nDCG@10 on the smoke subset
 def results() -> dict:
     if not (DATASET / "corpus.jsonl").is_file():
         pytest.fail(f"SciFact not found at {DATASET}: set SHARED_DIR")
-    data = subset(load_beir(DATASET if DATASET.is_absolute() else REPO / DATASET), 50, 450)
+    data = subset(load_beir(DATASET if DATASET.is_absolute() else REPO / DATASET), 50, 1000)
     args = argparse.Namespace(
         reranker=str(MODELS / "minilm-l6-crossencoder-test"), chunk_tokens=256, chunk_overlap=32,
         top_chunks=200, rerank_candidates=10,

@@ -187,14 +187,20 @@ def fake_ollama(tmp_path):
         fake.stop()
 
 
+def install_fake(tmp_path: Path, name: str, script: str) -> Path:
+    """Writes an executable `name` into tmp_path/bin and returns that directory (to put first on PATH)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    binary = bindir / name
+    binary.write_text(script)
+    binary.chmod(0o755)
+    return bindir
+
+
 @pytest.fixture
 def fake_bin(tmp_path) -> dict[str, str]:
     """A PATH whose `ollama` is the fake binary, plus the variables it reads."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    binary = bindir / "ollama"
-    binary.write_text(FAKE_OLLAMA_BIN)
-    binary.chmod(0o755)
+    bindir = install_fake(tmp_path, "ollama", FAKE_OLLAMA_BIN)
     server = tmp_path / "fake_ollama.py"
     server.write_text(FAKE_OLLAMA)
     return {

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, STACK
+from conftest import ROOT, STACK, install_fake
 
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 # Records every call (one line, shell-quoted) and its stdin for `exec ... python -`; answers `compose version`
@@ -210,11 +210,7 @@ def test_dry_run_prints_commands_that_the_shell_reads_back():
 
 @pytest.fixture
 def fake_docker(tmp_path):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    docker = bindir / "docker"
-    docker.write_text(FAKE_DOCKER)
-    docker.chmod(0o755)
+    bindir = install_fake(tmp_path, "docker", FAKE_DOCKER)
     calls = tmp_path / "docker-calls.txt"
     env = {
         "PATH": f"{bindir}:/usr/bin:/bin",
