@@ -88,8 +88,15 @@ class Catalog:
         return Collection(**dict(row)) if row else None
 
     def create_collection(self, name: str) -> tuple[Collection, bool]:
-        """Returns (collection, created)."""
-        cur = self.db.execute("INSERT OR IGNORE INTO collections(name, created_at) VALUES (?, ?)", (name, time.time()))
+        """Returns (collection, created).
+
+        The version starts from the clock, not 0: a collection deleted and created again under the same name
+        must not meet retrieval cache entries of its previous life (they carry the old versions)."""
+        now = time.time()
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO collections(name, version, created_at) VALUES (?, ?, ?)",
+            (name, time.time_ns() // 1000, now),
+        )
         return self.get_collection(name), cur.rowcount == 1  # type: ignore[return-value]
 
     def bind_collection(self, name: str, embed_key: str, space: str) -> Collection:

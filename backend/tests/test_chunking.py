@@ -12,7 +12,7 @@ import pytest
 from rag_backend.chunking import ApproximateTokenizer, Chunk, Chunker, HFTokenizer, TokenCounter, load_tokenizer
 from rag_backend.parsing import ParsedDocument, Section
 
-REAL_TOKENIZER = Path("/work/main/models/all-MiniLM-L6-v2/tokenizer.json")
+REAL_TOKENIZER = Path(__file__).resolve().parents[2] / "models" / "all-MiniLM-L6-v2" / "tokenizer.json"
 
 _WORDS = (
     "alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega retrieval embedding vector index "

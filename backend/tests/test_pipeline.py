@@ -223,6 +223,14 @@ def test_collections_lifecycle(client: httpx.Client, indexed: dict[str, str]) ->
     assert r.status_code == 404 and "does not exist" in r.json()["error"]
     assert client.get(f"/api/documents/{doc_id}").status_code == 404
     assert client.delete("/api/collections/scratch").status_code == 404
+    # Created again under the same name and brought to the same number of changes: no cached result of its
+    # previous life (the kiwi note, deleted) may come back.
+    assert client.post("/api/collections", json={"name": "scratch"}).status_code == 201
+    doc = upload(client, [("other.md", b"# Other\n\nA second note, about ferns and their spores.", "")], "scratch")
+    new_id = doc.json()["documents"][0]["id"]
+    assert wait_ready(client, new_id)["status"] == "ready"
+    again = query(client, "photovoltaic cells sunlight", collection="scratch")
+    assert again["cached"] is False and {x["document_id"] for x in again["results"]} == {new_id}
 
 
 def test_bad_uploads_get_clear_4xx(client: httpx.Client) -> None:
