@@ -6,7 +6,6 @@ identically and each stage can be switched off per request.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,12 +162,3 @@ def _result(hit: Hit, score: float, rerank_score: float | None) -> dict[str, Any
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
-
-
-async def gather_health(checks: dict[str, Any]) -> dict[str, tuple[bool, str]]:
-    names = list(checks)
-    outcomes = await asyncio.gather(*(checks[n] for n in names), return_exceptions=True)
-    out: dict[str, tuple[bool, str]] = {}
-    for name, outcome in zip(names, outcomes, strict=True):
-        out[name] = (False, f"{type(outcome).__name__}: {outcome}") if isinstance(outcome, BaseException) else outcome
-    return out

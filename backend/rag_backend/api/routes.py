@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -26,7 +27,7 @@ from rag_backend.api.schemas import (
 )
 from rag_backend.core.errors import APIError, BadRequest, Conflict, NotFound, Unsupported
 from rag_backend.core.metrics import INGEST_JOBS
-from rag_backend.retrieval import QueryParams, gather_health
+from rag_backend.retrieval import QueryParams
 
 router = APIRouter()
 log = logging.getLogger("rag_backend.api")
@@ -224,9 +225,12 @@ async def health() -> dict[str, str]:
 async def ready(request: Request) -> Response:
     """ml-api, store and cache, each reported; 503 unless the query path works, `degraded` without cache."""
     svc = services(request)
+    embeddings = asyncio.ensure_future(svc.embedder.health())
+    same_service = svc.settings.embed_provider == "ml-api" and svc.embedder.url == svc.reranker.url
     checks = {
-        "embeddings": svc.embedder.health(),
-        "reranker": svc.reranker.health(),
+        "embeddings": embeddings,
+        # One ml-api /health (a forward pass of both models) answers for both when they are the same service.
+        "reranker": embeddings if same_service else svc.reranker.health(),
         "store": svc.store.health(),
         "cache": svc.cache.health(),
         "llm": _llm_health(svc),
@@ -239,6 +243,16 @@ async def ready(request: Request) -> Response:
     status = "ready" if essential and results["cache"][0] else ("degraded" if essential else "unavailable")
     body = {"status": status, "components": components}
     return JSONResponse(body, status_code=200 if essential else 503)
+
+
+async def gather_health(checks: dict[str, Any]) -> dict[str, tuple[bool, str]]:
+    """Runs the checks at once; one that raises reports (False, its error) instead of failing /ready."""
+    names = list(checks)
+    outcomes = await asyncio.gather(*(checks[n] for n in names), return_exceptions=True)
+    return {
+        name: (False, f"{type(o).__name__}: {o}") if isinstance(o, BaseException) else o
+        for name, o in zip(names, outcomes, strict=True)
+    }
 
 
 async def _llm_health(svc: Any) -> tuple[bool, str]:
