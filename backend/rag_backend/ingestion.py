@@ -113,9 +113,6 @@ class Ingestion:
         self.uploads.mkdir(parents=True, exist_ok=True)
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._active = 0
         self.pump = EmbedPump(embedder, settings.embed_batch_size, settings.embed_concurrency)
         self._budget = ChunkBudget(settings.ingest_inflight_chunks)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -128,7 +125,7 @@ class Ingestion:
                 await self._purge(doc)
             elif self._upload_path(doc["id"]).exists():
                 self.catalog.set_stage(doc["id"], "queued", progress=0, chunks_done=0)
-                self._enqueue(doc["id"])
+                self.queue.put_nowait(doc["id"])
             else:
                 self.catalog.fail(doc["id"], "interrupted by a restart and its upload is gone; upload it again")
         for doc in self.catalog.failed_with_points():
@@ -146,13 +143,6 @@ class Ingestion:
                 await task
         self._workers = []
         await self.pump.stop()
-
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
-
-    def _enqueue(self, doc_id: str) -> None:
-        self._idle.clear()
-        self.queue.put_nowait(doc_id)
 
     def _upload_path(self, doc_id: str) -> Path:
         return self.uploads / doc_id
@@ -175,7 +165,7 @@ class Ingestion:
             return {**dup, "duplicate": True}
         doc = self.catalog.add_document(collection, name, fmt, len(data), sha)
         self._upload_path(doc["id"]).write_bytes(data)
-        self._enqueue(doc["id"])
+        self.queue.put_nowait(doc["id"])
         return {**doc, "duplicate": False, "replaces": self.catalog.replaced_by(doc)}
 
     # -- deletion -----------------------------------------------------------------------------------
@@ -243,15 +233,11 @@ class Ingestion:
             self._end(job.doc["id"])
 
     def _begin(self, doc_id: str) -> None:
-        self._active += 1
         self._running[doc_id] = asyncio.Event()
 
     def _end(self, doc_id: str) -> None:
         self._running.pop(doc_id).set()
-        self._active -= 1
         self.queue.task_done()
-        if self._active == 0 and self.queue.empty():
-            self._idle.set()
 
     async def _guarded(self, doc_id: str, step: Coroutine[Any, Any, _T]) -> _T | None:
         """Runs one step of a job; every failure ends as the document's `failed` state with its reason."""
