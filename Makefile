@@ -70,7 +70,7 @@ models: install
 # or the in-process cache); Ctrl-C stops all three.
 dev: models frontend/node_modules/.installed
 	@echo "page on http://localhost:$(FRONTEND_PORT), backend on http://localhost:$(BACKEND_PORT) (docs at /docs), ml-api on http://localhost:$(ML_API_PORT); Ctrl-C stops them"
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	PORT=$(ML_API_PORT) LOG_JSON=$${LOG_JSON:-false} $(ML_VENV)/bin/ml-api serve & \
 	BACKEND_PORT=$(BACKEND_PORT) EMBED_API_URL=$${EMBED_API_URL:-http://localhost:$(ML_API_PORT)} \
 		RERANK_API_URL=$${RERANK_API_URL:-http://localhost:$(ML_API_PORT)} LOG_JSON=$${LOG_JSON:-false} \
