@@ -194,15 +194,11 @@ class Ingestion:
         self.catalog.delete_collection_rows(name)
 
     async def _purge(self, doc: dict[str, Any]) -> None:
-        coll = self.catalog.get_collection(doc["collection"])
-        try:
-            if coll and coll.space and doc["has_points"]:
-                await self.store.delete_document(coll.space, doc["collection"], doc["id"])
-        except StoreError as exc:  # stays `deleting` (hidden); retried at the next start
-            log.warning("could not delete points of %s: %s", doc["id"], exc)
-            return
-        self._upload_path(doc["id"]).unlink(missing_ok=True)
-        self.catalog.remove_document(doc["id"])
+        """Points, upload and row of a document on its way out; if the store fails it stays `deleting` (hidden)
+        and the next start tries again."""
+        if await self._drop_points(doc["id"]):
+            self._upload_path(doc["id"]).unlink(missing_ok=True)
+            self.catalog.remove_document(doc["id"])
 
     # -- the job ------------------------------------------------------------------------------------
     # A worker parses and chunks one document, then hands embedding + indexing to a task of its own and takes
@@ -267,10 +263,7 @@ class Ingestion:
         start = time.perf_counter()
         collection = doc["collection"]
         if doc["has_points"]:  # a restarted job: drop what the interrupted run wrote
-            coll = self.catalog.get_collection(collection)
-            if coll and coll.space:
-                await self.store.delete_document(coll.space, collection, doc_id)
-            self.catalog.set_fields(doc_id, has_points=0)
+            await self._delete_points(doc)
 
         self._stage(doc_id, "parsing", progress=0.02)
         data = await asyncio.to_thread(self._upload_path(doc_id).read_bytes)
@@ -383,20 +376,28 @@ class Ingestion:
         self._upload_path(doc_id).unlink(missing_ok=True)
 
     async def _after_cancel(self, doc_id: str) -> None:
-        await self._drop_points(doc_id)
         doc = self.catalog.get_document(doc_id)
         if doc and doc["status"] == "deleting":
-            self._upload_path(doc_id).unlink(missing_ok=True)
-            self.catalog.remove_document(doc_id)
+            await self._purge(doc)
+        else:
+            await self._drop_points(doc_id)
 
-    async def _drop_points(self, doc_id: str) -> None:
+    async def _delete_points(self, doc: dict[str, Any]) -> None:
+        """Removes every point of the document from the store and records that; StoreError propagates."""
+        coll = self.catalog.get_collection(doc["collection"])
+        if coll and coll.space:
+            await self.store.delete_document(coll.space, doc["collection"], doc["id"])
+        self.catalog.set_fields(doc["id"], has_points=0)
+
+    async def _drop_points(self, doc_id: str) -> bool:
+        """True once the document holds no points. On a store failure they stay hidden (has_points and not
+        ready) and the next start cleans them up."""
         doc = self.catalog.get_document(doc_id)
         if not doc or not doc["has_points"]:
-            return
-        coll = self.catalog.get_collection(doc["collection"])
+            return True
         try:
-            if coll and coll.space:
-                await self.store.delete_document(coll.space, doc["collection"], doc_id)
-            self.catalog.set_fields(doc_id, has_points=0)
-        except StoreError as exc:  # stays hidden (has_points and not ready); cleaned at the next start
+            await self._delete_points(doc)
+        except StoreError as exc:
             log.warning("could not drop points of %s: %s", doc_id, exc)
+            return False
+        return True
