@@ -227,7 +227,7 @@ def test_ollama_models_is_the_list_unless_it_is_a_path(tmp_path, fake_ollama, fa
     assert s.stop() == 0
     # A path is Ollama's own setting: kept, and nothing is pulled.
     fake = fake_ollama([])
-    r = run(["pull"], entry_env(tmp_path, OLLAMA_URL=fake.url, OLLAMA_MODELS="/root/.ollama/models"))
+    r = run(["pull"], entry_env(tmp_path, OLLAMA_URL=fake.url, OLLAMA_MODELS="/var/lib/ollama/models"))
     assert r.returncode == 0 and fake.pulls() == []
     assert "no models to pull" in r.stderr
 
