@@ -16,11 +16,26 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-STAGES = ("queued", "parsing", "chunking", "embedding", "indexing")
-FINAL = ("ready", "failed")
+
+class DocumentStatus(StrEnum):
+    """A document's (ingestion job's) state: the one list; the API schema and the page's types derive from it."""
+
+    QUEUED = "queued"
+    PARSING = "parsing"
+    CHUNKING = "chunking"
+    EMBEDDING = "embedding"
+    INDEXING = "indexing"
+    READY = "ready"
+    FAILED = "failed"
+    DELETING = "deleting"
+
+
+STAGES = tuple(DocumentStatus)[:5]
+FINAL = (DocumentStatus.READY, DocumentStatus.FAILED)
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _SCHEMA = """

@@ -21,7 +21,7 @@ from rag_backend.catalog import Catalog
 from rag_backend.chunking import Chunker, load_tokenizer
 from rag_backend.core.config import Settings, get_settings
 from rag_backend.core.errors import error_response, install_error_handlers
-from rag_backend.core.logging import setup_logging
+from rag_backend.core.runtime import setup_logging
 from rag_backend.embedding import Embedder, make_embedder
 from rag_backend.ingestion import Ingestion
 from rag_backend.lexical import Lexical
@@ -52,7 +52,7 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    setup_logging(settings.log_level, settings.log_json)
+    setup_logging("backend", settings.log_level, settings.log_json, quiet=("httpx",))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

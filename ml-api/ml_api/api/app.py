@@ -14,7 +14,7 @@ from ml_api.api.middleware import GuardMiddleware
 from ml_api.api.routes import router
 from ml_api.core.config import Settings, get_settings
 from ml_api.core.errors import install_error_handlers
-from ml_api.core.logging import setup_logging
+from ml_api.core.runtime import setup_logging
 from ml_api.device import DeviceUnavailable
 from ml_api.engine import Engine
 from ml_api.models import ModelError
@@ -24,7 +24,7 @@ log = logging.getLogger("ml_api")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    setup_logging(settings.log_level, settings.log_json)
+    setup_logging("ml-api", settings.log_level, settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
