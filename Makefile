@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install models dev test test-ml test-backend test-eval test-frontend eval lint check-deploy bench-ml bench-backend bench-venvs lock clean
+.PHONY: help install models dev test test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy bench-ml bench-backend bench-venvs lock clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -39,22 +39,24 @@ help:
 	@echo "make eval        retrieval quality of the stack on SciFact (reference, dense, hybrid, hybrid + rerank)"
 	@echo "                 EVAL_ARGS=\"--help\" lists its knobs (other reranker, query subset, chunking)"
 	@echo "make lock        re-resolve the hash-pinned lock files"
+	@echo "make api-types   regenerate the page's API types from the backend's OpenAPI document (commit both files)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q uv==$(UV_VERSION)
 
-$(ML_VENV)/.installed: ml-api/requirements/cpu.txt ml-api/pyproject.toml | $(UV)
+# devtools/ (the dev harness of tests, benchmarks and eval) goes into both venvs, never into an image.
+$(ML_VENV)/.installed: ml-api/requirements/cpu.txt ml-api/pyproject.toml devtools/pyproject.toml | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(ML_VENV)
 	$(UV) pip sync -q --python $(ML_PY) $(UV_FIND) ml-api/requirements/cpu.txt
-	$(UV) pip install -q --python $(ML_PY) --no-deps -e ml-api
+	$(UV) pip install -q --python $(ML_PY) --no-deps -e ml-api -e devtools
 	@touch $@
 
 # The backend has no torch: its lock resolves from PyPI alone (checked by backend/tests/test_dependencies.py).
-$(BACKEND_VENV)/.installed: backend/requirements/dev.txt backend/pyproject.toml | $(UV)
+$(BACKEND_VENV)/.installed: backend/requirements/dev.txt backend/pyproject.toml devtools/pyproject.toml | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(BACKEND_VENV)
 	$(UV) pip sync -q --python $(BACKEND_PY) backend/requirements/dev.txt
-	$(UV) pip install -q --python $(BACKEND_PY) --no-deps -e backend
+	$(UV) pip install -q --python $(BACKEND_PY) --no-deps -e backend -e devtools
 	@touch $@
 
 frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
@@ -82,7 +84,7 @@ lint: install
 	$(ML_VENV)/bin/ruff check ml-api eval
 	$(ML_VENV)/bin/ruff format --check ml-api eval
 	cd backend && .venv/bin/ruff check . && .venv/bin/ruff format --check .
-	$(BACKEND_VENV)/bin/ruff check deploy scripts && $(BACKEND_VENV)/bin/ruff format --check deploy scripts
+	$(BACKEND_VENV)/bin/ruff check deploy scripts devtools && $(BACKEND_VENV)/bin/ruff format --check deploy scripts devtools
 
 test-ml: models
 	cd ml-api && .venv/bin/python -m pytest -q
@@ -105,7 +107,15 @@ test-eval: models
 test-frontend: models frontend/node_modules/.installed
 	cd frontend && npm run lint && npm test && npm run test:e2e
 
-test: lint check-deploy test-ml test-backend test-eval test-frontend
+# frontend/src/api/openapi.json from the backend's code, then schema.d.ts from it (npm run lint fails when stale).
+api-types: $(BACKEND_VENV)/.installed frontend/node_modules/.installed
+	cd frontend && npm run api
+
+# The dev harness itself (spawning, stopping, health waits): seconds, no models.
+test-devtools: $(BACKEND_VENV)/.installed
+	cd devtools && ../$(BACKEND_PY) -m pytest -q
+
+test: lint check-deploy test-devtools test-ml test-backend test-eval test-frontend
 
 # Runs in ml-api's venv: the in-process reference is sentence-transformers on the same checkpoint.
 eval: models

@@ -26,9 +26,6 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +37,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytrec_eval
+from devharness import free_port, host_info, serve, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
@@ -196,42 +194,10 @@ def query_stack(client: httpx.Client, data: Dataset, collection: str, chunks: in
 
 
 # -- processes --------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _serve(cmd: list[str], env: dict[str, str], log: Path, url: str) -> Iterator[None]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    try:
-        deadline = time.monotonic() + 300
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{' '.join(cmd)} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @contextlib.contextmanager
 def stack(workdir: Path, reranker: Path, chunk_tokens: int, overlap: int) -> Iterator[str]:
     """ml-api + backend on the embedded defaults, on free ports; yields the backend's URL."""
-    ml_port, be_port = _free_port(), _free_port()
+    ml_port, be_port = free_port(), free_port()
     ml_url, be_url = f"http://127.0.0.1:{ml_port}", f"http://127.0.0.1:{be_port}"
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     ml_env = base | {
@@ -245,9 +211,11 @@ def stack(workdir: Path, reranker: Path, chunk_tokens: int, overlap: int) -> Ite
         "CHUNK_TOKENIZER": str(MODELS / "all-MiniLM-L6-v2" / "tokenizer.json"),
         "CHUNK_TOKENS": str(chunk_tokens), "CHUNK_OVERLAP_TOKENS": str(overlap),
     }  # fmt: skip
+    ml_cmd = [sys.executable, "-m", "ml_api", "serve"]
+    be_cmd = [str(BACKEND_PYTHON), "-m", "rag_backend", "serve"]
     with (
-        _serve([sys.executable, "-m", "ml_api", "serve"], ml_env, workdir / "ml-api.log", ml_url),
-        _serve([str(BACKEND_PYTHON), "-m", "rag_backend", "serve"], be_env, workdir / "backend.log", be_url),
+        serve(ml_cmd, ml_env, workdir / "ml-api.log", url=ml_url, cwd=REPO, timeout=300, name="ml-api"),
+        serve(be_cmd, be_env, workdir / "backend.log", url=be_url, cwd=REPO, timeout=300, name="backend"),
     ):
         yield be_url
 
@@ -317,10 +285,8 @@ def main() -> None:
     results["total_seconds"] = round(time.perf_counter() - start, 1)
     print_table(results)
     print(f"total: {results['total_seconds']} s")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    out = args.out_dir / f"eval-{root.name}-{args.split}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=2))
-    print(out)
+    results["machine"] = host_info()
+    print(write_results(args.out_dir, f"eval-{root.name}-{args.split}", results))
 
 
 if __name__ == "__main__":

@@ -23,11 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +35,7 @@ from typing import Any
 import httpx
 import numpy as np
 import redis
+from devharness import free_port, host_info, serve, write_results
 
 from rag_backend.chunking import Chunker, load_tokenizer
 from rag_backend.lexical import Lexical
@@ -48,12 +45,6 @@ from rag_backend.store import ChunkPoint, EdgeStore, SearchFilter, SearchRequest
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
 ML_API_PYTHON = REPO / "ml-api" / ".venv" / "bin" / "python"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -66,47 +57,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@contextlib.contextmanager
-def process(cmd: list[str], env: dict[str, str], log: Path, health: str, timeout: float = 240) -> Iterator[int]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"{cmd} exited:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(health, timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{cmd} not healthy after {timeout}s")
-            time.sleep(0.3)
-        yield proc.pid
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def redis_answers(url: str) -> bool:
+    with contextlib.suppress(redis.RedisError):
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    return False
 
 
 @contextlib.contextmanager
 def redis_url(tmp: Path) -> Iterator[str]:
+    """The machine's Redis on DB 14, or a redis-server of our own on a free port."""
     url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-    with contextlib.suppress(redis.RedisError):
-        if redis.Redis.from_url(url, socket_connect_timeout=0.5).ping():
-            yield url
-            return
+    if redis_answers(url):
+        yield url
+        return
     port = free_port()
-    proc = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL,
-    )
-    time.sleep(0.5)
-    try:
-        yield f"redis://127.0.0.1:{port}/14"
-    finally:
-        proc.terminate()
+    url = f"redis://127.0.0.1:{port}/14"
+    cmd = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "", "--dir", str(tmp)]
+    with serve(cmd, None, tmp / "redis.log", url=url, health=lambda: redis_answers(url), timeout=10, stop_timeout=10):
+        yield url
 
 
 def scifact(shared: Path, n_docs: int, n_queries: int) -> tuple[list[tuple[str, str]], list[str]]:
@@ -314,11 +282,12 @@ def main() -> None:
         "MODELS_DIR": str(MODELS), "EMBED_MODEL": str(MODELS / "all-MiniLM-L6-v2"),
         "RERANK_MODEL": str(MODELS / "minilm-l6-crossencoder-test"), "HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING",
     }  # fmt: skip
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+    results: dict[str, Any] = {"machine": host_info()}
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    ml_cmd = [str(ML_API_PYTHON), "-m", "ml_api", "serve"]
     with (
         redis_url(tmp) as r_url,
-        process([str(ML_API_PYTHON), "-m", "ml_api", "serve"], ml_env, tmp / "ml.log", f"{ml_url}/health") as ml_pid,
+        serve(ml_cmd, ml_env, tmp / "ml.log", url=ml_url, cwd=REPO, timeout=240, name="ml-api") as ml,
     ):
         be_env = base | {
             "BACKEND_PORT": str(be_port), "BACKEND_HOST": "127.0.0.1", "DATA_DIR": str(tmp / "data"),
@@ -330,14 +299,14 @@ def main() -> None:
         }  # fmt: skip
         print(f"raw ml-api /embed on the chunks of {len(docs)} SciFact abstracts ...", flush=True)
         asyncio.run(_raw_embed(ml_url, ["warm-up text"] * 64, 64, 1))
-        results["raw_embed"] = bench_raw_embed(ml_url, ml_pid, docs, args)
+        results["raw_embed"] = bench_raw_embed(ml_url, ml.pid, docs, args)
         backend_cmd = [sys.executable, "-m", "rag_backend", "serve"]
-        with process(backend_cmd, be_env, tmp / "backend.log", f"{be_url}/health") as be_pid:
+        with serve(backend_cmd, be_env, tmp / "backend.log", url=be_url, cwd=REPO, timeout=240, name="backend") as be:
             print("ingestion through the backend ...", flush=True)
-            cpu0 = cpu_seconds(be_pid), cpu_seconds(ml_pid)
+            cpu0 = cpu_seconds(be.pid), cpu_seconds(ml.pid)
             results["ingestion"] = bench_ingestion(be_url, docs, args.files_per_request)
-            results["ingestion"]["cpu_s_backend"] = round(cpu_seconds(be_pid) - cpu0[0], 2)
-            results["ingestion"]["cpu_s_ml_api"] = round(cpu_seconds(ml_pid) - cpu0[1], 2)
+            results["ingestion"]["cpu_s_backend"] = round(cpu_seconds(be.pid) - cpu0[0], 2)
+            results["ingestion"]["cpu_s_ml_api"] = round(cpu_seconds(ml.pid) - cpu0[1], 2)
             results["ingestion"]["ratio_vs_raw_embed"] = round(
                 results["ingestion"]["chunks_per_s"] / results["raw_embed"]["chunks_per_s"], 3
             )
@@ -368,10 +337,7 @@ def main() -> None:
         print(f"store search  {s['points']} points: dense p50 {s['dense_p50_ms']} ms (p99 {s['dense_p99_ms']}), "
               f"hybrid batch p50 {s['hybrid_p50_ms']} ms; exact numpy p50 {s['exact_numpy_p50_ms']} ms; "
               f"recall@10 vs exact {s['recall_at_10_vs_exact']}   goal p50 <= 2 ms")  # fmt: skip
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    out = args.out_dir / f"backend-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=2))
-    print(out)
+    print(write_results(args.out_dir, "backend", results))
 
 
 if __name__ == "__main__":

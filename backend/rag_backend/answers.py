@@ -1,14 +1,14 @@
-"""Answers with citations: the prompt (in one place), context trimming, the provider chain, the answer cache.
+"""Answers with citations: the prompt (in one place), context trimming, citation mapping, the answer cache.
 
 The model sees the retrieved passages numbered [1]..[n] and is asked to cite them with those markers;
 the markers it actually uses become `citations`, each mapped to the result it names. When no provider
 answers (none configured, all down or breaker-open), the answer is extractive: the top passages, cited,
-with a sentence saying why, so a query still succeeds.
+with a sentence saying why, so a query still succeeds. Which provider answers (fallback, breakers) is the
+chain's business (`llm.Chain.stream`); this module only consults its answer cache on the chain's behalf.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +19,7 @@ import orjson
 from rag_backend.cache import Cache, digest
 from rag_backend.chunking import TokenCounter
 from rag_backend.core.config import Settings
-from rag_backend.llm import Attempt, Chain, Message, ProviderFailed, ProviderRefused
+from rag_backend.llm import Attempt, Chain, Message, Outcome, Provider
 
 # The prompt template. Passages are numbered in rank order; the model must cite them as [n].
 SYSTEM_PROMPT = (
@@ -122,42 +122,29 @@ class Answerer:
         start = time.perf_counter()
         messages, context = build_prompt(question, results, self.tokenizer, self.s.llm_context_tokens)
         ids = [r["id"] for r in context]
-        attempts: list[Attempt] = []
-        for provider in self.chain.providers if context else []:
-            key = f"ans:{digest([provider.name, provider.model, messages, ids])}"
-            if (hit := await self.cache.get("answer", key)) is not None:
-                cached = orjson.loads(hit)
-                yield "token", {"text": cached["answer"]}
-                yield "citations", {"citations": citations(cached["answer"], context)}
-                yield "done", self._done(cached["answer"], provider.name, provider.model, True, attempts, start)
-                return
-            breaker = self.chain.breakers[provider.name]
-            if not breaker.allow():
-                attempts.append(Attempt(provider.name, "skipped: circuit open after repeated failures"))
-                continue
-            parts: list[str] = []
-            truncated = None
-            try:
-                async for text in provider.stream(messages):
-                    parts.append(text)
-                    yield "token", {"text": text}
-                breaker.success()
-            except (ProviderFailed, ProviderRefused) as exc:
-                breaker.failure()
-                if not parts:
-                    attempts.append(Attempt(provider.name, str(exc)))
-                    continue
-                truncated = str(exc)  # tokens already reached the client: end the answer here
-            except asyncio.CancelledError:  # the client left: not the provider's fault
-                breaker.trial_running = False
-                raise
+
+        def cache_key(provider: Provider) -> str:
+            return f"ans:{digest([provider.name, provider.model, messages, ids])}"
+
+        async def cached(provider: Provider) -> str | None:
+            hit = await self.cache.get("answer", cache_key(provider))
+            return None if hit is None else orjson.loads(hit)["answer"]
+
+        outcome = Outcome()
+        parts: list[str] = []
+        if context:
+            async for text in self.chain.stream(messages, outcome, cached):
+                parts.append(text)
+                yield "token", {"text": text}
+        if (provider := outcome.provider) is not None:
             answer = "".join(parts)
-            if truncated is None and answer.strip():
-                await self.cache.set("answer", key, orjson.dumps({"answer": answer}), self.s.cache_ttl_answer_s)
+            if not outcome.cached and outcome.truncated is None and answer.strip():
+                body = orjson.dumps({"answer": answer})
+                await self.cache.set("answer", cache_key(provider), body, self.s.cache_ttl_answer_s)
             yield "citations", {"citations": citations(answer, context)}
-            done = self._done(answer, provider.name, provider.model, False, attempts, start)
-            if truncated:
-                done["truncated"] = truncated
+            done = self._done(answer, provider.name, provider.model, outcome.cached, outcome.attempts, start)
+            if outcome.truncated:
+                done["truncated"] = outcome.truncated
             yield "done", done
             return
         if not context:
@@ -165,11 +152,11 @@ class Answerer:
         elif not self.chain.providers:
             reason = "no LLM provider is configured (LLM_PROVIDERS)"
         else:
-            reason = "; ".join(f"{a.provider}: {a.error}" for a in attempts)
+            reason = "; ".join(f"{a.provider}: {a.error}" for a in outcome.attempts)
         answer = extractive(context, reason)
         yield "token", {"text": answer}
         yield "citations", {"citations": citations(answer, context)}
-        yield "done", {**self._done(answer, "extractive", None, False, attempts, start), "reason": reason}
+        yield "done", {**self._done(answer, "extractive", None, False, outcome.attempts, start), "reason": reason}
 
     @staticmethod
     def _done(

@@ -36,6 +36,15 @@ class DocumentStatus(StrEnum):
 
 STAGES = tuple(DocumentStatus)[:5]
 FINAL = (DocumentStatus.READY, DocumentStatus.FAILED)
+
+
+def _sql_in(statuses: tuple[DocumentStatus, ...]) -> str:
+    """A SQL list literal of statuses (enum values are fixed identifiers, never user input)."""
+    return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
+
+
+_IN_STAGES = _sql_in(STAGES)
+_IN_UNFINISHED = _sql_in((*STAGES, DocumentStatus.DELETING))
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _SCHEMA = """
@@ -125,11 +134,12 @@ class Catalog:
     def list_collections(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
             """SELECT c.*, COUNT(d.id) AS documents,
-                      COALESCE(SUM(CASE WHEN d.status = 'ready' THEN d.chunks END), 0) AS chunks,
-                      COALESCE(SUM(CASE WHEN d.status = 'ready' THEN 1 END), 0) AS ready,
-                      COALESCE(SUM(CASE WHEN d.status = 'failed' THEN 1 END), 0) AS failed
-               FROM collections c LEFT JOIN documents d ON d.collection = c.name AND d.status != 'deleting'
-               GROUP BY c.name ORDER BY c.name"""
+                      COALESCE(SUM(CASE WHEN d.status = :ready THEN d.chunks END), 0) AS chunks,
+                      COALESCE(SUM(CASE WHEN d.status = :ready THEN 1 END), 0) AS ready,
+                      COALESCE(SUM(CASE WHEN d.status = :failed THEN 1 END), 0) AS failed
+               FROM collections c LEFT JOIN documents d ON d.collection = c.name AND d.status != :deleting
+               GROUP BY c.name ORDER BY c.name""",
+            {"ready": DocumentStatus.READY, "failed": DocumentStatus.FAILED, "deleting": DocumentStatus.DELETING},
         ).fetchall()
         return [dict(r) for r in rows]
 
@@ -146,8 +156,8 @@ class Catalog:
         """Same bytes already uploaded to this collection and not failed or on its way out."""
         row = self.db.execute(
             """SELECT * FROM documents WHERE collection = ? AND sha256 = ?
-               AND status NOT IN ('failed', 'deleting') ORDER BY created_at DESC LIMIT 1""",
-            (collection, sha256),
+               AND status NOT IN (?, ?) ORDER BY created_at DESC LIMIT 1""",
+            (collection, sha256, DocumentStatus.FAILED, DocumentStatus.DELETING),
         ).fetchone()
         return dict(row) if row else None
 
@@ -157,22 +167,22 @@ class Catalog:
         doc_id = str(uuid.uuid4())
         with self._tx():
             self.db.execute(
-                f"""UPDATE documents SET status = 'failed', error = 'superseded by a newer upload of the same file',
-                    updated_at = ? WHERE collection = ? AND filename = ? AND status IN {STAGES!r}""",
-                (now, collection, filename),
+                f"""UPDATE documents SET status = ?, error = 'superseded by a newer upload of the same file',
+                    updated_at = ? WHERE collection = ? AND filename = ? AND status IN {_IN_STAGES}""",
+                (DocumentStatus.FAILED, now, collection, filename),
             )
             self.db.execute(
                 """INSERT INTO documents(id, collection, filename, format, size, sha256, status, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)""",
-                (doc_id, collection, filename, fmt, size, sha256, now, now),
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (doc_id, collection, filename, fmt, size, sha256, DocumentStatus.QUEUED, now, now),
             )
         return self.get_document(doc_id)  # type: ignore[return-value]
 
     def replaced_by(self, doc: dict[str, Any]) -> str | None:
         row = self.db.execute(
-            """SELECT id FROM documents WHERE collection = ? AND filename = ? AND status = 'ready' AND id != ?
+            """SELECT id FROM documents WHERE collection = ? AND filename = ? AND status = ? AND id != ?
                ORDER BY created_at DESC LIMIT 1""",
-            (doc["collection"], doc["filename"], doc["id"]),
+            (doc["collection"], doc["filename"], DocumentStatus.READY, doc["id"]),
         ).fetchone()
         return row["id"] if row else None
 
@@ -183,7 +193,7 @@ class Catalog:
     def list_documents(
         self, collection: str | None, status: str | None, limit: int, offset: int
     ) -> tuple[list[dict[str, Any]], int]:
-        where, args = ["status != 'deleting'"], []
+        where, args = ["status != ?"], [DocumentStatus.DELETING]
         if collection:
             where.append("collection = ?")
             args.append(collection)
@@ -200,7 +210,7 @@ class Catalog:
     def set_stage(self, doc_id: str, stage: str, **fields: Any) -> bool:
         """Moves an in-flight job on; False when it was superseded or deleted meanwhile (the job stops)."""
         cols = "".join(f", {k} = ?" for k in fields)
-        sql = f"UPDATE documents SET status = ?, updated_at = ?{cols} WHERE id = ? AND status IN {STAGES!r}"
+        sql = f"UPDATE documents SET status = ?, updated_at = ?{cols} WHERE id = ? AND status IN {_IN_STAGES}"
         cur = self.db.execute(sql, (stage, time.time(), *fields.values(), doc_id))
         return cur.rowcount == 1
 
@@ -212,8 +222,8 @@ class Catalog:
 
     def fail(self, doc_id: str, reason: str) -> None:
         self.db.execute(
-            f"UPDATE documents SET status = 'failed', error = ?, updated_at = ? WHERE id = ? AND status IN {STAGES!r}",
-            (reason[:2000], time.time(), doc_id),
+            f"UPDATE documents SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status IN {_IN_STAGES}",
+            (DocumentStatus.FAILED, reason[:2000], time.time(), doc_id),
         )
 
     def publish(self, doc_id: str, collection: str) -> list[str] | None:
@@ -224,9 +234,9 @@ class Catalog:
         now = time.time()
         with self._tx():
             cur = self.db.execute(
-                "UPDATE documents SET status = 'ready', progress = 1, error = NULL, updated_at = ? "
-                "WHERE id = ? AND status = 'indexing'",
-                (now, doc_id),
+                "UPDATE documents SET status = ?, progress = 1, error = NULL, updated_at = ? "
+                "WHERE id = ? AND status = ?",
+                (DocumentStatus.READY, now, doc_id, DocumentStatus.INDEXING),
             )
             if cur.rowcount != 1:
                 return None
@@ -235,12 +245,13 @@ class Catalog:
             old = [
                 r["id"]
                 for r in self.db.execute(
-                    "SELECT id FROM documents WHERE collection = ? AND filename = ? AND status = 'ready' AND id != ?",
-                    (collection, doc["filename"], doc_id),
+                    "SELECT id FROM documents WHERE collection = ? AND filename = ? AND status = ? AND id != ?",
+                    (collection, doc["filename"], DocumentStatus.READY, doc_id),
                 )
             ]
             self.db.executemany(
-                "UPDATE documents SET status = 'deleting', updated_at = ? WHERE id = ?", [(now, i) for i in old]
+                "UPDATE documents SET status = ?, updated_at = ? WHERE id = ?",
+                [(DocumentStatus.DELETING, now, i) for i in old],
             )
             self.bump(collection)
         return old
@@ -249,10 +260,11 @@ class Catalog:
         """Hides the document at once (queries stop seeing it) before its points are removed."""
         with self._tx():
             doc = self.get_document(doc_id)
-            if doc is None or doc["status"] == "deleting":
+            if doc is None or doc["status"] == DocumentStatus.DELETING:
                 return doc
             self.db.execute(
-                "UPDATE documents SET status = 'deleting', updated_at = ? WHERE id = ?", (time.time(), doc_id)
+                "UPDATE documents SET status = ?, updated_at = ? WHERE id = ?",
+                (DocumentStatus.DELETING, time.time(), doc_id),
             )
             self.bump(doc["collection"])
         return self.get_document(doc_id)
@@ -262,16 +274,17 @@ class Catalog:
 
     def hidden_ids(self, collection: str) -> list[str]:
         rows = self.db.execute(
-            "SELECT id FROM documents WHERE collection = ? AND has_points = 1 AND status != 'ready'", (collection,)
+            "SELECT id FROM documents WHERE collection = ? AND has_points = 1 AND status != ?",
+            (collection, DocumentStatus.READY),
         )
         return [r[0] for r in rows]
 
     def unfinished(self) -> list[dict[str, Any]]:
-        rows = self.db.execute(f"SELECT * FROM documents WHERE status IN {(*STAGES, 'deleting')!r}")
+        rows = self.db.execute(f"SELECT * FROM documents WHERE status IN {_IN_UNFINISHED}")
         return [dict(r) for r in rows]
 
     def failed_with_points(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT * FROM documents WHERE status = 'failed' AND has_points = 1")
+        rows = self.db.execute("SELECT * FROM documents WHERE status = ? AND has_points = 1", (DocumentStatus.FAILED,))
         return [dict(r) for r in rows]
 
     def counts_by_status(self) -> dict[str, int]:

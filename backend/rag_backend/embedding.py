@@ -1,20 +1,24 @@
 """Embeddings over HTTP: ml-api's TEI-style /embed, or any OpenAI-compatible /embeddings endpoint.
 
 The embedder's identity (provider, model, dimension) is resolved once from the upstream itself, so a
-collection can record what it was indexed with and refuse a query embedded by something else.
+collection can record what it was indexed with and refuse a query embedded by something else. The rules on
+that identity (which store space it indexes into, whether a collection accepts it) live here too: ingestion
+and retrieval both apply them, and neither owns them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from rag_backend.core.config import Settings
-from rag_backend.core.errors import UpstreamError
+from rag_backend.errors import Conflict, UpstreamError
 from rag_backend.upstream import Upstream
 
 
@@ -27,6 +31,22 @@ class EmbedIdentity:
     @property
     def key(self) -> str:
         return f"{self.provider}:{self.model}:{self.dim}"
+
+
+def space_for(identity: EmbedIdentity) -> str:
+    """One store space per embedding model: collections of the same model share it (tenant-indexed)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", identity.model).strip("-").lower()[:32] or "model"
+    short = hashlib.sha256(identity.key.encode()).hexdigest()[:8]
+    return f"chunks_{slug}_{identity.dim}_{short}"
+
+
+def check_identity(collection: str, recorded: str | None, current: EmbedIdentity) -> None:
+    """Vectors of two models are not comparable: a collection keeps the model it was first indexed with."""
+    if recorded and recorded != current.key:
+        raise Conflict(
+            f"collection '{collection}' was indexed with embedding model {recorded}, but this backend now embeds "
+            f"with {current.key}; re-index it into a new collection or switch the embedding model back"
+        )
 
 
 class Embedder(Protocol):

@@ -8,9 +8,10 @@ to the client, a failure ends the answer there (marked truncated) rather than re
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -185,14 +186,58 @@ class Attempt:
     error: str
 
 
+@dataclass
+class Outcome:
+    """How one pass through the chain ended; filled in while the tokens stream."""
+
+    attempts: list[Attempt] = field(default_factory=list)  # providers skipped or failed before the answer
+    provider: Provider | None = None  # who answered; None when nobody did
+    cached: bool = False  # the answer came whole from the caller's cache for that provider
+    truncated: str | None = None  # the provider failed after its first token: the answer ends there, why
+
+
+Lookup = Callable[[Provider], Awaitable[str | None]]
+
+
 class Chain:
     def __init__(self, providers: list[Provider], s: Settings) -> None:
         self.providers = providers
         self.breakers = {p.name: Breaker(s.llm_breaker_failures, s.llm_breaker_reset_s) for p in providers}
 
-    def available(self) -> list[Provider]:
-        """Providers in order whose breaker is not open (does not reserve a half-open trial)."""
-        return [p for p in self.providers if self.breakers[p.name].state != "open"]
+    async def stream(
+        self, messages: list[Message], outcome: Outcome, cached: Lookup | None = None
+    ) -> AsyncIterator[str]:
+        """The answer's tokens from the first provider that answers, falling back in order and keeping the breakers.
+
+        `cached` may hold a provider's earlier answer to these messages: it is yielded whole, in the provider's
+        turn and before its breaker is asked, as if the provider had answered. `outcome` says who answered.
+        """
+        for provider in self.providers:
+            if cached is not None and (hit := await cached(provider)) is not None:
+                outcome.provider, outcome.cached = provider, True
+                yield hit
+                return
+            breaker = self.breakers[provider.name]
+            if not breaker.allow():
+                outcome.attempts.append(Attempt(provider.name, "skipped: circuit open after repeated failures"))
+                continue
+            streamed = False
+            try:
+                async for text in provider.stream(messages):
+                    streamed = True
+                    yield text
+                breaker.success()
+            except (ProviderFailed, ProviderRefused) as exc:
+                breaker.failure()
+                if not streamed:
+                    outcome.attempts.append(Attempt(provider.name, str(exc)))
+                    continue
+                outcome.truncated = str(exc)  # tokens already reached the client: end the answer here
+            except asyncio.CancelledError:  # the client left: not the provider's fault
+                breaker.trial_running = False
+                raise
+            outcome.provider = provider
+            return
 
     async def health(self) -> list[dict[str, Any]]:
         out = []

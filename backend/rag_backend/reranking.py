@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rag_backend.core.errors import UpstreamError
 from rag_backend.embedding import ml_api_health
+from rag_backend.errors import UpstreamError
 from rag_backend.upstream import Upstream
 
 

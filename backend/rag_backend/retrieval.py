@@ -16,13 +16,12 @@ import orjson
 from rag_backend.cache import Cache, digest
 from rag_backend.catalog import Catalog
 from rag_backend.core.config import Settings
-from rag_backend.core.errors import BadRequest, NotFound
 from rag_backend.core.metrics import STORE_LATENCY
-from rag_backend.embedding import Embedder, EmbedIdentity
-from rag_backend.ingestion import check_identity
+from rag_backend.embedding import Embedder, EmbedIdentity, check_identity
+from rag_backend.errors import InvalidInput, NotFound
 from rag_backend.lexical import Lexical
 from rag_backend.reranking import Reranker
-from rag_backend.store import Hit, SearchFilter, SearchRequest, VectorStore
+from rag_backend.store import ChunkPayload, Hit, SearchFilter, SearchRequest, VectorStore
 
 
 @dataclass(slots=True)
@@ -82,7 +81,7 @@ class Retriever:
     async def search(self, p: QueryParams) -> dict[str, Any]:
         t0 = time.perf_counter()
         if not (p.dense or p.sparse):
-            raise BadRequest("at least one of dense and sparse retrieval must be on")
+            raise InvalidInput("at least one of dense and sparse retrieval must be on")
         coll = self.catalog.get_collection(p.collection)
         if coll is None:
             raise NotFound(f"collection '{p.collection}' does not exist")
@@ -145,7 +144,8 @@ class Retriever:
 
 
 def _result(hit: Hit, score: float, rerank_score: float | None) -> dict[str, Any]:
-    pl = hit.payload
+    """A hit as the API shows it: its score(s) and the chunk payload ingestion wrote (`ChunkPayload`)."""
+    pl: ChunkPayload = hit.payload
     return {
         "id": hit.id,
         "text": pl.get("text", ""),

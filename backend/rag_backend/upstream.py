@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import orjson
 
-from rag_backend.core.errors import UpstreamError, UpstreamUnavailable
 from rag_backend.core.metrics import UPSTREAM_LATENCY
+from rag_backend.errors import UpstreamError, UpstreamUnavailable
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 

@@ -7,18 +7,18 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
+from devharness import Service, free_port, spawn, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
@@ -27,53 +27,30 @@ TOKENIZER = MODELS / "all-MiniLM-L6-v2" / "tokenizer.json"
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Proc:
-    url: str
-    proc: subprocess.Popen
-    log: Path
+    """A service under test; `stop()` says whether it shut down cleanly (uvicorn re-raises SIGTERM after draining)."""
 
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+    service: Service
+
+    @property
+    def url(self) -> str:
+        return self.service.url
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return self.service.client(**kwargs)
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.service.output()
 
     def stop(self) -> bool:
-        """SIGTERM; True when the process shut down cleanly (uvicorn re-raises the signal after draining)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode in (0, -signal.SIGTERM) and '"msg":"stopped"' in self.output()
+        code = self.service.stop(60)
+        return code in (0, -signal.SIGTERM) and '"msg":"stopped"' in self.output()
 
 
-def spawn(cmd: list[str], env: dict[str, str], log: Path, health: str, timeout: float = 180) -> Proc:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    url = health.rsplit("/", 1)[0]
-    p = Proc(url, proc, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{cmd[-2:]} exited with {proc.returncode}:\n{p.output()[-3000:]}")
-        try:
-            if httpx.get(health, timeout=5).status_code == 200:
-                return p
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    p.stop()
-    raise RuntimeError(f"{cmd[-2:]} not healthy after {timeout}s:\n{p.output()[-3000:]}")
+def start(name: str, cmd: list[str], env: dict[str, str], log: Path, port: int, timeout: float = 180) -> Proc:
+    service = spawn(cmd, env, log, cwd=ROOT, url=f"http://127.0.0.1:{port}", name=name)
+    return Proc(wait_healthy(service, "/health", timeout))
 
 
 def clean_env() -> dict[str, str]:
@@ -98,7 +75,7 @@ def ml_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
         "TRANSFORMERS_OFFLINE": "1",
     }
     log = tmp_path_factory.mktemp("ml-api") / "ml-api.log"
-    proc = spawn([str(ML_API_PYTHON), "-m", "ml_api", "serve"], env, log, f"http://127.0.0.1:{port}/health")
+    proc = start("ml-api", [str(ML_API_PYTHON), "-m", "ml_api", "serve"], env, log, port)
     yield proc
     proc.stop()
 
@@ -126,11 +103,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 class RedisServer:
     url: str
     port: int
-    proc: subprocess.Popen
+    service: Service
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        self.service.stop(10)
 
 
 def start_redis(tmp: Path) -> RedisServer:
@@ -138,19 +114,11 @@ def start_redis(tmp: Path) -> RedisServer:
     if binary is None:
         pytest.fail("no Redis answers and redis-server is not installed (Debian: apt-get install redis-server)")
     port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)]
     url = f"redis://127.0.0.1:{port}/{TEST_REDIS_DB}"
-    deadline = time.monotonic() + 10
-    while not _redis_answers(url):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"redis-server did not start on port {port}")
-        time.sleep(0.05)
-    return RedisServer(url, port, proc)
+    server = spawn(cmd, None, tmp / f"redis-{port}.log", name=f"redis-server on port {port}")
+    wait_healthy(server, lambda: _redis_answers(url), timeout=10, interval=0.05)
+    return RedisServer(url, port, server)
 
 
 @pytest.fixture
@@ -182,7 +150,7 @@ def start_backend(tmp: Path, ml_api_url: str, name: str = "backend", **overrides
     port = free_port()
     env = backend_env(tmp / f"{name}-data", ml_api_url, BACKEND_PORT=str(port), **overrides)
     cmd = [sys.executable, "-m", "rag_backend", "serve"]
-    return spawn(cmd, env, tmp / f"{name}.log", f"http://127.0.0.1:{port}/health", timeout=60)
+    return start(name, cmd, env, tmp / f"{name}.log", port, timeout=60)
 
 
 @pytest.fixture(scope="session")

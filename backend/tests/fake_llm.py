@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
-import time
 from dataclasses import dataclass, field
 
 import uvicorn
+from devharness import free_port, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -46,20 +45,14 @@ class FakeLLM:
                 Route("/v1/models", self._openai_models),
             ]
         )
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> FakeLLM:
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake LLM server did not start")
-            time.sleep(0.02)
+        wait_for(lambda: self._server.started, 10, 0.02, what="the fake LLM server to start")
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -1,16 +1,16 @@
-"""Shared helpers of the deployment tests: paths, a free port, a fake Ollama HTTP API (Python stdlib only)."""
+"""Shared helpers of the deployment tests: paths, a fake Ollama HTTP API (Python stdlib only); free ports, spawning
+and waiting come from the dev harness (devtools/devharness)."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from devharness import free_port, spawn, wait_healthy
+from devharness import wait_for as wait_for  # the tests wait with it too
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "deploy" / "ollama" / "entrypoint.sh"
@@ -114,22 +114,6 @@ esac
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class FakeOllama:
     """The fake API in its own process, with the requests it saw."""
 
@@ -139,21 +123,10 @@ class FakeOllama:
         self.log = tmp / f"requests-{self.port}.jsonl"
         script = tmp / "fake_ollama.py"
         script.write_text(FAKE_OLLAMA)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(script),
-                "--port",
-                str(self.port),
-                "--models",
-                ",".join(models),
-                "--fail",
-                ",".join(fail or []),
-                "--log",
-                str(self.log),
-            ],
-        )
-        wait_for(lambda: self.log.exists() and "listening" in self.log.read_text(), what="the fake Ollama")
+        cmd = [sys.executable, str(script), "--port", str(self.port), "--models", ",".join(models)]
+        cmd += ["--fail", ",".join(fail or []), "--log", str(self.log)]
+        self.service = spawn(cmd, None, tmp / f"fake-ollama-{self.port}.out", url=self.url, name="the fake Ollama")
+        wait_healthy(self.service, lambda: self.log.exists() and "listening" in self.log.read_text(), 20, 0.05)
 
     def requests(self) -> list[dict]:
         if not self.log.exists():
@@ -164,13 +137,7 @@ class FakeOllama:
         return [r["body"].get("model") for r in self.requests() if r["method"] == "POST" and r["path"] == "/api/pull"]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.service.stop(10)
 
 
 @pytest.fixture

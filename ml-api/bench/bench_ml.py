@@ -22,9 +22,6 @@ import gc
 import io
 import json
 import os
-import platform
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +34,7 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
+from devharness import Service, free_port, host_info, log_tail, serve, write_results
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO / ".bench"
@@ -294,62 +292,6 @@ def bench_flag_reranker(
     return result, RerankWork(queries, docs, scores)
 
 
-# --------------------------------------------------------------------------------------- subprocesses
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def log_tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-@dataclass
-class Running:
-    pid: int
-    startup_s: float
-
-
-@contextlib.contextmanager
-def server(
-    name: str, cmd: list[str], env: dict[str, str], health_url: str, log: Path, timeout_s: float, cwd: Path = REPO
-) -> Iterator[Running]:
-    """Start a server, wait for `health_url` to answer 200, always stop it (and only it) afterwards."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        t0 = time.monotonic()
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"{name} exited with {proc.returncode} before it was healthy; {log}:\n{log_tail(log)}"
-                )
-            try:
-                if httpx.get(health_url, timeout=30).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() - t0 > timeout_s:
-                raise RuntimeError(f"{name} not healthy after {timeout_s:.0f}s; {log}:\n{log_tail(log)}")
-            time.sleep(0.5)
-        yield Running(proc.pid, time.monotonic() - t0)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and whatever it forked
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
 # ------------------------------------------------------------------------------------------- load
 
 
@@ -446,7 +388,7 @@ def clients_label(n: int) -> str:
 def run_embed(
     system: str,
     url: str,
-    srv: Running,
+    srv: Service,
     work: EmbedWork,
     args: argparse.Namespace,
     subset: list[int],
@@ -485,7 +427,7 @@ def run_embed(
 
 
 def run_rerank(
-    system: str, url: str, srv: Running, work: RerankWork, subset: list[int], clients: int, warmup: int
+    system: str, url: str, srv: Service, work: RerankWork, subset: list[int], clients: int, warmup: int
 ) -> Result:
     per_query = len(work.docs[0])
     bodies = [orjson.dumps({"query": work.queries[q], "texts": work.docs[q], "raw_scores": True}) for q in subset]
@@ -539,7 +481,7 @@ def bench_service(
     log = BENCH_DIR / "logs" / f"ml-api-{len(info)}.log"
     cmd = [sys.executable, "-m", "ml_api", "serve"]
     results: list[Result] = []
-    with server(label, cmd, env, f"{base}/health", log, args.startup_timeout) as srv:
+    with serve(cmd, env, log, url=base, cwd=REPO, timeout=args.startup_timeout, stop_timeout=30, name=label) as srv:
         info[label] = {
             "env": overrides,
             "startup_s": round(srv.startup_s, 1),
@@ -627,7 +569,8 @@ def bench_infinity(args: argparse.Namespace, engine: str, embed: EmbedWork, info
         "COLUMNS": "200",
     }
     log = BENCH_DIR / "logs" / f"infinity-{engine}.log"
-    with server(f"Infinity {engine}", cmd, env, f"{base}/health", log, args.infinity_startup_timeout, cwd) as srv:
+    timeout = args.infinity_startup_timeout
+    with serve(cmd, env, log, url=base, cwd=cwd, timeout=timeout, stop_timeout=30, name=f"Infinity {engine}") as srv:
         info[engine] = {"startup_s": round(srv.startup_s, 1), "args": cmd[2:]}
         everything = list(range(len(embed.requests(args.request_size))))
         url = f"{base}/embeddings"
@@ -642,16 +585,6 @@ def bench_infinity(args: argparse.Namespace, engine: str, embed: EmbedWork, info
 def machine_info(device: str) -> dict[str, Any]:
     import onnxruntime as ort
 
-    cpu_model = ""
-    with contextlib.suppress(OSError):
-        cpu_model = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            "",
-        )
     versions = {}
     for package in ("onnxruntime", "torch", "transformers", "FlagEmbedding", "tokenizers", "numpy", "httpx", "orjson"):
         try:
@@ -659,11 +592,7 @@ def machine_info(device: str) -> dict[str, Any]:
         except PackageNotFoundError:
             versions[package] = "absent"
     return {
-        "cpu_count": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+        **host_info(),
         "device": device,
         "ort_providers": ort.get_available_providers(),
         "load_average_at_start": os.getloadavg(),  # anything else running skews the ratios
@@ -899,9 +828,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_at_end": os.getloadavg(),
         }
     )
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    path = args.out_dir / f"ml-{time.strftime('%Y%m%d-%H%M%S', time.localtime(started))}.json"
-    path.write_text(json.dumps(report, indent=2))
+    path = write_results(args.out_dir, "ml", report, started)
     print(f"wall time {report['wall_seconds']:.0f}s")
     print(path)
     return 0

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 from ml_api.core.config import get_settings
-from ml_api.models import ModelError, export_embedder, install_reranker, list_models, prepare_defaults
 
 
 def _serve(_: argparse.Namespace) -> int:
@@ -30,33 +27,9 @@ def _serve(_: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    models_dir = Path(args.models_dir or get_settings().models_dir)
-    try:
-        if args.action == "prepare":
-            shared = Path(os.environ.get("SHARED_DIR", "../shared"))
-            for line in prepare_defaults(models_dir, shared if shared.is_dir() else None):
-                print(line)
-        elif args.action == "export":
-            out = Path(args.out) if args.out else models_dir / Path(args.source.rstrip("/")).name
-            print(json.dumps(export_embedder(args.source, out, name=args.name), indent=2))
-        elif args.action == "add-reranker":
-            out = Path(args.out) if args.out else models_dir / Path(args.source.rstrip("/")).name
-            print(json.dumps(install_reranker(args.source, out, name=args.name), indent=2))
-        else:
-            found = list_models(models_dir)
-            if not found:
-                print(f"no models in {models_dir}; run `ml-api models prepare`")
-            for m in found:
-                extra = (
-                    f"dim={m['dimension']} max_len={m['max_length']} pooling={m['pooling']}"
-                    if m["kind"] == "embedding"
-                    else f"max_len={m['max_length']} arch={m.get('architecture')}"
-                )
-                print(f"{m['kind']:<10} {m['name']:<45} {m['size_mb']:>7} MB  {extra}  {m['path']}")
-    except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    from ml_api.tools.cli import run  # tooling (torch.onnx, hub client) loads only for `models` actions
+
+    return run(args, Path(args.models_dir or get_settings().models_dir))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ml_api.errors import DeviceUnavailable
+
 Device = Literal["cuda", "cpu"]
-
-
-class DeviceUnavailable(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)

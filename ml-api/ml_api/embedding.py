@@ -12,8 +12,9 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from ml_api.device import DevicePlan, DeviceUnavailable
-from ml_api.models import ONNX_FILE, ModelError, read_manifest
+from ml_api.device import DevicePlan
+from ml_api.errors import DeviceUnavailable, InputTooLong, ModelError
+from ml_api.registry import ONNX_FILE, read_manifest
 
 log = logging.getLogger("ml_api.embedding")
 
@@ -24,14 +25,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 Direction = Literal["right", "left"]
 
 
-class TooLong(ValueError):
-    def __init__(self, index: int, tokens: int, limit: int) -> None:
-        super().__init__(
-            f"input {index} has {tokens} tokens, more than the model's {limit}; send truncate=true or a shorter text"
-        )
-
-
 def is_oom(exc: BaseException) -> bool:
+    """ONNX Runtime reports allocation failures only in the message text."""
     text = str(exc).lower()
     return "out of memory" in text or "failed to allocate memory" in text or "cudaerrormemoryallocation" in text
 
@@ -113,7 +108,10 @@ class Embedder:
         if not truncate:
             for i, row in enumerate(ids):
                 if len(row) > self.max_length:
-                    raise TooLong(i, len(row), self.max_length)
+                    raise InputTooLong(
+                        f"input {i} has {len(row)} tokens, more than the model's {self.max_length}; "
+                        "send truncate=true or a shorter text"
+                    )
         return ids
 
     def forward(self, batch: list[np.ndarray]) -> np.ndarray:
@@ -140,5 +138,6 @@ def pad_batch(rows: list[np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarr
 
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """Unit L2 rows; the floor keeps an all-zero row zero instead of NaN."""
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.maximum(norms, 1e-12)

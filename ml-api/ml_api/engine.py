@@ -1,25 +1,29 @@
-"""Both models, their batchers and the admission limit: what the routes call, nothing HTTP in here."""
+"""Both models, their batchers and the admission limit: what the routes call, nothing HTTP in here.
+
+The numeric answer is finished here too (normalisation, the `dimensions` cut, sigmoid, ranking), so every
+API family gets the same numbers and a route only reshapes them. Failures are `ml_api.errors` classes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
+from ml_api.args import EngineArgs
 from ml_api.batching import Batcher, BatchTiming
 from ml_api.core import metrics
-from ml_api.core.config import Settings
-from ml_api.core.errors import APIError, Overloaded, ValidationFailed
 from ml_api.device import DevicePlan, detect
-from ml_api.embedding import Direction, Embedder, TooLong, is_oom, normalize_rows
-from ml_api.models import ModelError, resolve_embedder, resolve_reranker
-from ml_api.reranking import PairTooLong, Reranker, sigmoid
+from ml_api.embedding import Direction, Embedder, is_oom, normalize_rows
+from ml_api.errors import BatchTooLarge, DomainError, InferenceFailed, InvalidInput, ModelError, Overloaded, Unhealthy
+from ml_api.registry import resolve_embedder, resolve_reranker
+from ml_api.reranking import Reranker, sigmoid
 
 log = logging.getLogger("ml_api.engine")
 T = TypeVar("T")
@@ -27,40 +31,46 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class Timing:
+    """Where one request's time went; the edge turns it into x-*-time headers."""
+
     tokenization_s: float = 0.0
     batch: BatchTiming = field(default_factory=BatchTiming)
     tokens: int = 0
 
-    def headers(self) -> dict[str, str]:
-        return {
-            "x-tokenization-time": f"{self.tokenization_s * 1000:.2f}",
-            "x-queue-time": f"{self.batch.queue_s * 1000:.2f}",
-            "x-inference-time": f"{self.batch.inference_s * 1000:.2f}",
-            "x-compute-tokens": str(self.tokens),
-        }
+
+class Ranked(NamedTuple):
+    index: int  # position in the request's texts
+    score: float
+
+
+def rank(scores: np.ndarray, top_n: int | None = None) -> list[Ranked]:
+    """Highest first; ties keep input order (stable), so equal scores rank the same on every call."""
+    order = np.argsort(-scores, kind="stable")[:top_n]
+    return [Ranked(int(i), float(scores[i])) for i in order]
 
 
 class Engine:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.plan: DevicePlan = detect(settings.device, settings.rerank_fp16)
-        models_dir = Path(settings.models_dir)
+    """Built once in the app's lifespan; `start` needs the running event loop (the batchers' tasks)."""
+
+    def __init__(self, args: EngineArgs) -> None:
+        self.args = args
+        self.plan: DevicePlan = detect(args.device, args.rerank_fp16)
         started = time.perf_counter()
         self.embedder = Embedder(
-            resolve_embedder(settings.embed_model, models_dir), self.plan, settings.ort_intra_op_threads
+            resolve_embedder(args.embed_model, args.models_dir), self.plan, args.ort_intra_op_threads
         )
-        self.reranker = Reranker(resolve_reranker(settings.rerank_model), self.plan, settings.rerank_max_length)
-        self.max_batch_tokens = settings.max_batch_tokens or (16384 if self.plan.device == "cuda" else 4096)
+        self.reranker = Reranker(resolve_reranker(args.rerank_model), self.plan, args.rerank_max_length)
+        self.max_batch_tokens = args.max_batch_tokens or (16384 if self.plan.device == "cuda" else 4096)
         for model, limit in ((self.embedder, self.embedder.max_length), (self.reranker, self.reranker.max_length)):
             if self.max_batch_tokens < limit:
                 raise ModelError(f"MAX_BATCH_TOKENS={self.max_batch_tokens} is below {model.name}'s max length {limit}")
-        self.embed_name = settings.embed_model_name or self.embedder.name
-        self.rerank_name = settings.rerank_model_name or self.reranker.name
+        self.embed_name = args.embed_model_name or self.embedder.name
+        self.rerank_name = args.rerank_model_name or self.reranker.name
         batching = {
             "max_batch_tokens": self.max_batch_tokens,
-            "max_batch_size": settings.max_batch_size,
-            "padding_split_tokens": settings.padding_split_tokens,
-            "sort_window_tokens": settings.sort_window_tokens,
+            "max_batch_size": args.max_batch_size,
+            "padding_split_tokens": args.padding_split_tokens,
+            "sort_window_tokens": args.sort_window_tokens,
         }
         self.embed_batcher: Batcher = Batcher("embed", self.embedder.forward_rows, is_oom=is_oom, **batching)
         self.rerank_batcher: Batcher = Batcher("rerank", self.reranker.forward, is_oom=self.reranker.is_oom, **batching)
@@ -88,9 +98,9 @@ class Engine:
         await asyncio.gather(self.embed_batcher.stop(), self.rerank_batcher.stop())
 
     def acquire(self) -> None:
-        """Bound the work in the building: past MAX_CONCURRENT_REQUESTS we answer 429 instead of queueing forever."""
-        if self.in_flight >= self.settings.max_concurrent_requests:
-            limit = self.settings.max_concurrent_requests
+        """Bound the work in the building: past MAX_CONCURRENT_REQUESTS we refuse instead of queueing forever."""
+        limit = self.args.max_concurrent_requests
+        if self.in_flight >= limit:
             raise Overloaded(f"{self.in_flight} requests in flight (MAX_CONCURRENT_REQUESTS={limit}); retry later")
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
@@ -99,14 +109,13 @@ class Engine:
         self.in_flight -= 1
         metrics.IN_FLIGHT.dec()
 
-    def check_batch(self, count: int, what: str) -> None:
+    def _check_batch(self, count: int, what: str) -> None:
         if count == 0:
-            raise ValidationFailed(f"`{what}` must not be empty")
-        if count > self.settings.max_client_batch_size:
-            raise ValidationFailed(
-                f"`{what}` has {count} items, more than MAX_CLIENT_BATCH_SIZE={self.settings.max_client_batch_size}; "
-                "send smaller batches",
-                status=413,
+            raise InvalidInput(f"`{what}` must not be empty")
+        limit = self.args.max_client_batch_size
+        if count > limit:
+            raise BatchTooLarge(
+                f"`{what}` has {count} items, more than MAX_CLIENT_BATCH_SIZE={limit}; send smaller batches"
             )
 
     async def embed(
@@ -116,37 +125,47 @@ class Engine:
         normalize: bool = True,
         truncate: bool = True,
         direction: Direction = "right",
+        dimensions: int | None = None,
         timing: Timing | None = None,
     ) -> np.ndarray:
+        """float32 rows in input order; `dimensions` keeps the leading ones (Matryoshka), cut before normalising."""
+        if dimensions is not None and dimensions > self.embedder.dimension:
+            raise InvalidInput(f"dimensions={dimensions} exceeds the model's {self.embedder.dimension}")
         timing = timing or Timing()
-        self.check_batch(len(texts), "inputs")
+        self._check_batch(len(texts), "inputs")
         ids = await self._tokenize("embed", timing, self.embedder.tokenize, texts, truncate, direction)
         lengths = [len(r) for r in ids]
         timing.tokens = sum(lengths)
         rows = await self._submit(self.embed_batcher, ids, lengths, timing.batch)
         matrix = np.vstack(rows)
+        if dimensions is not None and dimensions < matrix.shape[1]:
+            matrix = matrix[:, :dimensions]
         return normalize_rows(matrix) if normalize else matrix
 
     async def rerank(
-        self, query: str, texts: list[str], *, truncate: bool = True, timing: Timing | None = None
-    ) -> np.ndarray:
-        """Raw logits in input order; callers apply sigmoid when they want 0..1 scores."""
+        self,
+        query: str,
+        texts: list[str],
+        *,
+        raw_scores: bool = False,
+        top_n: int | None = None,
+        truncate: bool = True,
+        timing: Timing | None = None,
+    ) -> list[Ranked]:
+        """Best first; scores are sigmoid(logit) in 0..1 unless `raw_scores` (the logits FlagReranker returns)."""
         timing = timing or Timing()
-        self.check_batch(len(texts), "texts")
+        self._check_batch(len(texts), "texts")
         pairs = await self._tokenize("rerank", timing, self.reranker.tokenize, query, texts, truncate)
         lengths = [len(p.input_ids) for p in pairs]
         timing.tokens = sum(lengths)
-        scores = await self._submit(self.rerank_batcher, pairs, lengths, timing.batch)
-        return np.asarray(scores, dtype=np.float64)
+        logits = np.asarray(await self._submit(self.rerank_batcher, pairs, lengths, timing.batch), dtype=np.float64)
+        return rank(logits if raw_scores else sigmoid(logits), top_n)
 
     @staticmethod
     async def _tokenize(model: str, timing: Timing, tokenize: Callable[..., list[T]], *args: Any) -> list[T]:
-        """Tokenise on a worker thread; an input over the model's length (truncate=false) is a 413."""
+        """Tokenise on a worker thread; an input over the model's length (truncate=false) raises InputTooLong."""
         t0 = time.perf_counter()
-        try:
-            items = await asyncio.to_thread(tokenize, *args)
-        except (TooLong, PairTooLong) as exc:
-            raise ValidationFailed(str(exc), status=413) from exc
+        items = await asyncio.to_thread(tokenize, *args)
         timing.tokenization_s = time.perf_counter() - t0
         metrics.TOKENIZATION.labels(model).observe(timing.tokenization_s)
         return items
@@ -155,27 +174,33 @@ class Engine:
     async def _submit(batcher: Batcher, payloads: list, lengths: list[int], timing: BatchTiming) -> list:
         try:
             return await batcher.submit(payloads, lengths, timing)
-        except (asyncio.CancelledError, APIError):
+        except (asyncio.CancelledError, DomainError):
             raise
         except Exception as exc:
-            raise APIError(503 if is_oom(exc) else 500, "backend", f"{batcher.name} inference failed: {exc}") from exc
+            raise InferenceFailed(f"{batcher.name} inference failed: {exc}", out_of_memory=is_oom(exc)) from exc
 
     async def health(self) -> dict[str, str]:
-        """A real forward pass through each model's queue; raises with the reason when one fails."""
+        """A real forward pass through each model's queue; raises Unhealthy with the reason when one fails."""
 
         async def check() -> None:
             vec = await self.embed(["health check"])
             if vec.shape != (1, self.embedder.dimension) or not np.isfinite(vec).all():
                 raise RuntimeError(f"embedder returned {vec.shape} or non-finite values")
-            score = await self.rerank("health", ["check"])
-            if score.shape != (1,) or not np.isfinite(score).all():
+            scored = await self.rerank("health", ["check"], raw_scores=True)
+            if len(scored) != 1 or not math.isfinite(scored[0].score):
                 raise RuntimeError("reranker returned a non-finite score")
 
-        await asyncio.wait_for(check(), timeout=self.settings.health_timeout_s)
+        timeout = self.args.health_timeout_s
+        try:
+            await asyncio.wait_for(check(), timeout=timeout)
+        except TimeoutError:
+            raise Unhealthy(f"forward pass did not finish in {timeout}s") from None
+        except Exception as exc:
+            raise Unhealthy(f"forward pass failed: {exc}") from exc
         return {"embed": "ok", "rerank": "ok"}
 
-    def info(self) -> dict:
-        s = self.settings
+    def info(self) -> dict[str, Any]:
+        a = self.args
         return {
             "embedding": {
                 "model": self.embed_name,
@@ -197,13 +222,11 @@ class Engine:
             "device_reason": self.plan.reason,
             "batching": {
                 "max_batch_tokens": self.max_batch_tokens,
-                "max_batch_size": s.max_batch_size,
-                "padding_split_tokens": s.padding_split_tokens,
-                "sort_window_tokens": s.sort_window_tokens,
-                "max_concurrent_requests": s.max_concurrent_requests,
-                "max_client_batch_size": s.max_client_batch_size,
-                "over_client_batch": "413",
-                "max_request_bytes": s.max_request_bytes,
+                "max_batch_size": a.max_batch_size,
+                "padding_split_tokens": a.padding_split_tokens,
+                "sort_window_tokens": a.sort_window_tokens,
+                "max_concurrent_requests": a.max_concurrent_requests,
+                "max_client_batch_size": a.max_client_batch_size,
             },
             "queue": {
                 "embed": self.embed_batcher.queue_size,
@@ -212,7 +235,3 @@ class Engine:
             },
             "load_seconds": round(self.load_seconds, 2),
         }
-
-
-def rerank_scores(logits: np.ndarray, raw: bool) -> np.ndarray:
-    return logits if raw else sigmoid(logits)

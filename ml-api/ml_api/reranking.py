@@ -16,7 +16,8 @@ from tokenizers import Encoding, Tokenizer
 
 from ml_api.device import DevicePlan
 from ml_api.embedding import pad_batch
-from ml_api.models import ModelError, read_manifest
+from ml_api.errors import InputTooLong, ModelError
+from ml_api.registry import read_manifest
 
 log = logging.getLogger("ml_api.reranking")
 
@@ -27,12 +28,8 @@ class Pair:
     token_type_ids: np.ndarray
 
 
-class PairTooLong(ValueError):
-    def __init__(self, index: int, tokens: int, limit: int) -> None:
-        super().__init__(f"query + text {index} has {tokens} tokens, more than the model's {limit}; send truncate=true")
-
-
 def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logits to 0..1 relevance, as FlagReranker's normalize=True does."""
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -101,7 +98,10 @@ class Reranker:
             encodings = [self._raw_tok.post_process(q, p, add_special_tokens=True) for p in passages]
             for i, enc in enumerate(encodings):
                 if len(enc.ids) > self.max_length:
-                    raise PairTooLong(i, len(enc.ids), self.max_length)
+                    raise InputTooLong(
+                        f"query + text {i} has {len(enc.ids)} tokens, more than the model's {self.max_length}; "
+                        "send truncate=true"
+                    )
         return [Pair(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64)) for e in encodings]
 
     def forward(self, batch: list[Pair]) -> list[float]:

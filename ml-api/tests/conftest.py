@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from devharness import Service, free_port, spawn, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
@@ -21,23 +17,7 @@ EMBED_DIR = MODELS / "all-MiniLM-L6-v2"
 RERANK_DIR = MODELS / "minilm-l6-crossencoder-test"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen
-    log: Path
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+Server = Service  # a running `ml-api serve`: url, proc, log, client(), output()
 
 
 def base_env(**overrides: str) -> dict[str, str]:
@@ -61,39 +41,14 @@ def base_env(**overrides: str) -> dict[str, str]:
 
 def start_server(tmp: Path, name: str, timeout: float = 180, **env: str) -> Server:
     port = free_port()
-    log = tmp / f"{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ml_api", "serve"],
-            env=base_env(PORT=str(port), **env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ml-api exited with {proc.returncode}:\n{server.output()[-3000:]}")
-        try:
-            if httpx.get(server.url + "/health", timeout=5).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop_server(server)
-    raise RuntimeError(f"ml-api did not become healthy in {timeout}s:\n{server.output()[-3000:]}")
+    cmd = [sys.executable, "-m", "ml_api", "serve"]
+    url, log = f"http://127.0.0.1:{port}", tmp / f"{name}.log"
+    server = spawn(cmd, base_env(PORT=str(port), **env), log, cwd=ROOT, url=url, name=f"ml-api ({name})")
+    return wait_healthy(server, "/health", timeout, interval=0.5)
 
 
 def stop_server(server: Server) -> int:
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait()
-    return server.proc.returncode
+    return server.stop(60)
 
 
 @pytest.fixture(scope="session", autouse=True)

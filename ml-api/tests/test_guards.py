@@ -22,6 +22,16 @@ def test_api_key_required(strict_server) -> None:
         assert c.get("/metrics").status_code == 200
 
 
+def test_api_key_header_forms(strict_server) -> None:
+    """Both services take the key as `Authorization: Bearer` (OpenAI/TEI clients) or `X-API-Key`."""
+    with strict_server.client() as c:
+        assert c.post("/embed", json={"inputs": "x"}, headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert c.post("/embed", json={"inputs": "x"}, headers={"authorization": "bearer s3cret"}).status_code == 200
+        wrong = c.post("/embed", json={"inputs": "x"}, headers={"X-API-Key": "wrong"})
+        assert wrong.status_code == 401 and "X-API-Key" in wrong.json()["error"]
+        assert c.post("/embed", json={"inputs": "x"}, headers={"Authorization": "Basic s3cret"}).status_code == 401
+
+
 def test_cors_allow_list(strict_server) -> None:
     with strict_server.client() as c:
         pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}

@@ -5,49 +5,32 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.responses import Response
 
 from rag_backend import __version__
 from rag_backend.answers import Answerer
-from rag_backend.api.middleware import BodyTooLarge, GuardMiddleware
+from rag_backend.api.deps import Services
+from rag_backend.api.errors import install_error_handlers
+from rag_backend.api.middleware import GuardMiddleware
 from rag_backend.api.routes import router
-from rag_backend.cache import Cache, open_cache
+from rag_backend.cache import open_cache
 from rag_backend.catalog import Catalog
 from rag_backend.chunking import Chunker, load_tokenizer
 from rag_backend.core.config import Settings, get_settings
-from rag_backend.core.errors import error_response, install_error_handlers
 from rag_backend.core.runtime import setup_logging
-from rag_backend.embedding import Embedder, make_embedder
+from rag_backend.embedding import make_embedder
 from rag_backend.ingestion import Ingestion
 from rag_backend.lexical import Lexical
-from rag_backend.llm import Chain, make_chain
+from rag_backend.llm import make_chain
 from rag_backend.reranking import Reranker
 from rag_backend.retrieval import Retriever
-from rag_backend.store import VectorStore, open_store
+from rag_backend.store import open_store
 from rag_backend.upstream import Upstream
 
 log = logging.getLogger("rag_backend")
-
-
-@dataclass(slots=True)
-class Services:
-    settings: Settings
-    catalog: Catalog
-    store: VectorStore
-    cache: Cache
-    upstream: Upstream
-    embedder: Embedder
-    reranker: Reranker
-    chunker: Chunker
-    ingestion: Ingestion
-    retriever: Retriever
-    chain: Chain
-    answerer: Answerer
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -102,11 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Document ingestion, hybrid retrieval with rerank, caching.",
     )
     install_error_handlers(app)
-
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(_: Request, __: BodyTooLarge) -> Response:
-        return error_response(413, "too_large", f"request body over MAX_REQUEST_MB ({settings.max_request_mb:g} MB)")
-
     app.include_router(router)
     if settings.cors_allow_origins:
         app.add_middleware(

@@ -6,9 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rag_backend.catalog import COLLECTION_NAME
+from rag_backend.catalog import COLLECTION_NAME, DocumentStatus
 
-Status = Literal["queued", "parsing", "chunking", "embedding", "indexing", "ready", "failed", "deleting"]
+
+class Reply(BaseModel):
+    """A body the backend always sends whole (every field, null or not): OpenAPI marks every field required,
+    so the page's generated types carry no `?` for fields that are in fact always there."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 def check_collection_name(name: str) -> str:
@@ -53,7 +58,7 @@ class QueryRequest(BaseModel):
         return None if v is None else check_collection_name(v)
 
 
-class QueryResult(BaseModel):
+class QueryResult(Reply):
     id: str
     text: str
     score: float = Field(description="Fused RRF score (dense cosine or BM25 score when only one is on)")
@@ -93,14 +98,14 @@ class QueryResponse(BaseModel):
     llm: AnswerInfo | None = None
 
 
-class Document(BaseModel):
+class Document(Reply):
     id: str
     job_id: str = Field(description="Same as id: a document is its own ingestion job")
     collection: str
     filename: str
     format: str
     size: int
-    status: Status
+    status: DocumentStatus
     progress: float
     chunks: int
     chunks_done: int
@@ -111,22 +116,22 @@ class Document(BaseModel):
     updated_at: float
 
 
-class UploadItem(BaseModel):
+class UploadItem(Reply):
     filename: str
     id: str | None = None
     job_id: str | None = None
-    status: Status | Literal["rejected"]
+    status: DocumentStatus | Literal["rejected"] = Field(description="'rejected': refused at upload, see error")
     duplicate: bool = False
     replaces: str | None = Field(None, description="Ready version of the same file name this one will replace")
     error: str | None = None
     error_type: str | None = None
 
 
-class UploadResponse(BaseModel):
+class UploadResponse(Reply):
     documents: list[UploadItem]
 
 
-class DocumentList(BaseModel):
+class DocumentList(Reply):
     documents: list[Document]
     total: int
 
@@ -138,7 +143,7 @@ class CollectionCreate(BaseModel):
     _check = field_validator("name")(classmethod(lambda cls, v: check_collection_name(v)))
 
 
-class CollectionInfo(BaseModel):
+class CollectionInfo(Reply):
     name: str
     embed_model: str | None
     documents: int

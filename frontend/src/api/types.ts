@@ -1,71 +1,27 @@
-// Shapes of the backend API (see the root README, "API (backend, port 8000)").
+// Shapes of the backend API. Response shapes come from the backend's OpenAPI document: schema.d.ts is generated
+// from openapi.json (`npm run api` writes both; `npm run lint` fails when they are stale). Written by hand: what the
+// document does not describe (/ready, streamed events) and what the page sends or reads more narrowly than the
+// document says (a request with every field optional, a query answer without the generated-answer fields).
+import type { components } from './schema'
 
-export type DocStatus =
-  | 'queued'
-  | 'parsing'
-  | 'chunking'
-  | 'embedding'
-  | 'indexing'
-  | 'ready'
-  | 'failed'
-  | 'deleting'
+type Schemas = components['schemas']
 
-export interface DocumentInfo {
-  id: string
-  collection: string
-  filename: string
-  format: string
-  size: number
-  status: DocStatus
-  progress: number
-  chunks: number
-  chunks_done: number
-  pages: number | null
-  title: string | null
-  error: string | null
-  created_at: number
-  updated_at: number
-}
+/** A document's (ingestion job's) state: the backend's one list (catalog.DocumentStatus). */
+export type DocStatus = Schemas['DocumentStatus']
+
+/** A document as listed and polled; `job_id` (the same as `id`) is left out: the page never uses it. */
+export type DocumentInfo = Omit<Schemas['Document'], 'job_id'>
 
 export interface DocumentList {
   documents: DocumentInfo[]
   total: number
 }
 
-export interface UploadItem {
-  filename: string
-  id: string | null
-  job_id: string | null
-  status: DocStatus | 'rejected'
-  duplicate: boolean
-  replaces: string | null
-  error: string | null
-  error_type: string | null
-}
+export type UploadItem = Schemas['UploadItem']
 
-export interface CollectionInfo {
-  name: string
-  embed_model: string | null
-  documents: number
-  ready: number
-  failed: number
-  chunks: number
-  version: number
-  created_at: number
-}
+export type CollectionInfo = Schemas['CollectionInfo']
 
-export interface QueryResult {
-  id: string
-  text: string
-  score: number
-  rerank_score: number | null
-  document_id: string
-  source: string
-  title: string | null
-  position: number
-  page: number | null
-  heading: string | null
-}
+export type QueryResult = Schemas['QueryResult']
 
 export type Timings = Record<string, number>
 

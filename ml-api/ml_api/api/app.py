@@ -10,14 +10,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from ml_api import __version__
+from ml_api.api.errors import install_error_handlers
 from ml_api.api.middleware import GuardMiddleware
 from ml_api.api.routes import router
+from ml_api.args import EngineArgs
 from ml_api.core.config import Settings, get_settings
-from ml_api.core.errors import install_error_handlers
 from ml_api.core.runtime import setup_logging
-from ml_api.device import DeviceUnavailable
 from ml_api.engine import Engine
-from ml_api.models import ModelError
+from ml_api.errors import DeviceUnavailable, ModelError
 
 log = logging.getLogger("ml_api")
 
@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            engine = Engine(settings)
+            engine = Engine(EngineArgs.from_settings(settings))
         except (ModelError, DeviceUnavailable) as exc:
             log.critical(f"startup failed: {exc}")
             raise SystemExit(f"ml-api startup failed: {exc}") from None
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Embeddings and reranking: TEI, OpenAI and Cohere/Jina shapes.",
     )
+    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(router)
     if settings.cors_allow_origins:
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_allow_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
             expose_headers=["x-total-time", "x-inference-time", "x-queue-time", "x-tokenization-time"],
         )
     app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_request_bytes=settings.max_request_bytes)

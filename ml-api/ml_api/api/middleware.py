@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ml_api.core import metrics
-from ml_api.core.errors import error_response
+from ml_api.core.runtime import body_too_large, error_response, key_matches, unauthorized
 
 OPEN_PATHS = {"/health", "/metrics", "/docs", "/redoc", "/openapi.json"}
 KNOWN_ROUTES = {"/embed", "/rerank", "/v1/embeddings", "/v1/rerank", "/health", "/info", "/metrics"}
@@ -87,21 +87,14 @@ class GuardMiddleware:
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    def _too_large(self):
-        return error_response(413, "validation", f"request body exceeds MAX_REQUEST_BYTES={self.max_bytes}")
+    def _too_large(self) -> Response:
+        return body_too_large("MAX_REQUEST_BYTES", self.max_bytes)
 
-    def _reject(self, scope: Scope, path: str):
+    def _reject(self, scope: Scope, path: str) -> Response | None:
         headers = dict(scope.get("headers", []))
-        if self.api_key and path not in OPEN_PATHS and scope.get("method") != "OPTIONS":
-            auth = headers.get(b"authorization", b"").decode("latin-1")
-            token = auth[7:] if auth[:7].lower() == "bearer " else ""
-            if not hmac.compare_digest(token.encode(), self.api_key.encode()):
-                return error_response(
-                    401,
-                    "auth",
-                    "missing or wrong API key: send Authorization: Bearer <API_KEY>",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+        guarded = path not in OPEN_PATHS and scope.get("method") != "OPTIONS"
+        if guarded and not key_matches(headers, self.api_key):
+            return unauthorized()
         length = headers.get(b"content-length")
         if length is not None:
             try:

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ml_api.api.errors import ErrorType
+
 
 def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
@@ -138,4 +140,4 @@ class CohereRerankResponse(BaseModel):
 
 class ErrorBody(BaseModel):
     error: str
-    error_type: Literal["validation", "overloaded", "backend", "unhealthy", "auth"]
+    error_type: ErrorType

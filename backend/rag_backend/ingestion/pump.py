@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
 import numpy as np
 
 from rag_backend.embedding import Embedder
-
-log = logging.getLogger("rag_backend.batching")
 
 
 class EmbedPump:

@@ -1,0 +1,150 @@
+"""The one table from exceptions to HTTP answers; nothing below the API layer knows a status code.
+
+Domain code raises `rag_backend.errors` classes (parsing's errors subclass them); the store, the catalog (SQLite),
+the cache (Redis), the LLM chain and the HTTP clients raise their own. Each class that can reach a route has a row
+here, found by walking the exception's MRO so a subclass inherits its parent's row. Anything else is a bug: a 500
+"internal" that names only the class.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from rag_backend import errors
+from rag_backend.core.runtime import error_response
+from rag_backend.llm import ProviderFailed, ProviderRefused
+from rag_backend.store import DimensionMismatch, StoreError
+
+log = logging.getLogger("rag_backend.api")
+
+RETRY_AFTER_S = 5.0  # what a 503 tells clients: long enough for a restart, short enough to feel responsive
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """How one exception class answers. `reason` prefixes messages that do not say which dependency failed."""
+
+    status: int
+    error_type: str
+    reason: str | None = None
+    retry_after: float | None = None
+
+
+ERRORS: dict[type[BaseException], Row] = {
+    # Domain errors: their message is written for the user.
+    errors.InvalidInput: Row(400, "validation"),
+    errors.NotFound: Row(404, "not_found"),
+    errors.Conflict: Row(409, "conflict"),
+    errors.TooLarge: Row(413, "too_large"),
+    errors.UnsupportedFormat: Row(415, "unsupported_format"),
+    errors.UpstreamError: Row(502, "upstream_error"),
+    errors.UpstreamUnavailable: Row(503, "upstream_unavailable", retry_after=RETRY_AFTER_S),
+    # The vector store: a dimension clash is the data's state, anything else an outage of the store.
+    DimensionMismatch: Row(409, "conflict", "vector store"),
+    StoreError: Row(503, "upstream_unavailable", "vector store unavailable", RETRY_AFTER_S),
+    # The catalog: SQLite's run-time failures (locked past the busy timeout, disk full, I/O error).
+    sqlite3.OperationalError: Row(503, "upstream_unavailable", "catalog unavailable", RETRY_AFTER_S),
+    # The cache swallows Redis failures (a miss); a RedisError that still escapes is an outage, not a bug report.
+    RedisError: Row(503, "upstream_unavailable", "cache unavailable", RETRY_AFTER_S),
+    # The LLM chain falls back past these (down to extractive answers); one that still escapes is the provider's.
+    ProviderFailed: Row(503, "upstream_unavailable", "LLM provider unavailable", RETRY_AFTER_S),
+    ProviderRefused: Row(502, "upstream_error", "LLM provider refused the request"),
+    # Raw httpx errors that escaped a client wrapper: no answer at all, or an answer we could not use.
+    httpx.TransportError: Row(503, "upstream_unavailable", "upstream unreachable", RETRY_AFTER_S),
+    httpx.HTTPError: Row(502, "upstream_error", "upstream request failed"),
+    httpx.InvalidURL: Row(502, "upstream_error", "upstream URL is invalid"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """An exception in HTTP terms: what the error handler, the upload's per-file items and SSE events report."""
+
+    status: int
+    error_type: str
+    message: str
+    retry_after: float | None = None
+
+
+def row_for(cls: type[BaseException]) -> Row | None:
+    for klass in cls.__mro__:
+        if (row := ERRORS.get(klass)) is not None:
+            return row
+    return None
+
+
+def classify(exc: BaseException) -> Mapped:
+    row = row_for(type(exc))
+    if row is None:
+        return Mapped(500, "internal", f"internal error: {type(exc).__name__}")
+    text = exc.message if isinstance(exc, errors.DomainError) else str(exc).strip()
+    if not type(exc).__module__.startswith("rag_backend"):  # a library's message needs its class to make sense
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    message = f"{row.reason}: {text}" if row.reason else text
+    return Mapped(row.status, row.error_type, message, row.retry_after)
+
+
+def mapped_response(exc: BaseException) -> Response:
+    m = classify(exc)
+    return error_response(m.status, m.error_type, m.message, retry_after=m.retry_after)
+
+
+def _describe(errs: list[dict]) -> str:
+    parts = []
+    for err in errs[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) + (f" (+{len(errs) - 5} more)" if len(errs) > 5 else "")
+
+
+async def _mapped(request: Request, exc: Exception) -> Response:
+    response = mapped_response(exc)
+    if response.status_code >= 500:  # a dependency is down: worth a line in the log, without a traceback
+        log.warning("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    return response
+
+
+async def _validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errs = list(exc.errors())
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if request.url.path == "/api/query" and content_type and content_type != "application/json":
+        return error_response(415, "validation", "Content-Type must be application/json")
+    if any(e.get("type") == "json_invalid" for e in errs):
+        return error_response(400, "validation", f"request body is not valid JSON: {_describe(errs)}")
+    return error_response(422, "validation", _describe(errs))
+
+
+async def _http(_: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown route, wrong method, unparsable body) in the same shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    kind = {401: "auth", 404: "not_found", 405: "validation"}.get(exc.status_code, "validation")
+    detail = str(exc.detail)
+    if exc.status_code == 400 and "parsing the body" in detail:
+        detail = "request body could not be parsed (malformed JSON or multipart)"
+    return error_response(exc.status_code, kind, detail, getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """Last resort (outside the routes' handlers, e.g. raised in middleware): mapped if it has a row."""
+    if row_for(type(exc)) is not None:
+        return await _mapped(request, exc)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return mapped_response(exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    for cls in ERRORS:
+        app.add_exception_handler(cls, _mapped)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,11 @@
+"""The backend's HTTP API, one router per resource; `router` is what the app mounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from rag_backend.api.routes import collections, documents, ops, query
+
+router = APIRouter()
+for _resource in (documents, collections, query, ops):
+    router.include_router(_resource.router)

@@ -1,0 +1,39 @@
+"""/api/collections: list, create, delete (a collection's documents and points go with it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from rag_backend.api.deps import CatalogDep, IngestionDep
+from rag_backend.api.schemas import CollectionCreate, CollectionInfo
+from rag_backend.errors import Conflict, NotFound
+
+router = APIRouter(prefix="/api/collections", tags=["collections"])
+
+
+def collection(row: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's `embed_key` (provider:model:dim) is what the API calls `embed_model`."""
+    return {**row, "embed_model": row.get("embed_key")}
+
+
+@router.get("", response_model=list[CollectionInfo])
+async def list_collections(catalog: CatalogDep) -> Any:
+    return [collection(r) for r in catalog.list_collections()]
+
+
+@router.post("", status_code=201, response_model=CollectionInfo)
+async def create_collection(catalog: CatalogDep, body: CollectionCreate) -> Any:
+    _, created = catalog.create_collection(body.name)
+    if not created:
+        raise Conflict(f"collection '{body.name}' already exists")
+    return next(collection(r) for r in catalog.list_collections() if r["name"] == body.name)
+
+
+@router.delete("/{name}")
+async def delete_collection(catalog: CatalogDep, ingestion: IngestionDep, name: str) -> dict[str, Any]:
+    if catalog.get_collection(name) is None:
+        raise NotFound(f"collection '{name}' does not exist")
+    await ingestion.delete_collection(name)
+    return {"name": name, "deleted": True}

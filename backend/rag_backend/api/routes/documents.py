@@ -1,0 +1,98 @@
+"""/api/documents: upload (one ingestion job per file), list, look up, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.datastructures import UploadFile
+
+from rag_backend.api.deps import CatalogDep, IngestionDep, SettingsDep
+from rag_backend.api.errors import Mapped, classify
+from rag_backend.api.schemas import Document, DocumentList, UploadResponse, check_collection_name
+from rag_backend.catalog import DocumentStatus
+from rag_backend.core.runtime import error_response
+from rag_backend.errors import InvalidInput, NotFound, UnsupportedFormat
+
+router = APIRouter(prefix="/api/documents", tags=["documents"])
+
+
+def document(row: dict[str, Any]) -> dict[str, Any]:
+    """A document is its own ingestion job: `job_id` is its id, for clients that think in jobs."""
+    return {**row, "job_id": row["id"]}
+
+
+def _rejected(filename: str | None, refusal: Mapped) -> dict[str, Any]:
+    return {
+        "filename": filename or "",
+        "status": "rejected",
+        "error": refusal.message,
+        "error_type": refusal.error_type,
+    }
+
+
+@router.post("", status_code=202, response_model=UploadResponse)
+async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDep) -> Any:
+    """Multipart upload: one or more `files` fields, optional `collection` field. 202: one job per file."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise UnsupportedFormat(
+            "upload as multipart/form-data with one or more 'files' fields (curl -F files=@doc.pdf)"
+        )
+    async with request.form(max_files=settings.max_files_per_upload, max_fields=20) as form:
+        collection = form.get("collection") or settings.default_collection
+        if not isinstance(collection, str):
+            raise InvalidInput("'collection' must be a text field")
+        try:
+            check_collection_name(collection)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        files = [f for f in form.getlist("files") + form.getlist("file") if isinstance(f, UploadFile)]
+        if not files:
+            raise InvalidInput("no files: send one or more multipart fields named 'files'")
+        items: list[dict[str, Any]] = []
+        refused: list[Mapped] = []
+        for f in files:
+            data = await f.read()
+            try:
+                doc = ingestion.submit(collection, f.filename, data, f.content_type)
+            except Exception as exc:
+                refusal = classify(exc)
+                if refusal.status >= 500:  # not this file's fault: the request fails as a whole
+                    raise
+                refused.append(refusal)  # this file is refused; the others still go in
+                items.append(_rejected(f.filename, refusal))
+                continue
+            items.append(document(doc))
+    if len(refused) == len(items):  # nothing accepted: the request as a whole failed, say why for each
+        first = refused[0]
+        return error_response(first.status, first.error_type, "; ".join(r.message for r in refused))
+    return {"documents": items}
+
+
+@router.get("", response_model=DocumentList)
+async def list_documents(
+    catalog: CatalogDep,
+    collection: str | None = None,
+    status: DocumentStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    rows, total = catalog.list_documents(collection, status, limit, offset)
+    return {"documents": [document(r) for r in rows], "total": total}
+
+
+@router.get("/{doc_id}", response_model=Document)
+async def get_document(catalog: CatalogDep, doc_id: str) -> Any:
+    doc = catalog.get_document(doc_id)
+    if doc is None or doc["status"] == DocumentStatus.DELETING:
+        raise NotFound(f"document {doc_id} not found")
+    return document(doc)
+
+
+@router.delete("/{doc_id}")
+async def delete_document(ingestion: IngestionDep, doc_id: str) -> dict[str, Any]:
+    """Hidden from queries at once; its points are removed before this returns (or when its job stops)."""
+    if await ingestion.delete_document(doc_id) is None:
+        raise NotFound(f"document {doc_id} not found")
+    return {"id": doc_id, "deleted": True}

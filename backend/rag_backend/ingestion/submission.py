@@ -1,0 +1,75 @@
+"""What a client asks of ingestion: accept an upload (or recognise a duplicate), delete documents/collections.
+
+An accepted upload is a catalog row plus its bytes on disk plus a queue entry; the pipeline does the rest.
+Deletion hides a document at once and removes its points now, or leaves that to its running job, which
+notices at its next step and cleans up after its own writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from rag_backend.core.config import Settings
+from rag_backend.errors import InvalidInput, TooLarge, UnsupportedFormat
+from rag_backend.ingestion.recovery import purge
+from rag_backend.ingestion.state import Jobs
+from rag_backend.parsing import UnsupportedFormat as UnreadableFormat
+from rag_backend.parsing import detect_format
+
+
+def clean_filename(name: str | None) -> str:
+    """Display name only (it never becomes a path): last path component, no control characters."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip()
+    return base[:255] or "untitled"
+
+
+class Submission:
+    def __init__(self, settings: Settings, jobs: Jobs) -> None:
+        self.s, self.jobs, self.catalog = settings, jobs, jobs.catalog
+
+    def submit(self, collection: str, filename: str | None, data: bytes, content_type: str | None) -> dict[str, Any]:
+        """Validates one uploaded file and queues it; raises a DomainError with the reason if refused."""
+        name = clean_filename(filename)
+        if len(data) > self.s.max_upload_mb * 1024 * 1024:
+            raise TooLarge(f"{name}: {len(data) / 1e6:.1f} MB is over the {self.s.max_upload_mb:g} MB limit")
+        if not data:
+            raise InvalidInput(f"{name}: the file is empty")
+        try:
+            fmt = detect_format(name, data[:8192], content_type)
+        except UnreadableFormat as exc:
+            raise UnsupportedFormat(f"{name}: {exc}") from None
+        self.catalog.create_collection(collection)
+        sha = hashlib.sha256(data).hexdigest()
+        if dup := self.catalog.find_duplicate(collection, sha):
+            return {**dup, "duplicate": True}
+        doc = self.catalog.add_document(collection, name, fmt, len(data), sha)
+        self.jobs.upload_path(doc["id"]).write_bytes(data)
+        self.jobs.queue.put_nowait(doc["id"])
+        return {**doc, "duplicate": False, "replaces": self.catalog.replaced_by(doc)}
+
+    async def delete_document(self, doc_id: str) -> dict[str, Any] | None:
+        doc = self.catalog.mark_deleting(doc_id)
+        if doc is None:
+            return None
+        if doc_id not in self.jobs.running:  # a running job notices and cleans up after its own writes
+            await purge(self.jobs, doc)
+        return doc
+
+    async def delete_collection(self, name: str) -> None:
+        coll = self.catalog.get_collection(name)
+        if coll is None:
+            return
+        docs, _ = self.catalog.list_documents(name, None, 1_000_000, 0)
+        for doc in docs:
+            self.catalog.mark_deleting(doc["id"])
+        for doc in docs:  # running jobs notice the deletion at their next step and clean up after themselves
+            if (stopped := self.jobs.running.get(doc["id"])) is not None:
+                await stopped.wait()
+        if coll.space:
+            await self.jobs.store.delete_collection(coll.space, name)
+        for doc in docs:
+            self.jobs.upload_path(doc["id"]).unlink(missing_ok=True)
+        self.catalog.delete_collection_rows(name)

@@ -1,0 +1,280 @@
+"""A Qdrant server through qdrant-client (or its local mode standing in for one): one collection per space."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from qdrant_client import AsyncQdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from rag_backend.store.base import (
+    COLLECTION_FIELD,
+    DENSE,
+    DOCUMENT_FIELD,
+    SOURCE_FIELD,
+    SPARSE,
+    ChunkPoint,
+    DimensionMismatch,
+    Hit,
+    PreparedPoint,
+    PreparedQuery,
+    SearchFilter,
+    SearchRequest,
+    StoreError,
+    check_dim,
+    check_space,
+    prepare_points,
+    prepare_queries,
+    scatter,
+    to_hit,
+)
+
+
+def _server_collection_filter(collection: str, document_id: str | None = None) -> models.Filter:
+    must: list[models.Condition] = [
+        models.FieldCondition(key=COLLECTION_FIELD, match=models.MatchValue(value=collection))
+    ]
+    if document_id is not None:
+        must.append(models.FieldCondition(key=DOCUMENT_FIELD, match=models.MatchValue(value=document_id)))
+    return models.Filter(must=must)
+
+
+def _server_search_filter(f: SearchFilter) -> models.Filter:
+    must: list[models.Condition] = [
+        models.FieldCondition(key=COLLECTION_FIELD, match=models.MatchValue(value=f.collection))
+    ]
+    if f.document_ids:
+        must.append(models.FieldCondition(key=DOCUMENT_FIELD, match=models.MatchAny(any=list(f.document_ids))))
+    if f.sources:
+        must.append(models.FieldCondition(key=SOURCE_FIELD, match=models.MatchAny(any=list(f.sources))))
+    must_not: list[models.Condition] = []
+    if f.exclude_document_ids:
+        must_not.append(
+            models.FieldCondition(key=DOCUMENT_FIELD, match=models.MatchAny(any=list(f.exclude_document_ids)))
+        )
+    return models.Filter(must=must, must_not=must_not or None)
+
+
+def _server_query(q: PreparedQuery, collection_idf: bool) -> models.QueryRequest:
+    flt = _server_search_filter(q.filter) if q.filter is not None else None
+    if q.using == DENSE:
+        assert q.dense is not None
+        return models.QueryRequest(
+            query=q.dense, using=DENSE, filter=flt, limit=q.limit, with_payload=True, with_vector=False
+        )
+    assert q.sparse is not None
+    params = (
+        models.SearchParams(idf=models.IdfCorpusParams(corpus=_server_collection_filter(q.filter.collection)))
+        if q.filter is not None and collection_idf
+        else None
+    )
+    return models.QueryRequest(
+        query=models.SparseVector(indices=q.sparse[0], values=q.sparse[1]),
+        using=SPARSE,
+        filter=flt,
+        params=params,
+        limit=q.limit,
+        with_payload=True,
+        with_vector=False,
+    )
+
+
+def _server_point(p: PreparedPoint) -> models.PointStruct:
+    vector: dict[str, Any] = {DENSE: p.dense}
+    if p.sparse_indices:
+        vector[SPARSE] = models.SparseVector(indices=p.sparse_indices, values=p.sparse_values)
+    return models.PointStruct(id=p.id, vector=vector, payload=p.payload)
+
+
+def _is_not_found(exc: Exception) -> bool:
+    """A missing collection: 404 from a server, ValueError('... not found') from local mode."""
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code == 404
+    return isinstance(exc, ValueError) and "not found" in str(exc).lower()
+
+
+class QdrantServerStore:
+    """A Qdrant server through ``AsyncQdrantClient``; one Qdrant collection per space.
+
+    The store owns the client: ``close()`` closes it. Writes use ``wait=True`` so they are searchable on return.
+    Collection-scoped BM25 IDF (``SearchParams.idf``) needs Qdrant >= 1.19; ``collection_idf=False`` falls back to
+    space-wide IDF for older servers.
+    """
+
+    kind = "qdrant"
+    _UPSERT_CHUNK = 256  # points per request: keeps request bodies well below the server's size limit
+
+    def __init__(
+        self, client: AsyncQdrantClient, *, health_timeout_s: float = 2.0, collection_idf: bool = True
+    ) -> None:
+        self._client = client
+        self._health_timeout_s = health_timeout_s
+        self._collection_idf = collection_idf
+        opts = client.init_options
+        self._local = opts.get("location") == ":memory:" or opts.get("path") is not None
+        self._where = str(
+            opts.get("url") or opts.get("host") or opts.get("location") or opts.get("path") or "qdrant server"
+        )
+        self._dims: dict[str, int] = {}  # spaces known to exist, with their dense dim
+
+    @classmethod
+    def from_url(cls, url: str, api_key: str | None = None, timeout: float = 10) -> QdrantServerStore:
+        """Connect lazily (no I/O here); ``health()`` tells whether the server answers."""
+        client = AsyncQdrantClient(
+            url=url,
+            api_key=api_key,
+            timeout=max(1, math.ceil(timeout)),
+            check_compatibility=False,  # would probe the server from a thread at construction; health() does it
+        )
+        return cls(client, health_timeout_s=min(2.0, float(timeout)))
+
+    def _error(self, what: str, space: str, exc: BaseException) -> StoreError:
+        return StoreError(f"qdrant {what} failed for collection {space!r} at {self._where}: {exc}")
+
+    async def _space_dim(self, space: str) -> int | None:
+        """Dense dim of an existing collection, None if it does not exist (cached once seen)."""
+        check_space(space)
+        dim = self._dims.get(space)
+        if dim is not None:
+            return dim
+        try:
+            if not await self._client.collection_exists(space):
+                return None
+            info = await self._client.get_collection(space)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise self._error("get_collection", space, exc) from exc
+        dim = self._dense_dim(space, info)
+        self._dims[space] = dim
+        return dim
+
+    def _dense_dim(self, space: str, info: models.CollectionInfo) -> int:
+        vectors = info.config.params.vectors
+        sparse = info.config.params.sparse_vectors or {}
+        if not isinstance(vectors, dict) or DENSE not in vectors or SPARSE not in sparse:
+            raise StoreError(
+                f"collection {space!r} at {self._where} exists but lacks the named vectors {DENSE!r}/{SPARSE!r}"
+            )
+        return int(vectors[DENSE].size)
+
+    async def ensure_space(self, space: str, dim: int) -> None:
+        check_dim(dim)
+        existing = await self._space_dim(space)
+        if existing is None:
+            try:
+                await self._client.create_collection(
+                    space,
+                    vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+                    sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                )
+            except Exception as exc:
+                # Lost a creation race with another process: fall through to checking what exists.
+                if not (isinstance(exc, UnexpectedResponse) and exc.status_code == 409) and not (
+                    isinstance(exc, ValueError) and "already exists" in str(exc)
+                ):
+                    raise self._error("create_collection", space, exc) from exc
+            await self._create_payload_indexes(space)
+            existing = await self._space_dim(space)
+            if existing is None:
+                raise StoreError(f"collection {space!r} at {self._where} vanished right after creation")
+        if existing != dim:
+            raise DimensionMismatch(f"collection {space!r} at {self._where} has dense dim {existing}, not {dim}")
+
+    async def _create_payload_indexes(self, space: str) -> None:
+        """Tenant index on ``collection`` plus a keyword index on ``document_id`` (idempotent on the server)."""
+        tenant = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+        with warnings.catch_warnings():
+            if self._local:  # local mode warns that payload indexes have no effect there: expected in tests
+                warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
+            try:
+                await self._client.create_payload_index(space, COLLECTION_FIELD, field_schema=tenant, wait=True)
+                await self._client.create_payload_index(
+                    space, DOCUMENT_FIELD, field_schema=models.PayloadSchemaType.KEYWORD, wait=True
+                )
+            except Exception as exc:
+                raise self._error("create_payload_index", space, exc) from exc
+
+    async def upsert(self, space: str, points: Sequence[ChunkPoint]) -> None:
+        dim = await self._space_dim(space)
+        if dim is None:
+            raise StoreError(f"collection {space!r} does not exist at {self._where}; call ensure_space first")
+        prepared = prepare_points(space, dim, points)
+        for i in range(0, len(prepared), self._UPSERT_CHUNK):
+            chunk = [_server_point(p) for p in prepared[i : i + self._UPSERT_CHUNK]]
+            try:
+                await self._client.upsert(space, points=chunk, wait=True)
+            except Exception as exc:
+                if _is_not_found(exc):
+                    self._dims.pop(space, None)
+                raise self._error("upsert", space, exc) from exc
+
+    async def search_batch(self, space: str, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        dim = await self._space_dim(space)
+        queries = prepare_queries(space, dim, requests)
+        todo = [q for q in queries if q is not None]
+        if dim is None or not todo:
+            return [[] for _ in queries]
+        try:
+            responses = await self._client.query_batch_points(
+                space, requests=[_server_query(q, self._collection_idf) for q in todo]
+            )
+        except Exception as exc:
+            if _is_not_found(exc):  # dropped behind our back: behave as empty, like an unknown space
+                self._dims.pop(space, None)
+                return [[] for _ in queries]
+            raise self._error("query_batch_points", space, exc) from exc
+        results = [[to_hit(p.id, p.score, p.payload) for p in r.points] for r in responses]
+        return scatter(queries, results)
+
+    async def _delete(self, what: str, space: str, flt: models.Filter) -> None:
+        if await self._space_dim(space) is None:
+            return
+        try:
+            await self._client.delete(space, points_selector=models.FilterSelector(filter=flt), wait=True)
+        except Exception as exc:
+            if _is_not_found(exc):
+                self._dims.pop(space, None)
+                return
+            raise self._error(what, space, exc) from exc
+
+    async def delete_document(self, space: str, collection: str, document_id: str) -> None:
+        await self._delete("delete_document", space, _server_collection_filter(collection, document_id))
+
+    async def delete_collection(self, space: str, collection: str) -> None:
+        await self._delete("delete_collection", space, _server_collection_filter(collection))
+
+    async def count(self, space: str, collection: str, document_id: str | None = None) -> int:
+        if await self._space_dim(space) is None:
+            return 0
+        try:
+            res = await self._client.count(
+                space, count_filter=_server_collection_filter(collection, document_id), exact=True
+            )
+        except Exception as exc:
+            if _is_not_found(exc):
+                self._dims.pop(space, None)
+                return 0
+            raise self._error("count", space, exc) from exc
+        return int(res.count)
+
+    async def health(self) -> tuple[bool, str]:
+        """List collections (cheap, and checks the API key too) under a short timeout; never raises."""
+        try:
+            res = await asyncio.wait_for(self._client.get_collections(), timeout=self._health_timeout_s)
+        except TimeoutError:
+            return False, f"qdrant at {self._where} did not answer within {self._health_timeout_s:g}s"
+        except UnexpectedResponse as exc:  # reachable but refusing, e.g. a wrong API key
+            return False, f"qdrant at {self._where} answered HTTP {exc.status_code} {exc.reason_phrase}"
+        except Exception as exc:
+            detail = getattr(exc, "source", None) or exc  # ResponseHandlingException wraps the transport error
+            return False, f"qdrant at {self._where} unreachable: {type(detail).__name__}: {detail}"
+        mode = "local mode" if self._local else "server"
+        return True, f"qdrant {mode} at {self._where}, {len(res.collections)} collection(s)"
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,117 @@
+"""The edge's one error table: domain errors to (status, error_type), the way TEI's router maps its ErrorType.
+
+Domain code raises `ml_api.errors` classes and knows no HTTP; this module is the only place a status code is
+chosen for them. Every failure, ours or the framework's, leaves in one shape: {"error": reason, "error_type":
+kind} (`core.runtime.error_response`, shared word for word with the backend).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from ml_api.core.runtime import error_response
+from ml_api.errors import (
+    BatchTooLarge,
+    ClientGone,
+    DeviceUnavailable,
+    DomainError,
+    InferenceFailed,
+    InputTooLong,
+    InvalidInput,
+    ModelError,
+    Overloaded,
+    Unhealthy,
+)
+
+ErrorType = Literal["validation", "overloaded", "backend", "unhealthy", "auth"]
+
+
+class HttpError(NamedTuple):
+    status: int
+    error_type: ErrorType
+    retry_after: float | None = None  # seconds, sent as Retry-After
+
+
+ERRORS: dict[type[DomainError], HttpError] = {
+    InvalidInput: HttpError(422, "validation"),
+    InputTooLong: HttpError(413, "validation"),
+    BatchTooLarge: HttpError(413, "validation"),
+    Overloaded: HttpError(429, "overloaded", retry_after=1),
+    InferenceFailed: HttpError(500, "backend"),  # 503 when out of memory: see OUT_OF_MEMORY
+    Unhealthy: HttpError(503, "unhealthy"),
+    ClientGone: HttpError(499, "validation"),  # nginx's "client closed request": only metrics and logs see it
+    # Startup stops on these two; should a request ever meet one, the service cannot serve it now.
+    ModelError: HttpError(503, "unhealthy"),
+    DeviceUnavailable: HttpError(503, "unhealthy"),
+}
+# A batch that ran out of memory has already been split down to single items; what still fails may pass later.
+OUT_OF_MEMORY = HttpError(503, "backend")
+UNMAPPED = HttpError(500, "backend")
+
+
+def http_error(exc: DomainError) -> HttpError:
+    """The row for `exc`: its own class first, then its nearest mapped base."""
+    if isinstance(exc, InferenceFailed) and exc.out_of_memory:
+        return OUT_OF_MEMORY
+    for cls in type(exc).__mro__:
+        if cls in ERRORS:
+            return ERRORS[cls]
+    return UNMAPPED
+
+
+def domain_error_response(exc: DomainError) -> Response:
+    row = http_error(exc)
+    return error_response(row.status, row.error_type, exc.message, retry_after=row.retry_after)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return True  # FastAPI parses a body without a content type as JSON
+    main = content_type.split(";")[0].strip().lower()
+    return main == "application/json" or main.endswith("+json")
+
+
+def _describe(errors: list[dict]) -> str:
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> Response:
+        return domain_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if request.method == "POST" and not _is_json(request.headers.get("content-type")):
+            return error_response(
+                415,
+                "validation",
+                "Content-Type must be application/json (with curl: -H 'Content-Type: application/json')",
+            )
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "validation", f"request body is not valid JSON: {_describe(errors)}")
+        return error_response(422, "validation", _describe(errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        kind = "auth" if exc.status_code == 401 else "validation"
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            detail = "request body is not valid UTF-8 JSON"
+        else:
+            detail = str(exc.detail)
+        return error_response(exc.status_code, kind, detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        return error_response(UNMAPPED.status, UNMAPPED.error_type, f"internal error: {type(exc).__name__}")

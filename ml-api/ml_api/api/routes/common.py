@@ -1,0 +1,74 @@
+"""Route plumbing every API family shares: admission, cancellation on disconnect, the orjson body, OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import Request
+from starlette.responses import Response
+
+from ml_api.api import schemas
+from ml_api.engine import Engine, Timing
+from ml_api.errors import ClientGone, Overloaded
+
+T = TypeVar("T")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": schemas.ErrorBody} for code in (400, 401, 413, 415, 422, 429, 503)
+}
+
+
+def responses(ok: Any) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI docs for the 200 shape; the body itself is written by orjson, not by these models."""
+    return {200: {"model": ok}, **_ERRORS}
+
+
+def timing_headers(timing: Timing) -> dict[str, str]:
+    """TEI's timing headers, in milliseconds, so its clients and dashboards read ours unchanged."""
+    return {
+        "x-tokenization-time": f"{timing.tokenization_s * 1000:.2f}",
+        "x-queue-time": f"{timing.batch.queue_s * 1000:.2f}",
+        "x-inference-time": f"{timing.batch.inference_s * 1000:.2f}",
+        "x-compute-tokens": str(timing.tokens),
+    }
+
+
+def json_response(content: Any, timing: Timing | None = None) -> Response:
+    """orjson writes numpy arrays directly: no list-of-floats detour through pydantic for large matrices."""
+    body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, media_type="application/json", headers=timing_headers(timing) if timing else None)
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Run `work` but cancel it (and so drop its queued items) as soon as the client goes away."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    raise ClientGone
+
+
+async def guarded(request: Request, engine: Engine, work: Coroutine[Any, Any, T]) -> T:
+    """Admit (or refuse with Overloaded), run `work` while the client is there, always release the slot."""
+    try:
+        engine.acquire()
+    except Overloaded:
+        work.close()  # never started: no "coroutine was never awaited" warning
+        raise
+    try:
+        return await _unless_disconnected(request, work)
+    finally:
+        engine.release()

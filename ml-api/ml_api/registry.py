@@ -1,0 +1,102 @@
+"""Runtime model lookup: turn EMBED_MODEL / RERANK_MODEL into a directory the loaders can read.
+
+Everything the service loads goes through a directory with a `manifest.json`, so it never has to guess
+pooling, dimension or maximum length at request time. Writing those directories is tooling
+(`ml_api.tools`); serving reaches the exporter only when EMBED_MODEL names a checkpoint or hub id that was
+never exported, and imports it only then, so a normal start never loads torch.onnx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ml_api.errors import ModelError
+
+log = logging.getLogger("ml_api.registry")
+
+MANIFEST = "manifest.json"
+ONNX_FILE = "model.onnx"
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The directory's manifest, None when it has none (a raw checkpoint)."""
+    file = path / MANIFEST
+    if not file.is_file():
+        return None
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{file} is not valid JSON: {exc}") from exc
+
+
+def resolve_source(source: str) -> Path:
+    """A local checkout as is, otherwise a Hugging Face id fetched into the HF cache (needs internet)."""
+    local = Path(source).expanduser()
+    if local.is_dir():
+        return local.resolve()
+    if local.exists() or source.startswith((".", "/")) or source.count("/") > 1:
+        raise ModelError(f"model path {source!r} does not exist or is not a directory")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(source))
+    except Exception as exc:
+        raise ModelError(
+            f"{source!r} is not a local directory and could not be fetched from the Hugging Face hub: {exc}"
+        ) from exc
+
+
+def _export(source: str, out: Path, name: str | None = None) -> None:
+    from ml_api.tools.export import export_embedder  # tooling: only for a checkpoint never exported
+
+    export_embedder(source, out, name=name)
+
+
+def resolve_embedder(spec: str, models_dir: Path) -> Path:
+    """Return a directory holding model.onnx + manifest, exporting a checkpoint or hub id when needed."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        manifest = read_manifest(path)
+        if manifest and manifest.get("kind") == "embedding":
+            if not (path / manifest.get("file", ONNX_FILE)).is_file():
+                raise ModelError(
+                    f"{path} has a manifest but no {manifest.get('file', ONNX_FILE)}; re-run `ml-api models export`"
+                )
+            return path
+        target = models_dir / path.name
+        if read_manifest(target):
+            return target
+        log.warning(
+            "EMBED_MODEL is a raw checkpoint; exporting to ONNX",
+            extra={"fields": {"src": str(path), "out": str(target)}},
+        )
+        _export(str(path), target)
+        return target
+    if spec.startswith((".", "/")) or "models/" in spec or spec.count("/") != 1:
+        raise ModelError(
+            f"EMBED_MODEL={spec!r} does not exist. Run `make models` (or `ml-api models prepare`) to create the "
+            "default, or point EMBED_MODEL at a directory made by `ml-api models export`."
+        )
+    target = models_dir / spec.replace("/", "__")
+    if read_manifest(target):
+        return target
+    _export(spec, target, name=spec)
+    return target
+
+
+def resolve_reranker(spec: str) -> Path:
+    """A cross-encoder directory (config.json inside), or a hub id fetched into the HF cache."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"RERANK_MODEL={spec!r} has no config.json; not a Hugging Face cross-encoder directory")
+        return path
+    if spec.startswith((".", "/")) or "models/" in spec or spec.count("/") != 1:
+        raise ModelError(
+            f"RERANK_MODEL={spec!r} does not exist. Run `make models` (copies the test reranker from the shared "
+            "folder when present) or `ml-api models add-reranker <dir-or-hf-id>`, or set RERANK_MODEL."
+        )
+    return resolve_source(spec)
