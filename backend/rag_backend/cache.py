@@ -19,7 +19,7 @@ from rag_backend.core.metrics import CACHE_REQUESTS
 
 log = logging.getLogger("rag_backend.cache")
 
-Kind = Literal["embedding", "retrieval", "answer"]
+Kind = Literal["embedding", "retrieval", "answer", "probe"]  # "probe": /ready's write+read, counted apart
 
 
 def digest(value: object) -> str:

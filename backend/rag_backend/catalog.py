@@ -45,6 +45,7 @@ def _sql_in(statuses: tuple[DocumentStatus, ...]) -> str:
 
 _IN_STAGES = _sql_in(STAGES)
 _IN_UNFINISHED = _sql_in((*STAGES, DocumentStatus.DELETING))
+_IN_REPLACEABLE = _sql_in((*STAGES, DocumentStatus.FAILED))
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _SCHEMA = """
@@ -70,6 +71,9 @@ CREATE TABLE IF NOT EXISTS documents (
     title TEXT,
     error TEXT,
     has_points INTEGER NOT NULL DEFAULT 0,
+    waiting_since REAL,      -- set while the job waits out a dependency outage (see ingestion.outages)
+    retry_reason TEXT,
+    next_retry_at REAL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -77,6 +81,9 @@ CREATE INDEX IF NOT EXISTS documents_collection ON documents(collection, status)
 CREATE INDEX IF NOT EXISTS documents_sha ON documents(collection, sha256);
 CREATE INDEX IF NOT EXISTS documents_name ON documents(collection, filename);
 """
+# Columns added after the first release: a catalog written by an older backend gets them at open.
+_ADDED_COLUMNS = {"waiting_since": "REAL", "retry_reason": "TEXT", "next_retry_at": "REAL"}
+_NOT_WAITING = "waiting_since = NULL, retry_reason = NULL, next_retry_at = NULL"
 
 
 @dataclass(slots=True)
@@ -97,6 +104,10 @@ class Catalog:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(_SCHEMA)
+        have = {r["name"] for r in self.db.execute("PRAGMA table_info(documents)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in have:
+                self.db.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.db.close()
@@ -162,21 +173,47 @@ class Catalog:
         return dict(row) if row else None
 
     def add_document(self, collection: str, filename: str, fmt: str, size: int, sha256: str) -> dict[str, Any]:
-        """Inserts a queued document; an older upload of the same name still in flight is superseded."""
+        """Inserts a queued document. Older uploads of the same name that are failed or still in flight are replaced
+        at once (now `deleting`: see `retired`); a ready one is replaced when this one is published."""
         now = time.time()
         doc_id = str(uuid.uuid4())
         with self._tx():
-            self.db.execute(
-                f"""UPDATE documents SET status = ?, error = 'superseded by a newer upload of the same file',
-                    updated_at = ? WHERE collection = ? AND filename = ? AND status IN {_IN_STAGES}""",
-                (DocumentStatus.FAILED, now, collection, filename),
+            replaced = [
+                r["id"]
+                for r in self.db.execute(
+                    f"SELECT id FROM documents WHERE collection = ? AND filename = ? AND status IN {_IN_REPLACEABLE}",
+                    (collection, filename),
+                )
+            ]
+            self.db.executemany(
+                "UPDATE documents SET status = ?, updated_at = ? WHERE id = ?",
+                [(DocumentStatus.DELETING, now, i) for i in replaced],
             )
+            if replaced:
+                self.bump(collection)
             self.db.execute(
                 """INSERT INTO documents(id, collection, filename, format, size, sha256, status, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (doc_id, collection, filename, fmt, size, sha256, DocumentStatus.QUEUED, now, now),
             )
         return self.get_document(doc_id)  # type: ignore[return-value]
+
+    def retired(self, collection: str, filename: str) -> list[dict[str, Any]]:
+        """Versions of a file on their way out (replaced or deleted), whose points, upload and row are to go."""
+        rows = self.db.execute(
+            "SELECT * FROM documents WHERE collection = ? AND filename = ? AND status = ?",
+            (collection, filename, DocumentStatus.DELETING),
+        )
+        return [dict(r) for r in rows]
+
+    def requeue(self, doc_id: str) -> dict[str, Any] | None:
+        """A failed document back to `queued` (its job runs again from the stored upload); None unless failed."""
+        cur = self.db.execute(
+            f"""UPDATE documents SET status = ?, progress = 0, chunks = 0, chunks_done = 0, error = NULL,
+                {_NOT_WAITING}, updated_at = ? WHERE id = ? AND status = ?""",
+            (DocumentStatus.QUEUED, time.time(), doc_id, DocumentStatus.FAILED),
+        )
+        return self.get_document(doc_id) if cur.rowcount == 1 else None
 
     def replaced_by(self, doc: dict[str, Any]) -> str | None:
         row = self.db.execute(
@@ -222,7 +259,8 @@ class Catalog:
 
     def fail(self, doc_id: str, reason: str) -> None:
         self.db.execute(
-            f"UPDATE documents SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status IN {_IN_STAGES}",
+            f"UPDATE documents SET status = ?, error = ?, {_NOT_WAITING}, updated_at = ? "
+            f"WHERE id = ? AND status IN {_IN_STAGES}",
             (DocumentStatus.FAILED, reason[:2000], time.time(), doc_id),
         )
 
@@ -234,7 +272,7 @@ class Catalog:
         now = time.time()
         with self._tx():
             cur = self.db.execute(
-                "UPDATE documents SET status = ?, progress = 1, error = NULL, updated_at = ? "
+                f"UPDATE documents SET status = ?, progress = 1, error = NULL, {_NOT_WAITING}, updated_at = ? "
                 "WHERE id = ? AND status = ?",
                 (DocumentStatus.READY, now, doc_id, DocumentStatus.INDEXING),
             )

@@ -53,7 +53,7 @@ class Embedder(Protocol):
     provider: str
 
     async def identity(self) -> EmbedIdentity: ...
-    async def embed(self, texts: list[str]) -> np.ndarray: ...
+    async def embed(self, texts: list[str], *, retry_read_timeout: bool = True) -> np.ndarray: ...
     async def health(self) -> tuple[bool, str]: ...
 
 
@@ -116,11 +116,12 @@ class MlApiEmbedder(_IdentityOnce):
             dim = int((await self.embed(["dimension probe"])).shape[1])
         return EmbedIdentity(self.provider, str(model or "unknown"), int(dim))
 
-    async def embed(self, texts: list[str]) -> np.ndarray:
+    async def embed(self, texts: list[str], *, retry_read_timeout: bool = True) -> np.ndarray:
         # OpenAI shape with base64 floats (ml-api and TEI both serve it): a tenth of the bytes of a JSON float
         # list and no float parsing on either side, which on a shared CPU box is time taken from the model.
         body = {"input": texts, "model": "default", "encoding_format": "base64"}
-        reply = await self.upstream.post_json("ml-api", f"{self.url}/v1/embeddings", body, self.key)
+        url = f"{self.url}/v1/embeddings"
+        reply = await self.upstream.post_json("ml-api", url, body, self.key, retry_read_timeout=retry_read_timeout)
         return _decode_openai(reply, len(texts), "ml-api /v1/embeddings")
 
     async def health(self) -> tuple[bool, str]:
@@ -138,11 +139,14 @@ class OpenAIEmbedder(_IdentityOnce):
         dim = self.dims or int((await self.embed(["dimension probe"])).shape[1])
         return EmbedIdentity(self.provider, self.model, dim)
 
-    async def embed(self, texts: list[str]) -> np.ndarray:
+    async def embed(self, texts: list[str], *, retry_read_timeout: bool = True) -> np.ndarray:
         body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": "float"}
         if self.dims:
             body["dimensions"] = self.dims
-        reply = await self.upstream.post_json("embeddings API", f"{self.url}/embeddings", body, self.key)
+        url = f"{self.url}/embeddings"
+        reply = await self.upstream.post_json(
+            "embeddings API", url, body, self.key, retry_read_timeout=retry_read_timeout
+        )
         return _decode_openai(reply, len(texts), "embeddings API")
 
     async def health(self) -> tuple[bool, str]:

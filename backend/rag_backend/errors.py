@@ -36,8 +36,21 @@ class UnsupportedFormat(DomainError):
 
 
 class UpstreamUnavailable(DomainError):
-    """ml-api, the embeddings API or the store cannot be reached now: the client may retry later."""
+    """ml-api, the embeddings API or the store cannot be reached now: the client may retry later.
+
+    `retry_after` carries the upstream's own estimate (its Retry-After, e.g. ml-api's queue drain time) when it
+    gave one, so our answer passes it on instead of guessing.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamError(DomainError):
     """An upstream answered, but with something we cannot use (a refusal, a malformed body)."""
+
+
+class DeadlineExceeded(DomainError):
+    """A request ran out of its time budget (a query's QUERY_TIMEOUT_S); its outstanding upstream calls were
+    cancelled rather than left queued, so the message says which stage was cut short."""

@@ -1,6 +1,11 @@
-"""Readiness: every component asked at once, and the one rule that says whether the query path works.
+"""Readiness: every component asked at once, the way queries use it, and the one rule that says whether the
+query path works.
 
-No HTTP here: the ops route turns a `Readiness` into /ready's answer (503 when `serving` is false).
+Each probe is a real, minimal call on the query path: ml-api embeds one text and reranks one pair with the
+backend's own key (so a refused key, a missing model or a refused connection shows here, not only in queries),
+the store answers a one-result search on an indexed collection, the cache writes a value and reads it back.
+No HTTP here: the ops route turns a `Readiness` into /ready's answer (503 when `serving` is false) and decides
+who may see the details unredacted (`redact`).
 Embeddings, reranker and store are essential; without the cache the service is `degraded` (slower, correct);
 the LLM is reported but never fails readiness, since answers fall back to extractive ones.
 """
@@ -8,18 +13,27 @@ the LLM is reported but never fails readiness, since answers fall back to extrac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+import re
+import uuid
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from rag_backend.cache import Cache
+from rag_backend.catalog import Catalog
 from rag_backend.embedding import Embedder
+from rag_backend.errors import DomainError
 from rag_backend.llm import Chain
 from rag_backend.reranking import Reranker
-from rag_backend.store import VectorStore
+from rag_backend.store import SearchFilter, SearchRequest, VectorStore
 
 ESSENTIAL = ("embeddings", "reranker", "store")
 Status = Literal["ready", "degraded", "unavailable"]
+PROBE_TEXT = "readiness probe"
+# One cache key per process: replicas sharing a Redis never read each other's probe value.
+CACHE_PROBE_KEY = f"ready-probe:{uuid.uuid4().hex}"
+CACHE_PROBE_TTL_S = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +54,28 @@ class Readiness:
         return self.status != "unavailable"
 
 
-async def gather_health(checks: Mapping[str, Awaitable[tuple[bool, str]]]) -> dict[str, tuple[bool, str]]:
-    """Runs the checks at once; one that raises reports (False, its error) instead of failing readiness."""
+def _failure(exc: BaseException) -> str:
+    """A domain error's message is written for people; anything else needs its class to make sense."""
+    if isinstance(exc, DomainError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def gather_health(
+    checks: Mapping[str, Awaitable[tuple[bool, str]]], timeout_s: float | None = None
+) -> dict[str, tuple[bool, str]]:
+    """Runs the checks at once, each within `timeout_s`; one that raises or times out reports (False, why)."""
+
+    async def bounded(check: Awaitable[tuple[bool, str]]) -> tuple[bool, str]:
+        try:
+            return await asyncio.wait_for(check, timeout_s)
+        except TimeoutError:
+            return False, f"no answer within READY_TIMEOUT_S={timeout_s:g}s"
+
     names = list(checks)
-    outcomes = await asyncio.gather(*(checks[n] for n in names), return_exceptions=True)
+    outcomes = await asyncio.gather(*(bounded(checks[n]) for n in names), return_exceptions=True)
     return {
-        name: (False, f"{type(o).__name__}: {o}") if isinstance(o, BaseException) else o
+        name: (False, _failure(o)) if isinstance(o, BaseException) else o
         for name, o in zip(names, outcomes, strict=True)
     }
 
@@ -68,18 +98,56 @@ async def llm_health(chain: Chain) -> tuple[bool, str]:
     return False, "; ".join(f"{p['provider']}: {p['detail']}" for p in providers) + " (answers are extractive)"
 
 
-async def check(embedder: Embedder, reranker: Reranker, store: VectorStore, cache: Cache, chain: Chain) -> Readiness:
-    embeddings = asyncio.ensure_future(embedder.health())
-    same_service = embedder.provider == "ml-api" and getattr(embedder, "url", None) == reranker.url
+async def embeddings_probe(embedder: Embedder) -> tuple[bool, str]:
+    """The model identity (what a query checks a collection against) and one real embedding of a short text."""
+    identity = await embedder.identity()
+    await embedder.embed([PROBE_TEXT], retry_read_timeout=False)
+    return True, f"{getattr(embedder, 'url', embedder.provider)} ({identity.model}, {identity.dim} dims)"
+
+
+async def store_probe(store: VectorStore, catalog: Catalog) -> tuple[bool, str]:
+    """The store's own health, then a one-result search on an indexed collection (what every query does)."""
+    ok, detail = await store.health()
+    if not ok:
+        return ok, detail
+    indexed = [c for c in catalog.list_collections() if c.get("space")]
+    if not indexed:
+        return True, f"{detail}; no indexed collection to search yet"
+    name, space = indexed[0]["name"], indexed[0]["space"]
+    probe = SearchRequest(using="bm25", sparse=([0], [1.0]), limit=1, filter=SearchFilter(collection=name))
+    await store.search_batch(space, [probe])
+    return True, f"{detail}; searched collection '{name}'"
+
+
+async def cache_probe(cache: Cache) -> tuple[bool, str]:
+    """A ping (whose failure says why), then a value written and read back: a read-only or full Redis fails here."""
+    ok, detail = await cache.health()
+    if not ok:
+        return ok, detail
+    value = uuid.uuid4().hex.encode()
+    await cache.set("probe", CACHE_PROBE_KEY, value, CACHE_PROBE_TTL_S)
+    if await cache.get("probe", CACHE_PROBE_KEY) != value:
+        return False, f"{detail}: a value written could not be read back"
+    return True, detail
+
+
+async def check(
+    embedder: Embedder,
+    reranker: Reranker,
+    store: VectorStore,
+    cache: Cache,
+    chain: Chain,
+    catalog: Catalog,
+    timeout_s: float,
+) -> Readiness:
     checks: dict[str, Awaitable[tuple[bool, str]]] = {
-        "embeddings": embeddings,
-        # One ml-api /health (a forward pass of both models) answers for both when they are the same service.
-        "reranker": embeddings if same_service else reranker.health(),
-        "store": store.health(),
-        "cache": cache.health(),
+        "embeddings": embeddings_probe(embedder),
+        "reranker": reranker.health(),
+        "store": store_probe(store, catalog),
+        "cache": cache_probe(cache),
         "llm": llm_health(chain),
     }
-    results = await gather_health(checks)
+    results = await gather_health(checks, timeout_s)
     kinds = {
         "embeddings": embedder.provider,
         "reranker": "ml-api",
@@ -89,3 +157,42 @@ async def check(embedder: Embedder, reranker: Reranker, store: VectorStore, cach
     }
     components = {name: Component(ok, detail, kinds[name]) for name, (ok, detail) in results.items()}
     return Readiness(decide(results), components)
+
+
+# -- what an unauthenticated caller may see --------------------------------------------------------------------
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>,;)]+", re.IGNORECASE)
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
+# An absolute path: "/" at the start or after a space, quote, parenthesis or "=", then a path character.
+_PATH = re.compile(r"(?:^|(?<=[\s'\"(=]))/[\w.@%+~-][\w.@%+~/-]*")
+
+
+def secrets_in(keys: Iterable[str | None], urls: Iterable[str | None] = ()) -> list[str]:
+    """The configured keys, and the passwords in configured URLs: never shown to anyone."""
+    out = [k for k in keys if k]
+    for url in urls:
+        if url and "://" in url and (password := urlsplit(url).password):
+            out.append(password)
+    return sorted({s for s in out if len(s) >= 4}, key=len, reverse=True)  # shorter ones would maul the text
+
+
+def redact(text: str, secrets: Iterable[str], places: Iterable[str] = (), *, hide_places: bool) -> str:
+    """`secrets` (and any URL's user:password@) become *** for everyone; with `hide_places`, the configured
+    endpoints and paths (`places`) and anything like a URL or an absolute path become <url> / <path>, leaving
+    the reason readable."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    text = _USERINFO.sub(r"\1***@", text)
+    if hide_places:
+        for place in sorted((p for p in places if p), key=len, reverse=True):
+            text = text.replace(place, "<url>" if "://" in place else "<path>")
+        text = _URL.sub(_url, text)
+        text = _PATH.sub("<path>", text)
+    return text
+
+
+def _url(match: re.Match[str]) -> str:
+    """A URL's trailing "." or ":" is the sentence's, not the URL's: keep it."""
+    url = match.group(0)
+    bare = url.rstrip(".:")
+    return "<url>" + url[len(bare) :]

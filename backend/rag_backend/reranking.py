@@ -1,22 +1,132 @@
-"""Reranking over HTTP with ml-api's (TEI's) /rerank: the cross-encoder runs there, never here."""
+"""Reranking over HTTP with ml-api's (TEI's) /rerank: the cross-encoder runs there, never here.
+
+A pool is split into requests that fit the limits the upstream advertises on its /info (texts per request, bytes
+per body), read once and kept; a few requests are in flight at a time and their scores are merged back into pool
+order. A read timeout is not re-sent: the upstream may still be scoring that request, and a re-send doubles it.
+"""
 
 from __future__ import annotations
 
-from rag_backend.embedding import ml_api_health
-from rag_backend.errors import UpstreamError
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from rag_backend.errors import DomainError, UpstreamError
 from rag_backend.upstream import Upstream
+
+log = logging.getLogger("rag_backend.reranking")
+
+FALLBACK_TEXTS = 32  # TEI's default max_client_batch_size: fits any TEI-compatible upstream
+FALLBACK_BYTES = 1 << 20  # under TEI's default 2 MB payload limit
+INFO_RETRY_S = 30.0  # an unreadable /info is asked again after this long; the fallback serves meanwhile
+PARALLEL = 4  # requests of one pool in flight: keeps the upstream's batcher fed without flooding its queue
+BODY_OVERHEAD = 64  # bytes of a /rerank body around the query and the texts
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one /rerank request may carry, and where that figure came from ("/info" or "fallback")."""
+
+    max_texts: int
+    max_bytes: int
+    source: str
+
+
+FALLBACK = Limits(FALLBACK_TEXTS, FALLBACK_BYTES, "fallback")
+
+
+def limits_from_info(info: Any) -> Limits | None:
+    """ml-api nests its limits under `batching`; TEI puts `max_client_batch_size` at the top (and no body limit)."""
+    if not isinstance(info, dict):
+        return None
+    batching = info.get("batching")
+    source = batching if isinstance(batching, dict) else info
+    texts, size = source.get("max_client_batch_size"), source.get("max_request_bytes")
+    if not isinstance(texts, int) or isinstance(texts, bool) or texts < 1:
+        return None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1024:
+        size = FALLBACK_BYTES
+    return Limits(texts, size, "/info")
+
+
+def split(query: str, texts: list[str], limits: Limits) -> list[tuple[int, int]]:
+    """Contiguous [start, end) slices of `texts`, each within the text count and the body size (as JSON) limits.
+
+    A single text over the byte limit goes alone: the upstream truncates it, or refuses it with its own reason.
+    """
+    base = len(orjson.dumps(query)) + BODY_OVERHEAD
+    slices: list[tuple[int, int]] = []
+    start, size = 0, base
+    for i, text in enumerate(texts):
+        n = len(orjson.dumps(text)) + 1
+        if i > start and (i - start >= limits.max_texts or size + n > limits.max_bytes):
+            slices.append((start, i))
+            start, size = i, base
+        size += n
+    if texts:
+        slices.append((start, len(texts)))
+    return slices
 
 
 class Reranker:
     def __init__(self, upstream: Upstream, url: str, key: str | None) -> None:
         self.upstream, self.url, self.key = upstream, url.rstrip("/"), key
+        self._limits: Limits | None = None
+        self._retry_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def limits(self) -> Limits:
+        """The upstream's advertised limits, read once; the fallback while /info cannot be read."""
+        if self._limits is None and time.monotonic() >= self._retry_at:
+            async with self._lock:
+                if self._limits is None and time.monotonic() >= self._retry_at:
+                    self._limits = await self._read_limits()
+                    if self._limits is None:
+                        self._retry_at = time.monotonic() + INFO_RETRY_S
+        return self._limits or FALLBACK
+
+    async def _read_limits(self) -> Limits | None:
+        try:
+            info = await self.upstream.get_json("ml-api", f"{self.url}/info", self.key, timeout_s=5)
+        except DomainError as exc:
+            log.warning("rerank limits unknown (%s): using %s", exc, FALLBACK)
+            return None
+        limits = limits_from_info(info)
+        if limits is None:
+            log.warning("rerank limits: %s/info names no max_client_batch_size; using the fallback", self.url)
+        return limits
 
     async def scores(self, query: str, texts: list[str]) -> list[float]:
         """Relevance in [0, 1] (sigmoid of the cross-encoder logit), in the order of texts."""
         if not texts:
             return []
+        slices = split(query, texts, await self.limits())
+        out = [0.0] * len(texts)
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(start: int, end: int) -> None:
+            async with gate:
+                part = await self._request(query, texts[start:end])
+            out[start:end] = part
+
+        try:
+            async with asyncio.TaskGroup() as group:  # the first failure cancels the rest: no work left queued
+                for start, end in slices:
+                    group.create_task(one(start, end))
+        except BaseExceptionGroup as eg:
+            first = eg.exceptions[0]
+            if isinstance(first, UpstreamError):  # e.g. a 413: the upstream may have restarted with other limits
+                self._limits, self._retry_at = None, 0.0  # the next pool reads /info again
+            raise first from None
+        return out
+
+    async def _request(self, query: str, texts: list[str]) -> list[float]:
         body = {"query": query, "texts": texts, "truncate": True}
-        reply = await self.upstream.post_json("ml-api", f"{self.url}/rerank", body, self.key)
+        reply = await self.upstream.post_json("ml-api", f"{self.url}/rerank", body, self.key, retry_read_timeout=False)
         out = [0.0] * len(texts)
         try:
             for item in reply:
@@ -26,4 +136,7 @@ class Reranker:
         return out
 
     async def health(self) -> tuple[bool, str]:
-        return await ml_api_health(self.upstream, self.url, self.key)
+        """One real, authenticated /rerank of one pair: what a query does, so a refused key or model shows here."""
+        await self.scores("readiness probe", ["readiness probe"])
+        limits = await self.limits()
+        return True, f"{self.url} ({limits.max_texts} texts per request, from {limits.source})"

@@ -1,11 +1,14 @@
 """Query path: embed (cached) → dense + BM25 search in one store round-trip → RRF → rerank → cache.
 
 Fusion is done here rather than in Qdrant so that both stores (embedded engine and server) fuse
-identically and each stage can be switched off per request.
+identically and each stage can be switched off per request. The whole path runs under QUERY_TIMEOUT_S: past it
+the outstanding upstream calls are cancelled (ml-api drops their queued items) and the caller learns which stage
+was cut short, instead of the work piling up behind a client that has given up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +21,7 @@ from rag_backend.catalog import Catalog
 from rag_backend.core.config import Settings
 from rag_backend.core.metrics import STORE_LATENCY
 from rag_backend.embedding import Embedder, EmbedIdentity, check_identity
-from rag_backend.errors import InvalidInput, NotFound
+from rag_backend.errors import DeadlineExceeded, InvalidInput, NotFound
 from rag_backend.lexical import Lexical
 from rag_backend.reranking import Reranker
 from rag_backend.store import ChunkPayload, Hit, SearchFilter, SearchRequest, VectorStore
@@ -54,6 +57,13 @@ def rrf(rankings: list[list[Hit]], k: int) -> list[tuple[Hit, float]]:
     return [(first[i], scores[i]) for i in order]
 
 
+@dataclass(slots=True)
+class Progress:
+    """Where a query is, for the message of a query that runs out of time."""
+
+    stage: str = "starting"
+
+
 class Retriever:
     def __init__(
         self,
@@ -74,11 +84,27 @@ class Retriever:
         key = f"emb:{identity.key}:{digest(text)}"
         if (hit := await self.cache.get("embedding", key)) is not None and len(hit) == 4 * identity.dim:
             return np.frombuffer(hit, dtype=np.float32)
-        vector = (await self.embedder.embed([text]))[0]
+        vector = (await self.embedder.embed([text], retry_read_timeout=False))[0]
         await self.cache.set("embedding", key, vector.astype(np.float32).tobytes(), self.s.cache_ttl_embedding_s)
         return vector
 
     async def search(self, p: QueryParams) -> dict[str, Any]:
+        """`_search` under the query's deadline (QUERY_TIMEOUT_S); past it, DeadlineExceeded naming the stage."""
+        progress = Progress()
+        limit = self.s.query_timeout_s
+        timer = asyncio.timeout(limit)
+        try:
+            async with timer:
+                return await self._search(p, progress)
+        except TimeoutError:
+            if not timer.expired():
+                raise  # a library's own timeout, not our deadline
+            raise DeadlineExceeded(
+                f"query did not finish within QUERY_TIMEOUT_S={limit:g}s (stopped while {progress.stage}); its "
+                "remaining work was cancelled: ask for fewer candidates or raise QUERY_TIMEOUT_S"
+            ) from None
+
+    async def _search(self, p: QueryParams, progress: Progress) -> dict[str, Any]:
         t0 = time.perf_counter()
         if not (p.dense or p.sparse):
             raise InvalidInput("at least one of dense and sparse retrieval must be on")
@@ -95,17 +121,23 @@ class Retriever:
         timings: dict[str, float] = {}
         results: list[dict[str, Any]] = []
         if coll.embed_key and coll.space:
+            progress.stage = "resolving the embedding model"
             identity = await self.embedder.identity() if p.dense else None
             if identity:
                 check_identity(p.collection, coll.embed_key, identity)
-            results = await self._retrieve(p, coll.space, identity, timings)
+            results = await self._retrieve(p, coll.space, identity, timings, progress)
         body = {"results": results, "timings": timings, "cached": False}
         await self.cache.set("retrieval", retrieval_key, orjson.dumps(body), self.s.cache_ttl_retrieval_s)
         timings["total_ms"] = _ms(t0)
         return body
 
     async def _retrieve(
-        self, p: QueryParams, space: str, identity: EmbedIdentity | None, timings: dict[str, float]
+        self,
+        p: QueryParams,
+        space: str,
+        identity: EmbedIdentity | None,
+        timings: dict[str, float],
+        progress: Progress,
     ) -> list[dict[str, Any]]:
         pool = max(p.top_k, p.candidates or self.s.rerank_candidates) if p.rerank else p.top_k
         flt = SearchFilter(
@@ -117,12 +149,14 @@ class Retriever:
         t = time.perf_counter()
         requests: list[SearchRequest] = []
         if p.dense and identity:
+            progress.stage = "embedding the query"
             vector = await self.query_embedding(identity, p.query)
             timings["embed_ms"] = _ms(t)
             requests.append(SearchRequest(using="dense", dense=vector.tolist(), limit=pool, filter=flt))
         if p.sparse:
             requests.append(SearchRequest(using="bm25", sparse=self.lexical.query(p.query), limit=pool, filter=flt))
         t = time.perf_counter()
+        progress.stage = "searching the store"
         rankings = await self.store.search_batch(space, requests)
         timings["search_ms"] = _ms(t)
         STORE_LATENCY.labels("search").observe(timings["search_ms"] / 1000)
@@ -135,6 +169,7 @@ class Retriever:
         rerank_scores: list[float | None] = [None] * len(fused)
         if p.rerank and fused:
             t = time.perf_counter()
+            progress.stage = f"reranking {len(fused)} candidates"
             scores = await self.reranker.scores(p.query, [h.payload.get("text", "") for h, _ in fused])
             timings["rerank_ms"] = _ms(t)
             order = sorted(range(len(fused)), key=lambda i: scores[i], reverse=True)

@@ -1,7 +1,9 @@
 """One pooled HTTP client for ml-api and the embeddings API, with timeouts, retries and clear errors.
 
 Retries cover what a retry can fix (connection errors, timeouts, 429, 5xx) with exponential back-off;
-a 4xx is the caller's fault and surfaces at once with the upstream's own reason.
+a 4xx is the caller's fault and surfaces at once with the upstream's own reason. A read timeout ends as
+`UpstreamTimeout`; callers whose requests are expensive pass `retry_read_timeout=False`, because the upstream may
+still be working on the request and a re-send doubles that work.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from rag_backend.errors import UpstreamError, UpstreamUnavailable
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
+class UpstreamTimeout(UpstreamUnavailable):
+    """An upstream took the request but did not answer in time: it may still be doing the work, so a caller
+    that re-sends multiplies it (ingestion halves its batches instead of re-sending them whole). Maps (HTTP)
+    through its parent."""
+
+
 class Upstream:
     def __init__(self, timeout_s: float, retries: int, max_connections: int = 64) -> None:
         self.retries = retries
@@ -28,17 +36,30 @@ class Upstream:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
-    async def post_json(self, target: str, url: str, body: Any, key: str | None = None) -> Any:
+    async def post_json(
+        self, target: str, url: str, body: Any, key: str | None = None, *, retry_read_timeout: bool = True
+    ) -> Any:
         headers = {"content-type": "application/json"}
         if key:
             headers["authorization"] = f"Bearer {key}"
-        return await self._call(target, "POST", url, content=orjson.dumps(body), headers=headers)
+        content = orjson.dumps(body)
+        return await self._call(
+            target, "POST", url, content=content, headers=headers, retry_read_timeout=retry_read_timeout
+        )
 
     async def get_json(self, target: str, url: str, key: str | None = None, timeout_s: float | None = None) -> Any:
         headers = {"authorization": f"Bearer {key}"} if key else {}
         return await self._call(target, "GET", url, headers=headers, timeout=timeout_s, retries=0)
 
-    async def _call(self, target: str, method: str, url: str, retries: int | None = None, **kwargs: Any) -> Any:
+    async def _call(
+        self,
+        target: str,
+        method: str,
+        url: str,
+        retries: int | None = None,
+        retry_read_timeout: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         if kwargs.get("timeout") is None:
             kwargs.pop("timeout", None)
         attempts = 1 + (self.retries if retries is None else retries)
@@ -51,6 +72,9 @@ class Upstream:
             except httpx.TransportError as exc:  # connect, read timeout, protocol errors
                 failure: str = f"{target} unavailable at {url}: {type(exc).__name__} {exc}".strip()
                 retry_after = None
+                if isinstance(exc, httpx.ReadTimeout) and (not retry_read_timeout or attempt + 1 == attempts):
+                    UPSTREAM_LATENCY.labels(target, outcome).observe(time.perf_counter() - start)
+                    raise UpstreamTimeout(f"{target} at {url} did not answer within the read timeout") from None
             else:
                 if response.status_code < 400:
                     try:
@@ -68,13 +92,18 @@ class Upstream:
             UPSTREAM_LATENCY.labels(target, outcome).observe(time.perf_counter() - start)
             if attempt + 1 < attempts:
                 delay = min(4.0, 0.25 * 2**attempt) * (0.5 + random.random())
-                if retry_after and retry_after.isdigit():
-                    delay = max(delay, min(float(retry_after), 5.0))
+                if (hinted := _seconds(retry_after)) is not None:
+                    delay = max(delay, min(hinted, 5.0))
                 await asyncio.sleep(delay)
-        raise UpstreamUnavailable(failure)
+        raise UpstreamUnavailable(failure, retry_after=_seconds(retry_after))
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """Retry-After in delta-seconds (what ml-api, TEI and OpenAI send); an HTTP date is ignored."""
+    return float(retry_after) if retry_after and retry_after.strip().isdigit() else None
 
 
 def _reason(response: httpx.Response) -> str:

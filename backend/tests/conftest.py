@@ -63,7 +63,14 @@ def clean_env() -> dict[str, str]:
 def ml_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     if not ML_API_PYTHON.exists() or not (MODELS / "all-MiniLM-L6-v2" / "manifest.json").is_file():
         pytest.fail("ml-api or its models are not installed: run `make models` first")
-    port = free_port()
+    proc = start_ml_api(tmp_path_factory.mktemp("ml-api") / "ml-api.log", free_port())
+    yield proc
+    proc.stop()
+
+
+def start_ml_api(log: Path, port: int, **overrides: str) -> Proc:
+    """ml-api on the test models; tests that kill and restart it start their own on a port they keep.
+    `overrides` are ml-api settings (API_KEY, MAX_CLIENT_BATCH_SIZE, ...) for tests of the limits it advertises."""
     env = clean_env() | {
         "PORT": str(port),
         "HOST": "127.0.0.1",
@@ -74,10 +81,7 @@ def ml_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }
-    log = tmp_path_factory.mktemp("ml-api") / "ml-api.log"
-    proc = start("ml-api", [str(ML_API_PYTHON), "-m", "ml_api", "serve"], env, log, port)
-    yield proc
-    proc.stop()
+    return start("ml-api", [str(ML_API_PYTHON), "-m", "ml_api", "serve"], env | overrides, log, port)
 
 
 def _redis_answers(url: str) -> bool:

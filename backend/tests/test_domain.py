@@ -66,16 +66,22 @@ def test_catalog_failures_and_supersession(tmp_path: Path) -> None:
     try:
         cat.create_collection("c")
         first = cat.add_document("c", "a.md", "markdown", 3, "sha-1")
-        second = cat.add_document("c", "a.md", "markdown", 3, "sha-2")  # supersedes the one still in flight
-        assert cat.get_document(first["id"])["status"] == DocumentStatus.FAILED
+        second = cat.add_document("c", "a.md", "markdown", 3, "sha-2")  # replaces the one still in flight
+        assert cat.get_document(first["id"])["status"] == DocumentStatus.DELETING
+        assert [d["id"] for d in cat.retired("c", "a.md")] == [first["id"]]
+        cat.remove_document(first["id"])
         cat.set_fields(second["id"], has_points=1)
         cat.fail(second["id"], "boom")
         assert cat.get_document(second["id"])["error"] == "boom"
         assert [d["id"] for d in cat.failed_with_points()] == [second["id"]]
         assert cat.find_duplicate("c", "sha-2") is None  # a failed upload may be sent again
-        assert cat.mark_deleting(second["id"])["status"] == DocumentStatus.DELETING
+        third = cat.add_document("c", "a.md", "markdown", 3, "sha-2")  # replaces the failed one at once
+        assert cat.get_document(second["id"])["status"] == DocumentStatus.DELETING
         assert cat.list_documents("c", None, 10, 0)[1] == 1  # the deleting one is gone from listings
-        assert cat.counts_by_status() == {"failed": 1, "deleting": 1}
+        assert cat.counts_by_status() == {"queued": 1, "deleting": 1}
+        cat.set_stage(third["id"], DocumentStatus.PARSING)
+        cat.fail(third["id"], "boom again")
+        assert cat.requeue(third["id"])["status"] == DocumentStatus.QUEUED and cat.requeue(third["id"]) is None
     finally:
         cat.close()
 

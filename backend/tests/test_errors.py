@@ -50,6 +50,7 @@ DOMAIN = {
     errors.UnsupportedFormat: (415, "unsupported_format"),
     errors.UpstreamError: (502, "upstream_error"),
     errors.UpstreamUnavailable: (503, "upstream_unavailable"),
+    errors.DeadlineExceeded: (504, "timeout"),
 }
 DEPENDENCY = {
     StoreError: (503, "upstream_unavailable"),

@@ -21,6 +21,9 @@ const solar: DocumentInfo = {
   pages: null,
   title: 'Photovoltaic solar cells',
   error: null,
+  waiting_since: null,
+  retry_reason: null,
+  next_retry_at: null,
   created_at: 1_700_000_000,
   updated_at: 1_700_000_000,
 }

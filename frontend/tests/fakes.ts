@@ -1,7 +1,7 @@
 // A tiny in-memory stand-in for the backend's HTTP API, for unit tests of the page (the e2e suite uses
 // the real one).
 import { vi } from 'vitest'
-import type { QueryResult } from '../src/api/types'
+import type { DocumentInfo, QueryResult } from '../src/api/types'
 
 export type Handler = (req: { method: string; url: URL; body: unknown; signal?: AbortSignal | null }) =>
   | Response
@@ -64,3 +64,25 @@ export const READY = {
     llm: { ok: true, detail: 'no provider configured: extractive answers', kind: 'extractive' },
   },
 }
+
+/** A document row as the backend lists it; tests override what they exercise. */
+export const doc = (over: Partial<DocumentInfo> = {}): DocumentInfo => ({
+  id: 'd1',
+  collection: 'default',
+  filename: 'a.md',
+  format: 'markdown',
+  size: 9,
+  status: 'embedding',
+  progress: 0.5,
+  chunks: 2,
+  chunks_done: 1,
+  pages: null,
+  title: null,
+  error: null,
+  waiting_since: null,
+  retry_reason: null,
+  next_retry_at: null,
+  created_at: 0,
+  updated_at: 0,
+  ...over,
+})

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ApiError } from '../src/api/client'
 import type { DocumentInfo, UploadItem } from '../src/api/types'
 import { UploadQueue, type UploadDeps } from '../src/lib/uploads'
+import { doc } from './fakes'
 
 const file = (name: string) => new File(['some text'], name, { type: 'text/plain' })
 
@@ -14,24 +15,6 @@ const item = (over: Partial<UploadItem> = {}): UploadItem => ({
   replaces: null,
   error: null,
   error_type: null,
-  ...over,
-})
-
-const doc = (over: Partial<DocumentInfo> = {}): DocumentInfo => ({
-  id: 'd1',
-  collection: 'default',
-  filename: 'a.md',
-  format: 'markdown',
-  size: 9,
-  status: 'embedding',
-  progress: 0.5,
-  chunks: 2,
-  chunks_done: 1,
-  pages: null,
-  title: null,
-  error: null,
-  created_at: 0,
-  updated_at: 0,
   ...over,
 })
 

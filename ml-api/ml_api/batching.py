@@ -7,6 +7,9 @@ run is also cut when keeping a much longer item in it would add more than PADDIN
 padding (a second forward pass is cheaper than that much padding). Batches run one at a time on a
 dedicated thread, so the event loop keeps accepting and tokenising while the model works, and the
 next window grows with whatever arrived meanwhile (continuous batching).
+
+Each batcher also knows how long its queue would take to drain (tokens not yet answered over the recent
+throughput): the overload answer's Retry-After is built from it.
 """
 
 from __future__ import annotations
@@ -110,6 +113,20 @@ class Batcher(Generic[P, R]):
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-inference")
         self._queue_gauge = metrics.QUEUE_SIZE.labels(name)
+        self._outstanding_tokens = 0  # submitted and not yet answered (queued or in the running batch)
+        self._tokens_per_s: float | None = None  # moving average over recent batches
+
+    def drain_seconds(self) -> float:
+        """Time to answer everything submitted so far at the recent rate (one batch a second before any ran)."""
+        rate = self._tokens_per_s or float(self.max_batch_tokens)
+        return self._outstanding_tokens / rate
+
+    def _settled(self, items: Sequence[_Item[P]]) -> None:
+        self._outstanding_tokens -= sum(it.length for it in items)
+
+    def _observe(self, tokens: int, seconds: float) -> None:
+        rate = tokens / max(seconds, 1e-6)
+        self._tokens_per_s = rate if self._tokens_per_s is None else 0.7 * self._tokens_per_s + 0.3 * rate
 
     @property
     def queue_size(self) -> int:
@@ -135,6 +152,7 @@ class Batcher(Generic[P, R]):
         now = time.perf_counter()
         items = [_Item(p, max(1, n), loop.create_future(), now) for p, n in zip(payloads, lengths, strict=True)]
         self._pending.extend(items)
+        self._outstanding_tokens += sum(it.length for it in items)
         self._queue_gauge.set(len(self._pending))
         assert self._wakeup is not None
         self._wakeup.set()
@@ -158,6 +176,7 @@ class Batcher(Generic[P, R]):
             item = self._pending[0]
             if item.future.cancelled():
                 self._pending.popleft()
+                self._settled([item])
                 cancelled += 1
                 continue
             if window and tokens + item.length > self.sort_window_tokens:
@@ -193,6 +212,7 @@ class Batcher(Generic[P, R]):
                 batch = [window[i] for i in indices if not window[i].future.cancelled()]
                 if len(batch) < len(indices):
                     metrics.CANCELLED.labels(self.name).inc(len(indices) - len(batch))
+                    self._settled([window[i] for i in indices if window[i].future.cancelled()])
                 if not batch:
                     continue
                 started = time.perf_counter()
@@ -203,11 +223,14 @@ class Batcher(Generic[P, R]):
                     results = await loop.run_in_executor(self._executor, self._execute, [it.payload for it in batch])
                 except Exception as exc:
                     log.exception("batch failed", extra={"fields": {"model": self.name, "size": len(batch)}})
+                    self._settled(batch)
                     for it in batch:
                         if not it.future.done():
                             it.future.set_exception(exc)
                     continue
                 finished = time.perf_counter()
+                self._settled(batch)
+                self._observe(sum(it.length for it in batch), finished - started)
                 metrics.INFERENCE.labels(self.name).observe(finished - started)
                 metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
                 metrics.BATCH_TOKENS.labels(self.name).observe(len(batch) * max(it.length for it in batch))

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -15,14 +14,13 @@ from tokenizers import Tokenizer
 from ml_api.device import DevicePlan
 from ml_api.errors import DeviceUnavailable, InputTooLong, ModelError
 from ml_api.registry import ONNX_FILE, read_manifest
+from ml_api.truncation import Direction, compactor, encode_all
 
 log = logging.getLogger("ml_api.embedding")
 
 # Requests are already tokenised concurrently on threads; tokenizers' own rayon pool on top of that only
 # fights the inference threads for cores (measured: +5% embed throughput on 2 cores with it off).
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-Direction = Literal["right", "left"]
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -68,6 +66,7 @@ class Embedder:
         self.model_normalizes: bool = bool(manifest.get("normalize", True))
         self._input_names: list[str] = list(manifest["inputs"])
         self._untruncated, self._truncating, self.pad_id = load_tokenizers(path, self.max_length)
+        self._compact = compactor(self._untruncated)
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -102,16 +101,19 @@ class Embedder:
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
 
     def tokenize(self, texts: list[str], truncate: bool = True, direction: Direction = "right") -> list[np.ndarray]:
-        tokenizer = self._truncating[direction] if truncate else self._untruncated
-        encodings = tokenizer.encode_batch(texts, add_special_tokens=True)
-        ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
-        if not truncate:
-            for i, row in enumerate(ids):
-                if len(row) > self.max_length:
-                    raise InputTooLong(
-                        f"input {i} has {len(row)} tokens, more than the model's {self.max_length}; "
-                        "send truncate=true or a shorter text"
-                    )
+        """Token ids with special tokens; a long text is read only as far as truncation needs (`truncation`)."""
+        final = self._truncating[direction] if truncate else self._untruncated
+        side = direction if truncate else "right"
+        encoded = encode_all(self._untruncated, final, texts, self.max_length, side, compact=self._compact)
+        ids = []
+        for i, (encoding, whole) in enumerate(encoded):
+            row = np.asarray(encoding.ids, dtype=np.int64)
+            if not truncate and (not whole or len(row) > self.max_length):
+                count = f"{len(row)} tokens, more than" if whole else "more tokens than"
+                raise InputTooLong(
+                    f"input {i} has {count} the model's {self.max_length}; send truncate=true or a shorter text"
+                )
+            ids.append(row)
         return ids
 
     def forward(self, batch: list[np.ndarray]) -> np.ndarray:

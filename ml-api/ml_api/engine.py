@@ -101,9 +101,18 @@ class Engine:
         """Bound the work in the building: past MAX_CONCURRENT_REQUESTS we refuse instead of queueing forever."""
         limit = self.args.max_concurrent_requests
         if self.in_flight >= limit:
-            raise Overloaded(f"{self.in_flight} requests in flight (MAX_CONCURRENT_REQUESTS={limit}); retry later")
+            drain = self.drain_seconds()
+            raise Overloaded(
+                f"{self.in_flight} requests in flight (MAX_CONCURRENT_REQUESTS={limit}); "
+                f"the queue should drain in about {drain:.1f}s, retry then",
+                retry_after_s=drain,
+            )
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
+
+    def drain_seconds(self) -> float:
+        """Both queues at their recent rates; summed, because the two models share the device."""
+        return self.embed_batcher.drain_seconds() + self.rerank_batcher.drain_seconds()
 
     def release(self) -> None:
         self.in_flight -= 1
@@ -232,6 +241,7 @@ class Engine:
                 "embed": self.embed_batcher.queue_size,
                 "rerank": self.rerank_batcher.queue_size,
                 "in_flight": self.in_flight,
+                "drain_seconds": round(self.drain_seconds(), 2),
             },
             "load_seconds": round(self.load_seconds, 2),
         }

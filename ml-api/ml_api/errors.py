@@ -29,10 +29,14 @@ class BatchTooLarge(DomainError):
 
 
 class Overloaded(DomainError):
-    """MAX_CONCURRENT_REQUESTS are in flight: refused now rather than queued without bound."""
+    """MAX_CONCURRENT_REQUESTS are in flight: refused now rather than queued without bound.
 
-    def __init__(self, message: str = "model is overloaded, retry later") -> None:
+    `retry_after_s` is the engine's estimate of when the queue will have drained (None: no estimate).
+    """
+
+    def __init__(self, message: str = "model is overloaded, retry later", retry_after_s: float | None = None) -> None:
         super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class InferenceFailed(DomainError):

@@ -18,6 +18,7 @@ from ml_api.device import DevicePlan
 from ml_api.embedding import pad_batch
 from ml_api.errors import InputTooLong, ModelError
 from ml_api.registry import read_manifest
+from ml_api.truncation import compactor, encode_all
 
 log = logging.getLogger("ml_api.reranking")
 
@@ -76,6 +77,7 @@ class Reranker:
         self._text_tok = self._clone(base, self.max_length)
         self._pair_tok = self._clone(base, self.max_length, "only_second")
         self._raw_tok = self._clone(base, None)
+        self._compact = compactor(self._raw_tok)
 
     @staticmethod
     def _clone(base: Tokenizer, max_length: int | None, strategy: str = "longest_first") -> Tokenizer:
@@ -88,20 +90,25 @@ class Reranker:
         return tok
 
     def tokenize(self, query: str, texts: list[str], truncate: bool = True) -> list[Pair]:
+        """Pairs as FlagReranker builds them; long texts are read only as far as truncation needs."""
+        raw, limit = self._raw_tok, self.max_length
+
+        def encode(final: Tokenizer, items: list[str], most: int) -> list[tuple[Encoding, bool]]:
+            return encode_all(raw, final, items, most, add_special_tokens=False, compact=self._compact)
+
         if truncate:
-            q = self._query_tok.encode(query, add_special_tokens=False)
-            passages = self._text_tok.encode_batch(texts, add_special_tokens=False)
-            encodings: list[Encoding] = [self._pair_tok.post_process(q, p, add_special_tokens=True) for p in passages]
+            [(q, _)] = encode(self._query_tok, [query], self.query_max_length)
+            passages = encode(self._text_tok, texts, limit)
+            encodings = [self._pair_tok.post_process(q, p, add_special_tokens=True) for p, _ in passages]
         else:
-            q = self._raw_tok.encode(query, add_special_tokens=False)
-            passages = self._raw_tok.encode_batch(texts, add_special_tokens=False)
-            encodings = [self._raw_tok.post_process(q, p, add_special_tokens=True) for p in passages]
-            for i, enc in enumerate(encodings):
-                if len(enc.ids) > self.max_length:
-                    raise InputTooLong(
-                        f"query + text {i} has {len(enc.ids)} tokens, more than the model's {self.max_length}; "
-                        "send truncate=true"
-                    )
+            [(q, q_whole)] = encode(raw, [query], limit)
+            encodings = []
+            for i, (p, whole) in enumerate(encode(raw, texts, limit)):
+                enc = raw.post_process(q, p, add_special_tokens=True)
+                if not (q_whole and whole) or len(enc.ids) > limit:
+                    count = f"{len(enc.ids)} tokens, more than" if q_whole and whole else "more tokens than"
+                    raise InputTooLong(f"query + text {i} has {count} the model's {limit}; send truncate=true")
+                encodings.append(enc)
         return [Pair(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64)) for e in encodings]
 
     def forward(self, batch: list[Pair]) -> list[float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -161,6 +162,45 @@ def test_model_errors_reach_the_caller() -> None:
         with pytest.raises(ValueError, match="shape mismatch"):
             await b.submit(["x"], [1])
         assert await asyncio.wait_for(asyncio.shield(asyncio.sleep(0, "alive")), 1) == "alive"
+        await b.stop()
+
+    asyncio.run(main())
+
+
+class SlowModel:
+    """Takes `per_token_s` of wall time per real token: a model of known throughput."""
+
+    def __init__(self, per_token_s: float) -> None:
+        self.per_token_s = per_token_s
+
+    def __call__(self, payloads: list[int]) -> list[int]:
+        time.sleep(self.per_token_s * sum(payloads))
+        return payloads
+
+
+def test_drain_estimate_follows_queued_tokens_and_throughput() -> None:
+    """Retry-After's source: outstanding tokens over the measured rate, back to zero once all is answered."""
+
+    async def main() -> None:
+        b = Batcher("slow", SlowModel(0.0005), max_batch_tokens=100, max_batch_size=64, padding_split_tokens=0)
+        b.start()
+        assert b.drain_seconds() == 0
+        await b.submit([100] * 4, [100] * 4)  # 400 tokens at ~2000 tokens/s: the rate is now known
+        assert b.drain_seconds() == 0
+        queued = asyncio.create_task(b.submit([100] * 20, [100] * 20))  # 2000 tokens: about 1 s of work
+        await asyncio.sleep(0.01)
+        estimate = b.drain_seconds()
+        started = time.perf_counter()
+        await queued
+        actual = time.perf_counter() - started
+        assert 0.5 * actual <= estimate <= 2 * actual + 0.1, (estimate, actual)
+        assert b.drain_seconds() == 0
+        cancelled = asyncio.create_task(b.submit([100] * 10, [100] * 10))
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        await asyncio.gather(cancelled, return_exceptions=True)
+        await b.submit([1], [1])  # the loop drops the cancelled items before this one
+        assert b.drain_seconds() == 0, "cancelled items no longer count"
         await b.stop()
 
     asyncio.run(main())

@@ -20,6 +20,7 @@ DOMAIN = [
     "ml_api.errors",
     "ml_api.registry",
     "ml_api.reranking",
+    "ml_api.truncation",
 ]
 
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from rag_backend import __version__
 from rag_backend.answers import Answerer
@@ -78,11 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             catalog.close()
             log.info("stopped")
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs with Swagger UI's assets served from the package, not a CDN
         title="rag-backend",
         version=__version__,
         lifespan=lifespan,
         description="Document ingestion, hybrid retrieval with rerank, caching.",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
     install_error_handlers(app)
     app.include_router(router)
@@ -94,5 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Key"],
         )
     max_body = int(settings.max_request_mb * 1024 * 1024)
-    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_body_bytes=max_body)
+    app.add_middleware(
+        GuardMiddleware,
+        api_key=settings.api_key,
+        max_body_bytes=max_body,
+        allowed_origins=settings.cors_allow_origins,
+    )
     return app

@@ -27,6 +27,11 @@ from rag_backend.store import DimensionMismatch, StoreError
 log = logging.getLogger("rag_backend.api")
 
 RETRY_AFTER_S = 5.0  # what a 503 tells clients: long enough for a restart, short enough to feel responsive
+MAX_RETRY_AFTER_S = 3600.0  # an upstream's own Retry-After is passed through up to this
+
+
+class CrossOriginRefused(Exception):
+    """A state-changing /api request sent by a browser from another site (raised by the guard middleware)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,9 @@ ERRORS: dict[type[BaseException], Row] = {
     errors.UnsupportedFormat: Row(415, "unsupported_format"),
     errors.UpstreamError: Row(502, "upstream_error"),
     errors.UpstreamUnavailable: Row(503, "upstream_unavailable", retry_after=RETRY_AFTER_S),
+    errors.DeadlineExceeded: Row(504, "timeout"),
+    # The HTTP edge's own refusals.
+    CrossOriginRefused: Row(403, "forbidden"),
     # The vector store: a dimension clash is the data's state, anything else an outage of the store.
     DimensionMismatch: Row(409, "conflict", "vector store"),
     StoreError: Row(503, "upstream_unavailable", "vector store unavailable", RETRY_AFTER_S),
@@ -90,7 +98,18 @@ def classify(exc: BaseException) -> Mapped:
     if not type(exc).__module__.startswith("rag_backend"):  # a library's message needs its class to make sense
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     message = f"{row.reason}: {text}" if row.reason else text
-    return Mapped(row.status, row.error_type, message, row.retry_after)
+    return Mapped(row.status, row.error_type, message, _retry_after(exc, row))
+
+
+def _retry_after(exc: BaseException, row: Row) -> float | None:
+    """The row's default, unless the error carries a real figure (`exc.retry_after`: an upstream's own
+    Retry-After, a queue's drain time), which is what the client is then told."""
+    if row.retry_after is None:
+        return None
+    given = getattr(exc, "retry_after", None)
+    if isinstance(given, int | float) and not isinstance(given, bool) and 0 < given < float("inf"):
+        return min(float(given), MAX_RETRY_AFTER_S)
+    return row.retry_after
 
 
 def mapped_response(exc: BaseException) -> Response:
@@ -113,12 +132,17 @@ async def _mapped(request: Request, exc: Exception) -> Response:
     return response
 
 
+JSON_BODY_PATHS = frozenset({"/api/query", "/api/query/stream", "/api/collections"})  # a body that is not JSON: 415
+
+
 async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errs = list(exc.errors())
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if request.url.path == "/api/query" and content_type and content_type != "application/json":
-        return error_response(415, "validation", "Content-Type must be application/json")
+    is_json = content_type == "application/json" or content_type.endswith("+json")
+    if request.method == "POST" and request.url.path in JSON_BODY_PATHS and not is_json:
+        sent = f"got {content_type}" if content_type else "none was sent"
+        return error_response(415, "validation", f"Content-Type must be application/json ({sent})")
     if any(e.get("type") == "json_invalid" for e in errs):
         return error_response(400, "validation", f"request body is not valid JSON: {_describe(errs)}")
     return error_response(422, "validation", _describe(errs))

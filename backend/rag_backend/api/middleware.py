@@ -1,4 +1,4 @@
-"""Pure-ASGI guard: API key on /api, request body limit, request metrics by route template.
+"""Pure-ASGI guard: cross-site writes, API key on /api, request body limit, request metrics by route template.
 
 Pure ASGI rather than BaseHTTPMiddleware, which would hide client disconnects from the streaming routes.
 """
@@ -6,13 +6,60 @@ Pure ASGI rather than BaseHTTPMiddleware, which would hide client disconnects fr
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rag_backend.api.errors import CrossOriginRefused, mapped_response
 from rag_backend.core.metrics import REQUEST_LATENCY
 from rag_backend.core.runtime import body_too_large, key_matches, unauthorized
 
 LIMIT_SETTING = "MAX_REQUEST_MB"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def _host(netloc: str, scheme: str) -> str:
+    """host[:port], lower case, without the scheme's default port (Origin omits it, a Host header may not)."""
+    netloc = netloc.strip().lower()
+    default = DEFAULT_PORTS.get(scheme, "")
+    return netloc[: -len(default)] if default and netloc.endswith(default) else netloc
+
+
+def cross_origin_refusal(method: str, path: str, headers: dict[bytes, bytes], allowed: frozenset[str]) -> str | None:
+    """Why a browser's state-changing /api request from another site is refused, or None to let it through.
+
+    Any page the user visits can make their browser POST/DELETE here (a plain form, a no-CORS fetch) from
+    inside their network, without needing to read the answer; with no API_KEY nothing else stops it. Browsers
+    say where a request comes from (Origin, Sec-Fetch-Site) and a page can forge neither, nor add
+    X-Forwarded-Host without a CORS preflight that fails. Clients that send neither (curl, servers) pass.
+    """
+    if method not in UNSAFE_METHODS or not path.startswith("/api"):
+        return None
+    raw_origin = headers.get(b"origin")
+    origin = raw_origin.decode("latin-1").strip().rstrip("/") if raw_origin is not None else None
+    if origin is not None and ("*" in allowed or origin.lower() in allowed):
+        return None
+    if headers.get(b"sec-fetch-site", b"").strip().lower() == b"cross-site":
+        return (
+            f"cross-site {method} refused (Sec-Fetch-Site: cross-site, Origin: {origin or 'none'}): "
+            "only this server's own pages and origins listed in CORS_ALLOW_ORIGINS may change data"
+        )
+    if origin is None:
+        return None
+    own = (headers.get(b"x-forwarded-host") or headers.get(b"host") or b"").decode("latin-1").split(",")[0]
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # not a URL at all: certainly not ours
+        parts = None
+    if parts is not None and parts.scheme in DEFAULT_PORTS and own:
+        if _host(parts.netloc, parts.scheme) == _host(own, parts.scheme):
+            return None
+    return (
+        f"cross-origin {method} refused: Origin {origin} is neither this server's own ({own or 'no Host'}) "
+        "nor listed in CORS_ALLOW_ORIGINS"
+    )
 
 
 class BodyTooLarge(Exception):
@@ -20,10 +67,13 @@ class BodyTooLarge(Exception):
 
 
 class GuardMiddleware:
-    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, allowed_origins: Iterable[str] = ()
+    ) -> None:
         self.app = app
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
+        self.allowed_origins = frozenset(o.strip().rstrip("/").lower() for o in allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,7 +92,13 @@ class GuardMiddleware:
             await send(message)
 
         try:
-            if path.startswith("/api") and not key_matches(headers, self.api_key):
+            refusal = cross_origin_refusal(scope["method"], path, headers, self.allowed_origins)
+            if refusal is not None:
+                await mapped_response(CrossOriginRefused(refusal))(scope, receive, send_wrapper)
+                return
+            # A CORS preflight carries no credentials by design; CORSMiddleware answers it (or the router 405s).
+            preflight = scope["method"] == "OPTIONS" and b"access-control-request-method" in headers
+            if path.startswith("/api") and not preflight and not key_matches(headers, self.api_key):
                 await unauthorized()(scope, receive, send_wrapper)
                 return
             length = headers.get(b"content-length")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from rag_backend.catalog import COLLECTION_NAME, DocumentStatus
 
@@ -17,15 +17,34 @@ class Reply(BaseModel):
 
 
 def check_collection_name(name: str) -> str:
-    if not COLLECTION_NAME.match(name):
+    if not COLLECTION_NAME.fullmatch(name):  # fullmatch: `$` alone would let a trailing newline through
         raise ValueError("collection names are 1-64 characters: letters, digits, '_', '-', '.', starting alphanumeric")
     return name
 
 
+def valid_unicode(value: str) -> str:
+    """JSON can carry a lone UTF-16 surrogate ("\\ud800") that no UTF-8 consumer (SQLite, Qdrant, ml-api) accepts:
+    refused here with a reason instead of failing as a 500 further in."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text is not valid Unicode (it contains a lone UTF-16 surrogate)") from None
+    return value
+
+
+MAX_FILTER_VALUES = 1000  # ids or file names in one filter
+DocumentId = Annotated[str, StringConstraints(max_length=64), AfterValidator(valid_unicode)]
+FileName = Annotated[str, StringConstraints(max_length=1024), AfterValidator(valid_unicode)]
+
+
 class QueryFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    document_id: list[str] | None = Field(None, description="Only these documents (one id or a list)")
-    source: list[str] | None = Field(None, description="Only these file names (one or a list)")
+    document_id: list[DocumentId] | None = Field(
+        None, max_length=MAX_FILTER_VALUES, description="Only these documents (one id or a list)"
+    )
+    source: list[FileName] | None = Field(
+        None, max_length=MAX_FILTER_VALUES, description="Only these file names (one or a list)"
+    )
 
     @field_validator("document_id", "source", mode="before")
     @classmethod
@@ -35,8 +54,8 @@ class QueryFilters(BaseModel):
 
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=8192)
-    collection: str | None = Field(None, description="Default: DEFAULT_COLLECTION")
+    query: Annotated[str, AfterValidator(valid_unicode)] = Field(min_length=1, max_length=8192)
+    collection: str | None = Field(None, max_length=64, description="Default: DEFAULT_COLLECTION")
     top_k: int | None = Field(None, ge=1, le=1000, description="Default: DEFAULT_TOP_K")
     dense: bool = Field(True, description="Dense (embedding) retrieval")
     sparse: bool = Field(True, description="Sparse BM25 retrieval; with dense, fused by RRF")
@@ -112,6 +131,11 @@ class Document(Reply):
     pages: int | None = None
     title: str | None = None
     error: str | None = None
+    waiting_since: float | None = Field(
+        None, description="Set while the job waits out an outage of ml-api, the embedder or the store (epoch s)"
+    )
+    retry_reason: str | None = Field(None, description="Why it waits: the last transient failure")
+    next_retry_at: float | None = Field(None, description="When the next trial call is due (epoch s)")
     created_at: float
     updated_at: float
 
@@ -138,7 +162,7 @@ class DocumentList(Reply):
 
 class CollectionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str = Field(max_length=64)
 
     _check = field_validator("name")(classmethod(lambda cls, v: check_collection_name(v)))
 

@@ -52,15 +52,28 @@ class Settings(BaseSettings):
     embed_concurrency: int = Field(4, ge=1)  # ml-api calls in flight for ingestion (ml-api batches across them)
     ingest_workers: int = Field(4, ge=1)  # documents parsed and chunked at once
     ingest_inflight_chunks: int = Field(2048, ge=1)  # chunks of parsed documents waiting for embeddings, all jobs
+    # Outages of ml-api / the embeddings API / the store: jobs wait (one trial call at a time) instead of failing.
+    ingest_retry_deadline_s: float = Field(3600.0, gt=0)  # a document waiting longer than this ends failed
+    ingest_retry_initial_s: float = Field(0.5, gt=0)  # first backoff before a trial call; doubles per failed trial
+    ingest_retry_max_s: float = Field(15.0, gt=0)  # backoff cap: also the longest a job lags behind a recovery
     max_upload_mb: float = Field(50.0, gt=0)  # per file
     max_files_per_upload: int = Field(100, ge=1)
     max_request_mb: float = Field(200.0, gt=0)  # whole upload request (all files)
+    # Parsing runs in a child process under these limits; a file over one ends failed, naming the setting.
+    parse_timeout_s: float = Field(120.0, gt=0)  # wall clock per document; the parser is killed past it
+    parse_max_memory_mb: int = Field(512, ge=32)  # memory one parse may add to its worker's ~55 MB baseline
+    parse_max_pages: int = Field(2000, ge=1)  # PDF pages
+    parse_max_expanded_mb: int = Field(128, ge=1)  # DOCX uncompressed size; each decompressed PDF stream
+    parse_max_elements: int = Field(300_000, ge=1)  # HTML tags, DOCX XML elements
 
     # Retrieval defaults (each can be overridden per request).
     default_top_k: int = Field(5, ge=1, le=100)
     rerank_candidates: int = Field(20, ge=1, le=1000)  # fused pool sent to the reranker
     rrf_k: int = Field(60, ge=1)
     default_collection: str = "default"
+    # Whole retrieval of one query (embed, search, rerank): past it a 504 says which stage, and nothing more is queued.
+    query_timeout_s: float = Field(30.0, gt=0)
+    ready_timeout_s: float = Field(10.0, gt=0)  # /ready: each dependency's probe call must answer within this
 
     # LLM answers: an ordered fallback chain; empty = extractive answers (the top passages, cited).
     llm_providers: Annotated[list[Literal["ollama", "openai"]], NoDecode] = ["ollama"]

@@ -4,6 +4,7 @@
 - `pipeline`: the workers, parse → chunk → embed → upsert → publish, with `pump` batching embeddings
   across documents;
 - `recovery`: resume interrupted jobs at start and remove a document's points, upload and row;
+- `outages`: wait out a dependency's outage (backoff, one trial call at a time, a deadline) instead of failing;
 - `state`: the catalog, store, uploads directory and queue they share.
 """
 
@@ -50,8 +51,13 @@ class Ingestion:
         """Unfinished jobs stay in their stage; the next start resumes them from their upload."""
         await self.pipeline.stop()
 
-    def submit(self, collection: str, filename: str | None, data: bytes, content_type: str | None) -> dict[str, Any]:
-        return self.submission.submit(collection, filename, data, content_type)
+    async def submit(
+        self, collection: str, filename: str | None, data: bytes, content_type: str | None
+    ) -> dict[str, Any]:
+        return await self.submission.submit(collection, filename, data, content_type)
+
+    def retry(self, doc_id: str) -> dict[str, Any]:
+        return self.submission.retry(doc_id)
 
     async def delete_document(self, doc_id: str) -> dict[str, Any] | None:
         return await self.submission.delete_document(doc_id)

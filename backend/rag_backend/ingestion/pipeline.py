@@ -2,8 +2,10 @@
 
 Jobs run on a small pool of asyncio workers in this process. A document is published (made visible to
 queries) in one catalog transaction after all of its points are in the store; the same transaction retires
-older versions of the same file. Every failure ends as the document's `failed` state with its reason, and
-its partial points are dropped (or stay hidden until the next start drops them).
+older versions of the same file. Every call to ml-api / the embeddings API / the store goes through `outages`,
+which waits out transient failures; a permanent failure (or the retry deadline) ends as the document's `failed`
+state with its reason, its partial points are dropped (or stay hidden until the next start drops them) and its
+upload is kept for a retry.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,20 +25,17 @@ from rag_backend.core.config import Settings
 from rag_backend.core.metrics import INGEST_CHUNKS, INGEST_FINISHED, STORE_LATENCY
 from rag_backend.embedding import Embedder, check_identity, space_for
 from rag_backend.errors import DomainError
+from rag_backend.ingestion.outages import JobCancelled, Outage, Retrier
 from rag_backend.ingestion.pump import EmbedPump
 from rag_backend.ingestion.recovery import delete_points, drop_points, purge
 from rag_backend.ingestion.state import Jobs
 from rag_backend.lexical import Lexical
-from rag_backend.parsing import ParseError, parse_document
+from rag_backend.parsing import ParseError, ParseLimits, parse_isolated
 from rag_backend.store import ChunkPayload, ChunkPoint, StoreError
 
 log = logging.getLogger("rag_backend.ingestion")
 _T = TypeVar("_T")
 POINT_NAMESPACE = uuid.UUID("6f1c1f4e-6f0a-4d55-9a57-2b3f3f1f0c11")
-
-
-class JobCancelled(Exception):
-    """The document was deleted or superseded while its job ran."""
 
 
 @dataclass(slots=True)
@@ -82,6 +81,10 @@ class Pipeline:
         self.catalog, self.store = jobs.catalog, jobs.store
         self.pump = EmbedPump(embedder, settings.embed_batch_size, settings.embed_concurrency)
         self._budget = ChunkBudget(settings.ingest_inflight_chunks)
+        self.retrier = Retrier(self.catalog, settings.ingest_retry_deadline_s)
+        backoff = (settings.ingest_retry_initial_s, settings.ingest_retry_max_s)
+        self.embedder_outage = Outage(f"the embedder ({embedder.provider})" if embedder else "the embedder", *backoff)
+        self.store_outage = Outage("the vector store", *backoff)
         self._workers: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -147,6 +150,12 @@ class Pipeline:
             await self._fail(doc_id, "internal error during ingestion (see the backend log)")
         return None
 
+    def _embedding(self, doc_id: str, fn: Callable[[], Awaitable[_T]]) -> Awaitable[_T]:
+        return self.retrier.call(doc_id, self.embedder_outage, fn)
+
+    def _storing(self, doc_id: str, fn: Callable[[], Awaitable[_T]]) -> Awaitable[_T]:
+        return self.retrier.call(doc_id, self.store_outage, fn)
+
     def _stage(self, doc_id: str, stage: DocumentStatus, **fields: Any) -> None:
         if not self.catalog.set_stage(doc_id, stage, **fields):
             raise JobCancelled
@@ -159,11 +168,11 @@ class Pipeline:
         start = time.perf_counter()
         collection = doc["collection"]
         if doc["has_points"]:  # a restarted job: drop what the interrupted run wrote
-            await delete_points(self.jobs, doc)
+            await self._storing(doc_id, lambda: delete_points(self.jobs, doc))
 
         self._stage(doc_id, DocumentStatus.PARSING, progress=0.02)
         data = await asyncio.to_thread(self.jobs.upload_path(doc_id).read_bytes)
-        parsed = await asyncio.to_thread(parse_document, data, doc["format"])
+        parsed = await asyncio.to_thread(parse_isolated, data, doc["format"], ParseLimits.from_settings(self.s))
         pages = max((s.page or 0 for s in parsed.sections), default=0) or None
 
         self._stage(doc_id, DocumentStatus.CHUNKING, progress=0.08, title=parsed.title, pages=pages)
@@ -171,11 +180,11 @@ class Pipeline:
         if not chunks:
             raise ParseError("no text to index after chunking")
 
-        identity = await self.embedder.identity()
+        identity = await self._embedding(doc_id, self.embedder.identity)
         coll = self.catalog.get_collection(collection)
         check_identity(collection, coll.embed_key if coll else None, identity)
         space = space_for(identity)
-        await self.store.ensure_space(space, identity.dim)
+        await self._storing(doc_id, lambda: self.store.ensure_space(space, identity.dim))
         coll = self.catalog.bind_collection(collection, identity.key, space)
         check_identity(collection, coll.embed_key, identity)  # a concurrent job may have bound it first
         self._stage(doc_id, DocumentStatus.EMBEDDING, progress=0.1, chunks=len(chunks), chunks_done=0, has_points=1)
@@ -186,7 +195,7 @@ class Pipeline:
         await self._embed_and_upsert(job.doc, job.title, job.chunks, job.space)
 
         self._stage(doc_id, DocumentStatus.INDEXING, progress=0.97)
-        stored = await self.store.count(job.space, collection, doc_id)
+        stored = await self._storing(doc_id, lambda: self.store.count(job.space, collection, doc_id))
         if stored != len(job.chunks):
             raise StoreError(f"store holds {stored} of {len(job.chunks)} chunks after indexing")
         replaced = self.catalog.publish(doc_id, collection)
@@ -221,14 +230,15 @@ class Pipeline:
                     stop = True
                     return
                 try:
-                    vectors = await self.pump.embed([c.text for c in batch])
+                    texts = [c.text for c in batch]
+                    vectors = await self._embedding(doc_id, lambda: self.pump.embed(texts))
                 except BaseException:
                     stop = True
                     raise
             points = [self._point(doc, title, chunk, vec) for chunk, vec in zip(batch, vectors, strict=True)]
             t0 = time.perf_counter()
             try:
-                await self.store.upsert(space, points)
+                await self._storing(doc_id, lambda: self.store.upsert(space, points))
             except BaseException:
                 stop = True
                 raise
@@ -270,8 +280,7 @@ class Pipeline:
         log.warning("ingestion failed", extra={"fields": {"document_id": doc_id, "reason": reason}})
         INGEST_FINISHED.labels("failed").inc()
         self.catalog.fail(doc_id, reason)
-        await drop_points(self.jobs, doc_id)
-        self.jobs.upload_path(doc_id).unlink(missing_ok=True)
+        await drop_points(self.jobs, doc_id)  # the upload stays: `retry` runs the job again from it
 
     async def _after_cancel(self, doc_id: str) -> None:
         doc = self.catalog.get_document(doc_id)

@@ -4,6 +4,10 @@ Many small documents would otherwise each send ml-api a request of one or two ch
 trip per chunk and leaving ml-api's batcher starved. The pump pools the chunks of every running job and
 sends full batches of EMBED_BATCH_SIZE, keeping EMBED_CONCURRENCY requests in flight; while all slots
 are busy, chunks accumulate, so under load every request is full.
+
+A read timeout is not re-sent here (ml-api may still be computing it): the pump halves its batch size, and the
+job's retry (see `outages`) sends the texts again in smaller requests; after a run of successes the size grows
+back, so one slow moment does not leave ingestion on tiny batches.
 """
 
 from __future__ import annotations
@@ -14,12 +18,17 @@ import contextlib
 import numpy as np
 
 from rag_backend.embedding import Embedder
+from rag_backend.upstream import UpstreamTimeout
+
+GROW_AFTER = 8  # successful requests in a row before a halved batch size doubles again
 
 
 class EmbedPump:
     def __init__(self, embedder: Embedder, batch_size: int, concurrency: int) -> None:
         self.embedder = embedder
+        self.max_batch_size = batch_size
         self.batch_size = batch_size
+        self._successes = 0
         self._queue: asyncio.Queue[tuple[str, asyncio.Future[np.ndarray]]] = asyncio.Queue()
         self._slots = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
@@ -75,12 +84,18 @@ class EmbedPump:
 
     async def _send(self, batch: list[tuple[str, asyncio.Future[np.ndarray]]]) -> None:
         try:
-            vectors = await self.embedder.embed([text for text, _ in batch])
+            vectors = await self.embedder.embed([text for text, _ in batch], retry_read_timeout=False)
         except Exception as exc:
+            self._successes = 0
+            if isinstance(exc, UpstreamTimeout):
+                self.batch_size = max(1, min(self.batch_size, len(batch) // 2))  # one halving per size that failed
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
         else:
+            self._successes += 1
+            if self._successes >= GROW_AFTER and self.batch_size < self.max_batch_size:
+                self.batch_size, self._successes = min(self.max_batch_size, self.batch_size * 2), 0
             for (_, fut), vector in zip(batch, vectors, strict=True):
                 if not fut.done():
                     fut.set_result(vector)

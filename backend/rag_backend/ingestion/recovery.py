@@ -23,7 +23,10 @@ async def resume(jobs: Jobs) -> None:
         if doc["status"] == DocumentStatus.DELETING:
             await purge(jobs, doc)
         elif jobs.upload_path(doc["id"]).exists():
-            jobs.catalog.set_stage(doc["id"], DocumentStatus.QUEUED, progress=0, chunks_done=0)
+            jobs.catalog.set_stage(
+                doc["id"], DocumentStatus.QUEUED, progress=0, chunks_done=0,
+                waiting_since=None, retry_reason=None, next_retry_at=None,
+            )  # fmt: skip
             jobs.queue.put_nowait(doc["id"])
         else:
             jobs.catalog.fail(doc["id"], "interrupted by a restart and its upload is gone; upload it again")

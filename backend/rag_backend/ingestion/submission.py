@@ -2,7 +2,9 @@
 
 An accepted upload is a catalog row plus its bytes on disk plus a queue entry; the pipeline does the rest.
 Deletion hides a document at once and removes its points now, or leaves that to its running job, which
-notices at its next step and cleans up after its own writes.
+notices at its next step and cleans up after its own writes. An upload replaces the failed and unfinished versions
+of the same file name at once (the ready one when it is published); a failed document keeps its upload so that
+`retry` can run its job again without the client sending the file twice.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import hashlib
 import re
 from typing import Any
 
+from rag_backend.catalog import DocumentStatus
 from rag_backend.core.config import Settings
-from rag_backend.errors import InvalidInput, TooLarge, UnsupportedFormat
+from rag_backend.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedFormat
 from rag_backend.ingestion.recovery import purge
 from rag_backend.ingestion.state import Jobs
 from rag_backend.parsing import UnsupportedFormat as UnreadableFormat
@@ -30,7 +33,9 @@ class Submission:
     def __init__(self, settings: Settings, jobs: Jobs) -> None:
         self.s, self.jobs, self.catalog = settings, jobs, jobs.catalog
 
-    def submit(self, collection: str, filename: str | None, data: bytes, content_type: str | None) -> dict[str, Any]:
+    async def submit(
+        self, collection: str, filename: str | None, data: bytes, content_type: str | None
+    ) -> dict[str, Any]:
         """Validates one uploaded file and queues it; raises a DomainError with the reason if refused."""
         name = clean_filename(filename)
         if len(data) > self.s.max_upload_mb * 1024 * 1024:
@@ -48,7 +53,27 @@ class Submission:
         doc = self.catalog.add_document(collection, name, fmt, len(data), sha)
         self.jobs.upload_path(doc["id"]).write_bytes(data)
         self.jobs.queue.put_nowait(doc["id"])
+        for old in self.catalog.retired(collection, name):
+            if old["id"] not in self.jobs.running:  # a running job notices and cleans up after its own writes
+                await purge(self.jobs, old)
         return {**doc, "duplicate": False, "replaces": self.catalog.replaced_by(doc)}
+
+    def retry(self, doc_id: str) -> dict[str, Any]:
+        """Runs a failed document's job again from its stored upload."""
+        doc = self.catalog.get_document(doc_id)
+        if doc is None or doc["status"] == DocumentStatus.DELETING:
+            raise NotFound(f"document {doc_id} not found")
+        if doc["status"] != DocumentStatus.FAILED:
+            raise Conflict(f"document {doc_id} is {doc['status']}: only a failed document can be retried")
+        if doc_id in self.jobs.running:  # its job is still cleaning up after the failure
+            raise Conflict(f"document {doc_id} is still finishing its failed job; retry in a moment")
+        if not self.jobs.upload_path(doc_id).is_file():
+            raise Conflict(f"the upload of document {doc_id} is no longer stored: upload the file again")
+        requeued = self.catalog.requeue(doc_id)
+        if requeued is None:  # deleted or replaced since the check above
+            raise Conflict(f"document {doc_id} is no longer failed")
+        self.jobs.queue.put_nowait(doc_id)
+        return requeued
 
     async def delete_document(self, doc_id: str) -> dict[str, Any] | None:
         doc = self.catalog.mark_deleting(doc_id)

@@ -27,12 +27,13 @@ def parse_docx(data: bytes) -> ParsedDocument:
     first_h1: str | None = None
 
     builder = SectionBuilder("\n\n")
+    style_names: dict[str | None, str] = {}
     for block in document.iter_inner_content():
         if isinstance(block, Paragraph):
             text = normalise(block.text).strip()
             if not text:
                 continue
-            style = _style_name(block)
+            style = _style_name(block, style_names)
             if style.startswith("heading") or style == "title":
                 heading = collapse(text)
                 if style == "title" and first_title is None:
@@ -49,7 +50,19 @@ def parse_docx(data: bytes) -> ParsedDocument:
     return ParsedDocument(format="docx", title=title or first_title or first_h1, sections=builder.finish())
 
 
-def _style_name(paragraph: object) -> str:
+def _style_name(paragraph: object, names: dict[str | None, str]) -> str:
+    """Cached by style id: python-docx resolves a paragraph's style by scanning every style in the document
+    (milliseconds each), which made a long document's parse take minutes."""
+    try:
+        style_id = paragraph._p.style  # type: ignore[attr-defined]
+    except Exception:
+        return _resolve_style_name(paragraph)
+    if style_id not in names:
+        names[style_id] = _resolve_style_name(paragraph)
+    return names[style_id]
+
+
+def _resolve_style_name(paragraph: object) -> str:
     try:
         style = paragraph.style  # type: ignore[attr-defined]
         return (style.name or "").strip().lower() if style is not None else ""

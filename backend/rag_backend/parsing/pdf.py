@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 
 from rag_backend.parsing.base import ParsedDocument, ParseError, Section, collapse, reason
+from rag_backend.parsing.limits import ParseLimits, over
 from rag_backend.parsing.text import normalise
 
 log = logging.getLogger(__name__)
 
 
-def parse_pdf(data: bytes) -> ParsedDocument:
+def parse_pdf(data: bytes, limits: ParseLimits | None = None) -> ParsedDocument:
+    with _stream_caps(limits):
+        return _parse_pdf(data, limits)
+
+
+def _parse_pdf(data: bytes, limits: ParseLimits | None) -> ParsedDocument:
     from pypdf import PdfReader
 
     try:
@@ -25,10 +32,14 @@ def parse_pdf(data: bytes) -> ParsedDocument:
             raise ParseError(f"encrypted PDF could not be opened: {reason(exc)}; upload an unprotected copy") from exc
         if not opened:
             raise ParseError("encrypted PDF: it needs a password to open; upload an unprotected copy")
+    if limits is not None:
+        _check_declared_pages(reader, limits)
     try:
         pages = list(reader.pages)
     except Exception as exc:
         raise ParseError(f"corrupt PDF: {reason(exc)}") from exc
+    if limits is not None and len(pages) > limits.max_pages:
+        raise over(f"the PDF has {len(pages):,} pages", "PARSE_MAX_PAGES", limits.max_pages)
 
     title: str | None = None
     try:
@@ -44,6 +55,9 @@ def parse_pdf(data: bytes) -> ParsedDocument:
         try:
             text = page.extract_text() or ""
         except Exception as exc:  # one bad page should not cost the rest of the document
+            if limits is not None and type(exc).__name__ == "LimitReachedError":  # pypdf's cap on a stream's size
+                what = f"page {number} decompresses past pypdf's caps ({reason(exc)})"
+                raise over(what, "PARSE_MAX_EXPANDED_MB", limits.max_expanded_mb) from exc
             failures.append(f"page {number}: {reason(exc)}")
             continue
         text = normalise(text).strip()
@@ -58,3 +72,35 @@ def parse_pdf(data: bytes) -> ParsedDocument:
     if failures:
         log.warning("PDF text extraction failed on %d page(s): %s", len(failures), "; ".join(failures[:5]))
     return ParsedDocument(format="pdf", title=title, sections=sections)
+
+
+def _check_declared_pages(reader: object, limits: ParseLimits) -> None:
+    """The page tree's /Count, read before pypdf walks (and holds) every page; the walk then checks the truth."""
+    try:
+        declared = int(reader.trailer["/Root"]["/Pages"]["/Count"])  # type: ignore[attr-defined]
+    except Exception:  # a broken or absent count: the walk below counts for real
+        return
+    if declared > limits.max_pages:
+        raise over(f"the PDF has {declared:,} pages", "PARSE_MAX_PAGES", limits.max_pages)
+
+
+def _stream_caps(limits: ParseLimits | None) -> contextlib.AbstractContextManager[object]:
+    """Each decompressed stream may grow to PARSE_MAX_EXPANDED_MB at most (never past pypdf's own caps).
+
+    pypdf (7+) keeps these caps in a context variable, set for this parse only; older pypdf keeps its fixed 75 MB.
+    """
+    import pypdf
+
+    get = getattr(pypdf, "get_configuration", None)
+    apply = getattr(pypdf, "apply_configuration", None)
+    if limits is None or get is None or apply is None:
+        return contextlib.nullcontext()
+    current = get()
+    fields = (
+        "zlib_maximum_output_length",
+        "lzw_maximum_output_length",
+        "run_length_maximum_output_length",
+        "array_based_stream_maximum_output_length",
+    )
+    caps = {f: min(getattr(current, f), limits.max_expanded_bytes) for f in fields if hasattr(current, f)}
+    return apply(**caps)  # type: ignore[no-any-return]

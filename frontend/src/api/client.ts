@@ -92,6 +92,11 @@ export async function deleteDocument(id: string): Promise<void> {
   await request(`/api/documents/${encodeURIComponent(id)}`, { method: 'DELETE' })
 }
 
+/** Runs a failed document's job again from the upload the backend kept (no re-upload). */
+export async function retryDocument(id: string): Promise<void> {
+  await request(`/api/documents/${encodeURIComponent(id)}/retry`, { method: 'POST' })
+}
+
 export function listCollections(signal?: AbortSignal): Promise<CollectionInfo[]> {
   return json<CollectionInfo[]>('/api/collections', { signal })
 }

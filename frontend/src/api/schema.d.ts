@@ -46,6 +46,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/documents/{doc_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry Document
+         * @description Runs a failed document's job again from its stored upload (no re-upload). 409 unless it is failed.
+         */
+        post: operations["retry_document_api_documents__doc_id__retry_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/collections": {
         parameters: {
             query?: never;
@@ -173,7 +193,9 @@ export interface paths {
         };
         /**
          * Ready
-         * @description ml-api, store and cache, each reported; 503 unless the query path works, `degraded` without cache.
+         * @description ml-api (one embedding, one rerank pair, with the backend's key), a store search and a cache write+read,
+         *     each reported; 503 unless the query path works, `degraded` without cache. With API_KEY set, a caller without
+         *     it sees the statuses and reasons with URLs and paths redacted; keys and passwords are never shown.
          */
         get: operations["ready_ready_get"];
         put?: never;
@@ -329,6 +351,21 @@ export interface components {
             title: string | null;
             /** Error */
             error: string | null;
+            /**
+             * Waiting Since
+             * @description Set while the job waits out an outage of ml-api, the embedder or the store (epoch s)
+             */
+            waiting_since: number | null;
+            /**
+             * Retry Reason
+             * @description Why it waits: the last transient failure
+             */
+            retry_reason: string | null;
+            /**
+             * Next Retry At
+             * @description When the next trial call is due (epoch s)
+             */
+            next_retry_at: number | null;
             /** Created At */
             created_at: number;
             /** Updated At */
@@ -618,6 +655,37 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retry_document_api_documents__doc_id__retry_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                doc_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Document"];
                 };
             };
             /** @description Validation Error */

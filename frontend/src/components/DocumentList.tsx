@@ -1,5 +1,5 @@
 import { useState } from 'react'
-import { deleteDocument, type ApiError } from '../api/client'
+import { deleteDocument, retryDocument, type ApiError } from '../api/client'
 import { IN_PROGRESS, type DocumentInfo } from '../api/types'
 import { STATUS_LABELS, formatBytes, formatDate } from '../lib/format'
 import { ConfirmDialog } from './ConfirmDialog'
@@ -31,12 +31,34 @@ function StatusBadge({ doc }: { doc: DocumentInfo }) {
   )
 }
 
+/** A job waiting out an outage of ml-api, the embedder or the store: it resumes by itself. */
+function Waiting({ doc }: { doc: DocumentInfo }) {
+  if (!doc.retry_reason) return null
+  const next = doc.next_retry_at ? new Date(doc.next_retry_at * 1000).toLocaleTimeString() : null
+  return (
+    <p className="doc-waiting" role="status" data-testid="doc-waiting">
+      Waiting for a dependency{next ? ` (next try at ${next})` : ''}: {doc.retry_reason}
+    </p>
+  )
+}
+
 export function DocumentList(props: Props) {
   const { collection, all, documents, total, offline, loading } = props
   const error = offline ? null : props.error
   const [pending, setPending] = useState<DocumentInfo | null>(null)
   const [deleting, setDeleting] = useState(false)
   const [deleteError, setDeleteError] = useState<string | null>(null)
+  const [retryError, setRetryError] = useState<string | null>(null)
+
+  async function retry(doc: DocumentInfo) {
+    setRetryError(null)
+    try {
+      await retryDocument(doc.id)
+    } catch (err) {
+      setRetryError(`${doc.filename}: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    props.onReload()
+  }
 
   async function confirmDelete() {
     if (!pending) return
@@ -85,6 +107,12 @@ export function DocumentList(props: Props) {
         </div>
       )}
 
+      {retryError && (
+        <div className="inline-error" role="alert">
+          <span>Couldn't retry {retryError}</span>
+        </div>
+      )}
+
       {documents === null && !error && <p className="muted">{offline ? 'Waiting for the backend…' : 'Loading…'}</p>}
 
       {documents && documents.length === 0 && !error && (
@@ -126,7 +154,13 @@ export function DocumentList(props: Props) {
                   {formatDate(d.created_at)}
                 </span>
               </div>
+              <Waiting doc={d} />
               {d.error && <p className="doc-error">{d.error}</p>}
+              {d.status === 'failed' && (
+                <button type="button" className="small" onClick={() => void retry(d)} aria-label={`Retry ${d.filename}`}>
+                  Retry
+                </button>
+              )}
               <button
                 type="button"
                 className="icon delete"

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from ml_api import __version__
 from ml_api.api.errors import install_error_handlers
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.stop()
             log.info("stopped")
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs with Swagger UI's assets served from the package, not a CDN
         title="ml-api",
         version=__version__,
         lifespan=lifespan,

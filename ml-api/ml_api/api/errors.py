@@ -7,6 +7,7 @@ kind} (`core.runtime.error_response`, shared word for word with the backend).
 
 from __future__ import annotations
 
+import math
 from typing import Literal, NamedTuple
 
 from fastapi import FastAPI, Request
@@ -41,7 +42,7 @@ ERRORS: dict[type[DomainError], HttpError] = {
     InvalidInput: HttpError(422, "validation"),
     InputTooLong: HttpError(413, "validation"),
     BatchTooLarge: HttpError(413, "validation"),
-    Overloaded: HttpError(429, "overloaded", retry_after=1),
+    Overloaded: HttpError(429, "overloaded", retry_after=1),  # at least; the engine's drain estimate when longer
     InferenceFailed: HttpError(500, "backend"),  # 503 when out of memory: see OUT_OF_MEMORY
     Unhealthy: HttpError(503, "unhealthy"),
     ClientGone: HttpError(499, "validation"),  # nginx's "client closed request": only metrics and logs see it
@@ -66,14 +67,15 @@ def http_error(exc: DomainError) -> HttpError:
 
 def domain_error_response(exc: DomainError) -> Response:
     row = http_error(exc)
-    return error_response(row.status, row.error_type, exc.message, retry_after=row.retry_after)
+    retry_after = row.retry_after
+    if retry_after is not None and isinstance(exc, Overloaded) and exc.retry_after_s is not None:
+        retry_after = max(retry_after, math.ceil(exc.retry_after_s))
+    return error_response(row.status, row.error_type, exc.message, retry_after=retry_after)
 
 
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return True  # FastAPI parses a body without a content type as JSON
-    main = content_type.split(";")[0].strip().lower()
-    return main == "application/json" or main.endswith("+json")
+def _printable(text: str) -> str:
+    """A reason that orjson can write: a lone surrogate echoed by a validator becomes its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _describe(errors: list[dict]) -> str:
@@ -82,7 +84,18 @@ def _describe(errors: list[dict]) -> str:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         parts.append(f"{loc}: {err.get('msg', 'invalid')}")
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "; ".join(parts) + more
+    return _printable("; ".join(parts) + more)
+
+
+def _unparsable(cause: BaseException | None) -> str:
+    """Why the JSON parser gave up on a body (FastAPI only says "error parsing the body")."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"request body is not valid UTF-8: byte 0x{cause.object[cause.start]:02x} at offset {cause.start}"
+    if isinstance(cause, RecursionError):
+        return "request body is not valid JSON: nested too deeply"
+    if isinstance(cause, ValueError):  # e.g. an integer past Python's 4300-digit conversion limit
+        return f"request body is not valid JSON: {_printable(str(cause))[:200]}"
+    return "request body is not valid UTF-8 JSON"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -91,23 +104,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        if request.method == "POST" and not _is_json(request.headers.get("content-type")):
-            return error_response(
-                415,
-                "validation",
-                "Content-Type must be application/json (with curl: -H 'Content-Type: application/json')",
-            )
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        # A POST without a JSON Content-Type never gets here: the guard middleware answers it 415.
         errors = list(exc.errors())
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return error_response(400, "validation", f"request body is not valid JSON: {_describe(errors)}")
+        for err in errors:
+            if err.get("type") == "json_invalid":
+                where, why = err.get("loc", ("", "?"))[-1], (err.get("ctx") or {}).get("error", "decode error")
+                return error_response(400, "validation", f"request body is not valid JSON at character {where}: {why}")
         return error_response(422, "validation", _describe(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         kind = "auth" if exc.status_code == 401 else "validation"
         if exc.status_code == 400 and "parsing the body" in str(exc.detail):
-            detail = "request body is not valid UTF-8 JSON"
+            detail = _unparsable(exc.__cause__)
         else:
             detail = str(exc.detail)
         return error_response(exc.status_code, kind, detail, getattr(exc, "headers", None))

@@ -10,8 +10,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ml_api.core import metrics
 from ml_api.core.runtime import body_too_large, error_response, key_matches, unauthorized
 
-OPEN_PATHS = {"/health", "/metrics", "/docs", "/redoc", "/openapi.json"}
-KNOWN_ROUTES = {"/embed", "/rerank", "/v1/embeddings", "/v1/rerank", "/health", "/info", "/metrics"}
+OPEN_PATHS = {"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+DOCS_ASSETS = "/static-offline-docs/"  # Swagger UI's files, served from the fastapi-offline package
+JSON_ROUTES = {"/embed", "/rerank", "/v1/embeddings", "/v1/rerank"}
+KNOWN_ROUTES = {*JSON_ROUTES, "/health", "/info", "/metrics"}
+NOT_JSON = "Content-Type must be application/json (with curl: -H 'Content-Type: application/json')"
+
+
+def is_json(content_type: bytes | None) -> bool:
+    """application/json or any +json type; a missing header is not JSON (README: 415, as TEI's clients expect)."""
+    if not content_type:
+        return False
+    main = content_type.split(b";")[0].strip().lower()
+    return main == b"application/json" or (main.startswith(b"application/") and main.endswith(b"+json"))
 
 
 def _has_length(scope: Scope) -> bool:
@@ -92,9 +103,12 @@ class GuardMiddleware:
 
     def _reject(self, scope: Scope, path: str) -> Response | None:
         headers = dict(scope.get("headers", []))
-        guarded = path not in OPEN_PATHS and scope.get("method") != "OPTIONS"
+        open_path = path in OPEN_PATHS or path.startswith(DOCS_ASSETS)
+        guarded = not open_path and scope.get("method") != "OPTIONS"
         if guarded and not key_matches(headers, self.api_key):
             return unauthorized()
+        if scope.get("method") == "POST" and path in JSON_ROUTES and not is_json(headers.get(b"content-type")):
+            return error_response(415, "validation", NOT_JSON)
         length = headers.get(b"content-length")
         if length is not None:
             try:

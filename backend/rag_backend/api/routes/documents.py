@@ -1,4 +1,4 @@
-"""/api/documents: upload (one ingestion job per file), list, look up, delete."""
+"""/api/documents: upload (one ingestion job per file), list, look up, retry a failed one, delete."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDe
         for f in files:
             data = await f.read()
             try:
-                doc = ingestion.submit(collection, f.filename, data, f.content_type)
+                doc = await ingestion.submit(collection, f.filename, data, f.content_type)
             except Exception as exc:
                 refusal = classify(exc)
                 if refusal.status >= 500:  # not this file's fault: the request fails as a whole
@@ -76,7 +76,7 @@ async def list_documents(
     collection: str | None = None,
     status: DocumentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,  # bounded: SQLite integers end at 2**63
 ) -> Any:
     rows, total = catalog.list_documents(collection, status, limit, offset)
     return {"documents": [document(r) for r in rows], "total": total}
@@ -88,6 +88,12 @@ async def get_document(catalog: CatalogDep, doc_id: str) -> Any:
     if doc is None or doc["status"] == DocumentStatus.DELETING:
         raise NotFound(f"document {doc_id} not found")
     return document(doc)
+
+
+@router.post("/{doc_id}/retry", status_code=202, response_model=Document)
+async def retry_document(ingestion: IngestionDep, doc_id: str) -> Any:
+    """Runs a failed document's job again from its stored upload (no re-upload). 409 unless it is failed."""
+    return document(ingestion.retry(doc_id))
 
 
 @router.delete("/{doc_id}")

@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
 from rag_backend import __version__, readiness
 from rag_backend.api.deps import CatalogDep, ServicesDep
 from rag_backend.catalog import DocumentStatus
+from rag_backend.core.config import Settings
 from rag_backend.core.metrics import INGEST_JOBS
+from rag_backend.core.runtime import key_matches
 
 router = APIRouter(tags=["operations"])
 
@@ -24,12 +26,33 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-async def ready(svc: ServicesDep) -> JSONResponse:
-    """ml-api, store and cache, each reported; 503 unless the query path works, `degraded` without cache."""
-    result = await readiness.check(svc.embedder, svc.reranker, svc.store, svc.cache, svc.chain)
-    components = {name: asdict(c) for name, c in result.components.items()}
+async def ready(request: Request, svc: ServicesDep) -> JSONResponse:
+    """ml-api (one embedding, one rerank pair, with the backend's key), a store search and a cache write+read,
+    each reported; 503 unless the query path works, `degraded` without cache. With API_KEY set, a caller without
+    it sees the statuses and reasons with URLs and paths redacted; keys and passwords are never shown."""
+    s = svc.settings
+    result = await readiness.check(
+        svc.embedder, svc.reranker, svc.store, svc.cache, svc.chain, svc.catalog, s.ready_timeout_s
+    )
+    secrets, places = _sensitive(s)
+    hide = not key_matches(dict(request.scope["headers"]), s.api_key)
+    components = {
+        name: asdict(c) | {"detail": readiness.redact(c.detail, secrets, places, hide_places=hide)}
+        for name, c in result.components.items()
+    }
     body = {"status": result.status, "components": components}
     return JSONResponse(body, status_code=200 if result.serving else 503)
+
+
+def _sensitive(s: Settings) -> tuple[list[str], list[str]]:
+    """What /ready must never show (keys, passwords) and what only key holders see (endpoints, paths)."""
+    urls = [
+        s.embed_api_url, s.rerank_api_url, s.openai_embed_base_url, s.qdrant_url, s.redis_url, s.ollama_url,
+        s.openai_base_url,
+    ]  # fmt: skip
+    keys = [s.api_key, s.ml_api_key, s.qdrant_api_key, s.openai_api_key, s.openai_embed_api_key]
+    places = [u.rstrip("/") for u in urls if u] + [str(s.data_dir), str(s.data_dir.resolve()), s.chunk_tokenizer]
+    return readiness.secrets_in(keys, urls), places
 
 
 @router.get("/info")
@@ -45,7 +68,12 @@ async def info(svc: ServicesDep) -> dict[str, Any]:
             "chunk_tokens": s.chunk_tokens,
             "overlap_tokens": s.chunk_overlap_tokens,
         },
-        "retrieval": {"top_k": s.default_top_k, "rerank_candidates": s.rerank_candidates, "rrf_k": s.rrf_k},
+        "retrieval": {
+            "top_k": s.default_top_k,
+            "rerank_candidates": s.rerank_candidates,
+            "rrf_k": s.rrf_k,
+            "query_timeout_s": s.query_timeout_s,
+        },
     }
 
 
