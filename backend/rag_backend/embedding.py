@@ -19,7 +19,7 @@ import numpy as np
 
 from rag_backend.core.config import Settings
 from rag_backend.errors import Conflict, UpstreamError
-from rag_backend.upstream import Upstream
+from rag_backend.upstream import Upstream, limits_from_info
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +106,12 @@ class MlApiEmbedder(_IdentityOnce):
     def __init__(self, upstream: Upstream, url: str, key: str | None) -> None:
         super().__init__()
         self.upstream, self.url, self.key = upstream, url.rstrip("/"), key
+        self.max_texts: int | None = None  # the upstream's advertised texts per request, read with the identity
 
     async def _resolve(self) -> EmbedIdentity:
         info = await self.upstream.get_json("ml-api", f"{self.url}/info", self.key, timeout_s=10)
+        limits = limits_from_info(info)
+        self.max_texts = limits.max_texts if limits else None
         emb = info.get("embedding") if isinstance(info, dict) else None
         model = (emb or {}).get("model") or (info.get("model_id") if isinstance(info, dict) else None)
         dim = (emb or {}).get("dimension")
@@ -117,6 +120,14 @@ class MlApiEmbedder(_IdentityOnce):
         return EmbedIdentity(self.provider, str(model or "unknown"), int(dim))
 
     async def embed(self, texts: list[str], *, retry_read_timeout: bool = True) -> np.ndarray:
+        """Batches over the upstream's advertised MAX_CLIENT_BATCH_SIZE go as several requests, not a 413."""
+        step = self.max_texts or len(texts) or 1
+        if len(texts) <= step:
+            return await self._embed(texts, retry_read_timeout)
+        parts = [await self._embed(texts[i : i + step], retry_read_timeout) for i in range(0, len(texts), step)]
+        return np.vstack(parts)
+
+    async def _embed(self, texts: list[str], retry_read_timeout: bool) -> np.ndarray:
         # OpenAI shape with base64 floats (ml-api and TEI both serve it): a tenth of the bytes of a JSON float
         # list and no float parsing on either side, which on a shared CPU box is time taken from the model.
         body = {"input": texts, "model": "default", "encoding_format": "base64"}

@@ -10,47 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from rag_backend.errors import DomainError, UpstreamError
-from rag_backend.upstream import Upstream
+from rag_backend.upstream import FALLBACK, Limits, Upstream, limits_from_info
 
 log = logging.getLogger("rag_backend.reranking")
 
-FALLBACK_TEXTS = 32  # TEI's default max_client_batch_size: fits any TEI-compatible upstream
-FALLBACK_BYTES = 1 << 20  # under TEI's default 2 MB payload limit
 INFO_RETRY_S = 30.0  # an unreadable /info is asked again after this long; the fallback serves meanwhile
 PARALLEL = 4  # requests of one pool in flight: keeps the upstream's batcher fed without flooding its queue
 BODY_OVERHEAD = 64  # bytes of a /rerank body around the query and the texts
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What one /rerank request may carry, and where that figure came from ("/info" or "fallback")."""
-
-    max_texts: int
-    max_bytes: int
-    source: str
-
-
-FALLBACK = Limits(FALLBACK_TEXTS, FALLBACK_BYTES, "fallback")
-
-
-def limits_from_info(info: Any) -> Limits | None:
-    """ml-api nests its limits under `batching`; TEI puts `max_client_batch_size` at the top (and no body limit)."""
-    if not isinstance(info, dict):
-        return None
-    batching = info.get("batching")
-    source = batching if isinstance(batching, dict) else info
-    texts, size = source.get("max_client_batch_size"), source.get("max_request_bytes")
-    if not isinstance(texts, int) or isinstance(texts, bool) or texts < 1:
-        return None
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1024:
-        size = FALLBACK_BYTES
-    return Limits(texts, size, "/info")
 
 
 def split(query: str, texts: list[str], limits: Limits) -> list[tuple[int, int]]:

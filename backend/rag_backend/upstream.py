@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,6 +21,34 @@ from rag_backend.core.metrics import UPSTREAM_LATENCY
 from rag_backend.errors import UpstreamError, UpstreamUnavailable
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
+FALLBACK_TEXTS = 32  # TEI's default max_client_batch_size: fits any TEI-compatible upstream
+FALLBACK_BYTES = 1 << 20  # under TEI's default 2 MB payload limit
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request to the upstream may carry, and where that figure came from ("/info" or "fallback")."""
+
+    max_texts: int
+    max_bytes: int
+    source: str
+
+
+FALLBACK = Limits(FALLBACK_TEXTS, FALLBACK_BYTES, "fallback")
+
+
+def limits_from_info(info: Any) -> Limits | None:
+    """ml-api nests its limits under `batching`; TEI puts `max_client_batch_size` at the top (and no body limit)."""
+    if not isinstance(info, dict):
+        return None
+    batching = info.get("batching")
+    source = batching if isinstance(batching, dict) else info
+    texts, size = source.get("max_client_batch_size"), source.get("max_request_bytes")
+    if not isinstance(texts, int) or isinstance(texts, bool) or texts < 1:
+        return None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1024:
+        size = FALLBACK_BYTES
+    return Limits(texts, size, "/info")
 
 
 class UpstreamTimeout(UpstreamUnavailable):

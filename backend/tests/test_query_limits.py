@@ -5,6 +5,7 @@
 - QUERY_TIMEOUT_S: a pool that takes longer answers 504 naming the stage, soon after the deadline, and ml-api
   receives no more requests after it (the rest of the pool is never sent, queued items are dropped).
 - A read timeout of a rerank call is not re-sent: ml-api sees each request once.
+- Ingestion's embedding batches (EMBED_BATCH_SIZE=64) are split the same way: the documents index on this ml-api.
 """
 
 from __future__ import annotations
@@ -58,13 +59,13 @@ def data(tmp_path_factory: pytest.TempPathFactory, small_ml_api: Proc) -> Path:
     """Short chunks ("short-data") and long ones ("long-data"), each indexed once by a backend that then stops;
     each test starts its own backend on a copy-free reuse of those data directories with the settings it tests."""
     tmp = tmp_path_factory.mktemp("query-limits")
-    embed = {"EMBED_BATCH_SIZE": str(CLIENT_BATCH)}  # ingestion's own batches must fit the small ml-api too
-    short = start_backend(tmp, small_ml_api.url, "short", CHUNK_TOKENS="32", CHUNK_OVERLAP_TOKENS="4", **embed)
+    # Ingestion keeps its default EMBED_BATCH_SIZE (64): the embedder splits its batches to fit ml-api's 4.
+    short = start_backend(tmp, small_ml_api.url, "short", CHUNK_TOKENS="32", CHUNK_OVERLAP_TOKENS="4")
     try:
         ingest(short, "short.txt", document(40, 40, seed=1), min_chunks=40)
     finally:
         short.stop()
-    long = start_backend(tmp, small_ml_api.url, "long", **embed)
+    long = start_backend(tmp, small_ml_api.url, "long")
     try:
         ingest(long, "long.txt", document(48, 180, seed=2), min_chunks=40)
     finally:
