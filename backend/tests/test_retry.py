@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from rag_backend.catalog import Catalog, DocumentStatus
 from rag_backend.embedding import MlApiEmbedder
@@ -116,12 +117,17 @@ async def test_an_outage_gets_one_trial_at_a_time_and_everyone_resumes(
     catalog, ids = _docs(tmp_path, 10)
     upstream = Upstream(timeout_s=2, retries=0)
     embedder = MlApiEmbedder(upstream, url, None)
-    outage, retrier = Outage("ml-api", 0.05, 0.4), Retrier(catalog, deadline_s=60)
+    outage, retrier = Outage("ml-api", 0.05, 0.4, metric="retry-test"), Retrier(catalog, deadline_s=60)
     seen_waiting: set[str] = set()
+    down_seen: set[float | None] = set()
+
+    def sample(name: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"dependency": "retry-test"})
 
     async def watch() -> None:
         while True:
             seen_waiting.update(d for d in ids if (catalog.get_document(d) or {}).get("retry_reason"))
+            down_seen.add(sample("rag_ingest_dependency_down"))
             await asyncio.sleep(0.05)
 
     watcher = asyncio.create_task(watch())
@@ -136,6 +142,9 @@ async def test_an_outage_gets_one_trial_at_a_time_and_everyone_resumes(
     assert 2 <= len(trials) <= 12, failed  # backoff 0.05 s doubling to 0.4 s over a 1.5 s outage
     assert all(nxt[0] >= prev[1] for prev, nxt in itertools.pairwise(trials)), failed  # one trial at a time
     assert seen_waiting == set(ids)
+    # Operators see it too: the dependency was reported down while it was, every failed call was counted.
+    assert 1.0 in down_seen and sample("rag_ingest_dependency_down") == 0.0
+    assert sample("rag_ingest_transient_failures_total") == len(failed)
     rows = [catalog.get_document(d) for d in ids]
     assert all(r and r["waiting_since"] is None and r["retry_reason"] is None for r in rows)
     catalog.close()

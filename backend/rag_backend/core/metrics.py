@@ -19,3 +19,9 @@ CACHE_REQUESTS = Counter("rag_cache_requests_total", "Cache lookups", ["kind", "
 INGEST_JOBS = Gauge("rag_ingest_jobs", "Ingestion jobs by stage (current)", ["stage"])
 INGEST_FINISHED = Counter("rag_ingest_jobs_finished_total", "Ingestion jobs finished", ["status"])
 INGEST_CHUNKS = Counter("rag_ingest_chunks_total", "Chunks indexed")
+INGEST_DEPENDENCY_DOWN = Gauge(
+    "rag_ingest_dependency_down", "1 while ingestion waits out an outage of this dependency", ["dependency"]
+)
+INGEST_TRANSIENT_FAILURES = Counter(
+    "rag_ingest_transient_failures_total", "Ingestion calls that failed transiently and will be retried", ["dependency"]
+)

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from rag_backend.catalog import STAGES, Catalog
+from rag_backend.core.metrics import INGEST_DEPENDENCY_DOWN, INGEST_TRANSIENT_FAILURES
 from rag_backend.errors import UpstreamUnavailable
 from rag_backend.store import DimensionMismatch, StoreError
 
@@ -52,8 +53,9 @@ def reason_of(exc: BaseException) -> str:
 class Outage:
     """One dependency as the jobs see it: up, or down since a moment with a scheduled trial call."""
 
-    def __init__(self, name: str, initial_s: float, max_s: float) -> None:
+    def __init__(self, name: str, initial_s: float, max_s: float, metric: str | None = None) -> None:
         self.name, self.initial_s, self.max_s = name, initial_s, max_s
+        self.metric = metric or name  # the dependency label of the rag_ingest_* metrics: short and stable
         self.down_since: float | None = None  # monotonic
         self.failures = 0
         self.reason = ""
@@ -101,15 +103,18 @@ class Outage:
                 extra={"fields": {"dependency": self.name, "down_s": round(time.monotonic() - self.down_since, 1)}},
             )
             self.down_since, self.failures, self.reason = None, 0, ""
+            INGEST_DEPENDENCY_DOWN.labels(self.metric).set(0)
         self._notify()
 
     def failed(self, exc: BaseException, trial: bool) -> None:
         """A call failed transiently; the first failure or a failed trial schedules the next trial."""
         self.reason = reason_of(exc)
+        INGEST_TRANSIENT_FAILURES.labels(self.metric).inc()
         if trial:
             self.trial_running = False
         if self.down_since is None:
             self.down_since, self.failures = time.monotonic(), 1
+            INGEST_DEPENDENCY_DOWN.labels(self.metric).set(1)
             log.warning("dependency unavailable", extra={"fields": {"dependency": self.name, "reason": self.reason}})
         elif trial:
             self.failures += 1

@@ -83,8 +83,9 @@ class Pipeline:
         self._budget = ChunkBudget(settings.ingest_inflight_chunks)
         self.retrier = Retrier(self.catalog, settings.ingest_retry_deadline_s)
         backoff = (settings.ingest_retry_initial_s, settings.ingest_retry_max_s)
-        self.embedder_outage = Outage(f"the embedder ({embedder.provider})" if embedder else "the embedder", *backoff)
-        self.store_outage = Outage("the vector store", *backoff)
+        name = f"the embedder ({embedder.provider})" if embedder else "the embedder"
+        self.embedder_outage = Outage(name, *backoff, metric="embedder")
+        self.store_outage = Outage("the vector store", *backoff, metric="store")
         self._workers: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
