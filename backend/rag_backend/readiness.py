@@ -163,8 +163,9 @@ async def check(
 
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>,;)]+", re.IGNORECASE)
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
-# An absolute path: "/" at the start or after a space, quote, parenthesis or "=", then a path character.
-_PATH = re.compile(r"(?:^|(?<=[\s'\"(=]))/[\w.@%+~-][\w.@%+~/-]*")
+# An absolute path of two or more segments ("/" at the start or after a space, quote, parenthesis or "="): a lone
+# "/info" is an endpoint's name, not a place; configured single-segment dirs are in `places` anyway.
+_PATH = re.compile(r"(?:^|(?<=[\s'\"(=]))/[\w.@%+~-]+/[\w.@%+~/-]*")
 
 
 def secrets_in(keys: Iterable[str | None], urls: Iterable[str | None] = ()) -> list[str]:

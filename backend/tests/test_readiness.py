@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag_backend.readiness import ESSENTIAL, decide, gather_health
+from rag_backend.readiness import ESSENTIAL, decide, gather_health, redact
 
 UP = (True, "fine")
 DOWN = (False, "gone")
@@ -41,3 +41,10 @@ async def test_a_check_that_raises_reports_instead_of_failing() -> None:
 
     out = await gather_health({"a": ok(), "b": broken()})
     assert out == {"a": UP, "b": (False, "ConnectionResetError: peer went away")}
+
+
+def test_redaction_hides_places_but_keeps_endpoint_names_readable() -> None:
+    text = "qdrant-edge at /srv/rag/qdrant failed; ml-api http://u:pw@ml:8001 (32 texts per request, from /info)"
+    shown = redact(text, ["pw"], hide_places=True)
+    assert shown == "qdrant-edge at <path> failed; ml-api <url> (32 texts per request, from /info)"
+    assert redact(text, ["pw"], hide_places=False) == text.replace("u:pw@", "***@")

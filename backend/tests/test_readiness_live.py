@@ -41,6 +41,8 @@ def test_right_key_is_ready_after_real_calls_and_a_wrong_key_is_503_like_the_que
             parts = r.json()["components"]
             assert "all-MiniLM-L6-v2, 384 dims" in parts["embeddings"]["detail"]
             assert "texts per request, from /info" in parts["reranker"]["detail"]
+            # No API_KEY here: nobody is authenticated, so nobody sees where the data or the services live.
+            assert str(tmp_path) not in r.text and keyed_ml_api.url not in r.text and "<url>" in r.text
             assert "no indexed collection" in parts["store"]["detail"]
             assert parts["cache"]["kind"] == "redis" and parts["cache"]["ok"]
             doc = c.post("/api/documents", files=[("files", ("a.txt", b"Basalt is a volcanic rock.", "text/plain"))])

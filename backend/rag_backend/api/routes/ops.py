@@ -28,14 +28,15 @@ async def health() -> dict[str, str]:
 @router.get("/ready")
 async def ready(request: Request, svc: ServicesDep) -> JSONResponse:
     """ml-api (one embedding, one rerank pair, with the backend's key), a store search and a cache write+read,
-    each reported; 503 unless the query path works, `degraded` without cache. With API_KEY set, a caller without
-    it sees the statuses and reasons with URLs and paths redacted; keys and passwords are never shown."""
+    each reported; 503 unless the query path works, `degraded` without cache. Only a caller holding API_KEY sees
+    endpoints and paths: everyone else (everyone, when no API_KEY is set) sees the statuses and reasons with URLs
+    and paths redacted; keys and passwords are never shown."""
     s = svc.settings
     result = await readiness.check(
         svc.embedder, svc.reranker, svc.store, svc.cache, svc.chain, svc.catalog, s.ready_timeout_s
     )
     secrets, places = _sensitive(s)
-    hide = not key_matches(dict(request.scope["headers"]), s.api_key)
+    hide = not (s.api_key and key_matches(dict(request.scope["headers"]), s.api_key))
     components = {
         name: asdict(c) | {"detail": readiness.redact(c.detail, secrets, places, hide_places=hide)}
         for name, c in result.components.items()
