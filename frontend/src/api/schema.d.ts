@@ -194,8 +194,9 @@ export interface paths {
         /**
          * Ready
          * @description ml-api (one embedding, one rerank pair, with the backend's key), a store search and a cache write+read,
-         *     each reported; 503 unless the query path works, `degraded` without cache. With API_KEY set, a caller without
-         *     it sees the statuses and reasons with URLs and paths redacted; keys and passwords are never shown.
+         *     each reported; 503 unless the query path works, `degraded` without cache. Only a caller holding API_KEY sees
+         *     endpoints and paths: everyone else (everyone, when no API_KEY is set) sees the statuses and reasons with URLs
+         *     and paths redacted; keys and passwords are never shown.
          */
         get: operations["ready_ready_get"];
         put?: never;
