@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from rag_backend import errors
-from rag_backend.core.runtime import error_response
+from rag_backend.core.runtime import describe_validation, error_response
 from rag_backend.llm import ProviderFailed, ProviderRefused
 from rag_backend.store import DimensionMismatch, StoreError
 
@@ -117,14 +117,6 @@ def mapped_response(exc: BaseException) -> Response:
     return error_response(m.status, m.error_type, m.message, retry_after=m.retry_after)
 
 
-def _describe(errs: list[dict]) -> str:
-    parts = []
-    for err in errs[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) + (f" (+{len(errs) - 5} more)" if len(errs) > 5 else "")
-
-
 async def _mapped(request: Request, exc: Exception) -> Response:
     response = mapped_response(exc)
     if response.status_code >= 500:  # a dependency is down: worth a line in the log, without a traceback
@@ -144,8 +136,8 @@ async def _validation(request: Request, exc: Exception) -> Response:
         sent = f"got {content_type}" if content_type else "none was sent"
         return error_response(415, "validation", f"Content-Type must be application/json ({sent})")
     if any(e.get("type") == "json_invalid" for e in errs):
-        return error_response(400, "validation", f"request body is not valid JSON: {_describe(errs)}")
-    return error_response(422, "validation", _describe(errs))
+        return error_response(400, "validation", f"request body is not valid JSON: {describe_validation(errs)}")
+    return error_response(422, "validation", describe_validation(errs))
 
 
 async def _http(_: Request, exc: Exception) -> Response:

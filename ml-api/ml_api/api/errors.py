@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ml_api.core.runtime import error_response
+from ml_api.core.runtime import describe_validation, error_response, printable
 from ml_api.errors import (
     BatchTooLarge,
     ClientGone,
@@ -73,20 +73,6 @@ def domain_error_response(exc: DomainError) -> Response:
     return error_response(row.status, row.error_type, exc.message, retry_after=retry_after)
 
 
-def _printable(text: str) -> str:
-    """A reason that orjson can write: a lone surrogate echoed by a validator becomes its escape."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _describe(errors: list[dict]) -> str:
-    parts = []
-    for err in errors[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
-    return _printable("; ".join(parts) + more)
-
-
 def _unparsable(cause: BaseException | None) -> str:
     """Why the JSON parser gave up on a body (FastAPI only says "error parsing the body")."""
     if isinstance(cause, UnicodeDecodeError):
@@ -94,7 +80,7 @@ def _unparsable(cause: BaseException | None) -> str:
     if isinstance(cause, RecursionError):
         return "request body is not valid JSON: nested too deeply"
     if isinstance(cause, ValueError):  # e.g. an integer past Python's 4300-digit conversion limit
-        return f"request body is not valid JSON: {_printable(str(cause))[:200]}"
+        return f"request body is not valid JSON: {printable(str(cause))[:200]}"
     return "request body is not valid UTF-8 JSON"
 
 
@@ -111,7 +97,7 @@ def install_error_handlers(app: FastAPI) -> None:
             if err.get("type") == "json_invalid":
                 where, why = err.get("loc", ("", "?"))[-1], (err.get("ctx") or {}).get("error", "decode error")
                 return error_response(400, "validation", f"request body is not valid JSON at character {where}: {why}")
-        return error_response(422, "validation", _describe(errors))
+        return error_response(422, "validation", describe_validation(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:

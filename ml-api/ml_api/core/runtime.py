@@ -66,6 +66,21 @@ def error_response(
     return Response(body, status_code=status, media_type="application/json", headers=headers or None)
 
 
+def printable(text: str) -> str:
+    """A reason orjson can write: a lone surrogate echoed back from the input becomes its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def describe_validation(errors: list[dict]) -> str:
+    """FastAPI's validation errors as one readable reason: `field.path: message`, the first five."""
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return printable("; ".join(parts) + more)
+
+
 def body_too_large(setting: str, limit_bytes: int) -> Response:
     return error_response(413, "validation", f"request body exceeds the {setting} limit ({limit_bytes} bytes)")
 
