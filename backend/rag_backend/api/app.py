@@ -16,6 +16,7 @@ from rag_backend.answers import Answerer
 from rag_backend.api.deps import Services
 from rag_backend.api.errors import install_error_handlers
 from rag_backend.api.middleware import GuardMiddleware
+from rag_backend.api.responses import install as document_errors
 from rag_backend.api.routes import router
 from rag_backend.cache import open_cache
 from rag_backend.catalog import Catalog
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    document_errors(app)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass
+from enum import StrEnum
 
 import httpx
 from fastapi import FastAPI, Request
@@ -30,6 +31,23 @@ RETRY_AFTER_S = 5.0  # what a 503 tells clients: long enough for a restart, shor
 MAX_RETRY_AFTER_S = 3600.0  # an upstream's own Retry-After is passed through up to this
 
 
+class ErrorType(StrEnum):
+    """Every `error_type` an error body can carry: clients switch on it, and the OpenAPI document's ErrorBody
+    enum is this list, so a kind added here (and only here) reaches the page's generated types."""
+
+    VALIDATION = "validation"  # the request is malformed or breaks the schema (400, 405, 413 body, 415, 422)
+    AUTH = "auth"  # API_KEY is set and the request lacks it (core/runtime.py's unauthorized)
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    UPSTREAM_ERROR = "upstream_error"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    TIMEOUT = "timeout"
+    INTERNAL = "internal"  # a bug: no row in the table
+
+
 class CrossOriginRefused(Exception):
     """A state-changing /api request sent by a browser from another site (raised by the guard middleware)."""
 
@@ -39,37 +57,37 @@ class Row:
     """How one exception class answers. `reason` prefixes messages that do not say which dependency failed."""
 
     status: int
-    error_type: str
+    error_type: ErrorType
     reason: str | None = None
     retry_after: float | None = None
 
 
 ERRORS: dict[type[BaseException], Row] = {
     # Domain errors: their message is written for the user.
-    errors.InvalidInput: Row(400, "validation"),
-    errors.NotFound: Row(404, "not_found"),
-    errors.Conflict: Row(409, "conflict"),
-    errors.TooLarge: Row(413, "too_large"),
-    errors.UnsupportedFormat: Row(415, "unsupported_format"),
-    errors.UpstreamError: Row(502, "upstream_error"),
-    errors.UpstreamUnavailable: Row(503, "upstream_unavailable", retry_after=RETRY_AFTER_S),
-    errors.DeadlineExceeded: Row(504, "timeout"),
+    errors.InvalidInput: Row(400, ErrorType.VALIDATION),
+    errors.NotFound: Row(404, ErrorType.NOT_FOUND),
+    errors.Conflict: Row(409, ErrorType.CONFLICT),
+    errors.TooLarge: Row(413, ErrorType.TOO_LARGE),
+    errors.UnsupportedFormat: Row(415, ErrorType.UNSUPPORTED_FORMAT),
+    errors.UpstreamError: Row(502, ErrorType.UPSTREAM_ERROR),
+    errors.UpstreamUnavailable: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, retry_after=RETRY_AFTER_S),
+    errors.DeadlineExceeded: Row(504, ErrorType.TIMEOUT),
     # The HTTP edge's own refusals.
-    CrossOriginRefused: Row(403, "forbidden"),
+    CrossOriginRefused: Row(403, ErrorType.FORBIDDEN),
     # The vector store: a dimension clash is the data's state, anything else an outage of the store.
-    DimensionMismatch: Row(409, "conflict", "vector store"),
-    StoreError: Row(503, "upstream_unavailable", "vector store unavailable", RETRY_AFTER_S),
+    DimensionMismatch: Row(409, ErrorType.CONFLICT, "vector store"),
+    StoreError: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, "vector store unavailable", RETRY_AFTER_S),
     # The catalog: SQLite's run-time failures (locked past the busy timeout, disk full, I/O error).
-    sqlite3.OperationalError: Row(503, "upstream_unavailable", "catalog unavailable", RETRY_AFTER_S),
+    sqlite3.OperationalError: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, "catalog unavailable", RETRY_AFTER_S),
     # The cache swallows Redis failures (a miss); a RedisError that still escapes is an outage, not a bug report.
-    RedisError: Row(503, "upstream_unavailable", "cache unavailable", RETRY_AFTER_S),
+    RedisError: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, "cache unavailable", RETRY_AFTER_S),
     # The LLM chain falls back past these (down to extractive answers); one that still escapes is the provider's.
-    ProviderFailed: Row(503, "upstream_unavailable", "LLM provider unavailable", RETRY_AFTER_S),
-    ProviderRefused: Row(502, "upstream_error", "LLM provider refused the request"),
+    ProviderFailed: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, "LLM provider unavailable", RETRY_AFTER_S),
+    ProviderRefused: Row(502, ErrorType.UPSTREAM_ERROR, "LLM provider refused the request"),
     # Raw httpx errors that escaped a client wrapper: no answer at all, or an answer we could not use.
-    httpx.TransportError: Row(503, "upstream_unavailable", "upstream unreachable", RETRY_AFTER_S),
-    httpx.HTTPError: Row(502, "upstream_error", "upstream request failed"),
-    httpx.InvalidURL: Row(502, "upstream_error", "upstream URL is invalid"),
+    httpx.TransportError: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, "upstream unreachable", RETRY_AFTER_S),
+    httpx.HTTPError: Row(502, ErrorType.UPSTREAM_ERROR, "upstream request failed"),
+    httpx.InvalidURL: Row(502, ErrorType.UPSTREAM_ERROR, "upstream URL is invalid"),
 }
 
 
@@ -78,7 +96,7 @@ class Mapped:
     """An exception in HTTP terms: what the error handler, the upload's per-file items and SSE events report."""
 
     status: int
-    error_type: str
+    error_type: ErrorType
     message: str
     retry_after: float | None = None
 
@@ -93,7 +111,7 @@ def row_for(cls: type[BaseException]) -> Row | None:
 def classify(exc: BaseException) -> Mapped:
     row = row_for(type(exc))
     if row is None:
-        return Mapped(500, "internal", f"internal error: {type(exc).__name__}")
+        return Mapped(500, ErrorType.INTERNAL, f"internal error: {type(exc).__name__}")
     text = exc.message if isinstance(exc, errors.DomainError) else str(exc).strip()
     if not type(exc).__module__.startswith("rag_backend"):  # a library's message needs its class to make sense
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -134,16 +152,20 @@ async def _validation(request: Request, exc: Exception) -> Response:
     is_json = content_type == "application/json" or content_type.endswith("+json")
     if request.method == "POST" and request.url.path in JSON_BODY_PATHS and not is_json:
         sent = f"got {content_type}" if content_type else "none was sent"
-        return error_response(415, "validation", f"Content-Type must be application/json ({sent})")
+        return error_response(415, ErrorType.VALIDATION, f"Content-Type must be application/json ({sent})")
     if any(e.get("type") == "json_invalid" for e in errs):
-        return error_response(400, "validation", f"request body is not valid JSON: {describe_validation(errs)}")
-    return error_response(422, "validation", describe_validation(errs))
+        reason = f"request body is not valid JSON: {describe_validation(errs)}"
+        return error_response(400, ErrorType.VALIDATION, reason)
+    return error_response(422, ErrorType.VALIDATION, describe_validation(errs))
+
+
+HTTP_KINDS = {401: ErrorType.AUTH, 404: ErrorType.NOT_FOUND}  # Starlette's own errors; any other is "validation"
 
 
 async def _http(_: Request, exc: Exception) -> Response:
     """Starlette's own errors (unknown route, wrong method, unparsable body) in the same shape."""
     assert isinstance(exc, StarletteHTTPException)
-    kind = {401: "auth", 404: "not_found", 405: "validation"}.get(exc.status_code, "validation")
+    kind = HTTP_KINDS.get(exc.status_code, ErrorType.VALIDATION)
     detail = str(exc.detail)
     if exc.status_code == 400 and "parsing the body" in detail:
         detail = "request body could not be parsed (malformed JSON or multipart)"

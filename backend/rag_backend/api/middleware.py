@@ -16,6 +16,7 @@ from rag_backend.core.metrics import REQUEST_LATENCY
 from rag_backend.core.runtime import body_too_large, key_matches, unauthorized
 
 LIMIT_SETTING = "MAX_REQUEST_MB"
+API_PREFIX = "/api"  # what the API key and the cross-site guard protect; /health, /ready, /metrics, docs stay open
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
@@ -27,6 +28,11 @@ def _host(netloc: str, scheme: str) -> str:
     return netloc[: -len(default)] if default and netloc.endswith(default) else netloc
 
 
+def key_required(path: str) -> bool:
+    """Whether a request to `path` must carry API_KEY (when one is set); the OpenAPI document asks this too."""
+    return path.startswith(API_PREFIX)
+
+
 def cross_origin_refusal(method: str, path: str, headers: dict[bytes, bytes], allowed: frozenset[str]) -> str | None:
     """Why a browser's state-changing /api request from another site is refused, or None to let it through.
 
@@ -35,7 +41,7 @@ def cross_origin_refusal(method: str, path: str, headers: dict[bytes, bytes], al
     say where a request comes from (Origin, Sec-Fetch-Site) and a page can forge neither, nor add
     X-Forwarded-Host without a CORS preflight that fails. Clients that send neither (curl, servers) pass.
     """
-    if method not in UNSAFE_METHODS or not path.startswith("/api"):
+    if method not in UNSAFE_METHODS or not path.startswith(API_PREFIX):
         return None
     raw_origin = headers.get(b"origin")
     origin = raw_origin.decode("latin-1").strip().rstrip("/") if raw_origin is not None else None
@@ -98,7 +104,7 @@ class GuardMiddleware:
                 return
             # A CORS preflight carries no credentials by design; CORSMiddleware answers it (or the router 405s).
             preflight = scope["method"] == "OPTIONS" and b"access-control-request-method" in headers
-            if path.startswith("/api") and not preflight and not key_matches(headers, self.api_key):
+            if key_required(path) and not preflight and not key_matches(headers, self.api_key):
                 await unauthorized()(scope, receive, send_wrapper)
                 return
             length = headers.get(b"content-length")

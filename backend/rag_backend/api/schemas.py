@@ -1,4 +1,5 @@
-"""Request and response shapes; the response models document the 200s in /docs."""
+"""Request and response shapes; the response models document the 2xx answers (and /ready's 503) in /docs, and
+ErrorBody every error answer."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from rag_backend.api.errors import ErrorType
 from rag_backend.catalog import COLLECTION_NAME, DocumentStatus
+from rag_backend.readiness import Status
 
 
 class Reply(BaseModel):
@@ -14,6 +17,14 @@ class Reply(BaseModel):
     so the page's generated types carry no `?` for fields that are in fact always there."""
 
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer, whatever its status: the reason in words, and a kind to switch on."""
+
+    model_config = ConfigDict(extra="forbid")  # the document says: these two keys and nothing else
+    error: str = Field(description="Why, written for people (names the field, limit or dependency at fault)")
+    error_type: ErrorType
 
 
 def check_collection_name(name: str) -> str:
@@ -148,7 +159,7 @@ class UploadItem(Reply):
     duplicate: bool = False
     replaces: str | None = Field(None, description="Ready version of the same file name this one will replace")
     error: str | None = None
-    error_type: str | None = None
+    error_type: ErrorType | None = None
 
 
 class UploadResponse(Reply):
@@ -176,3 +187,16 @@ class CollectionInfo(Reply):
     chunks: int = Field(description="Chunks of the ready documents")
     version: int
     created_at: float
+
+
+class ReadyComponent(Reply):
+    ok: bool
+    detail: str = Field(description="What the probe saw; URLs and paths redacted unless the caller holds API_KEY")
+    kind: str = Field(description="What answers it: ml-api, qdrant-edge, qdrant, redis, memory, the LLM chain, ...")
+
+
+class ReadyReport(Reply):
+    """/ready's body, with 200 and with 503 alike."""
+
+    status: Status = Field(description="ready; degraded (200: the query path works without the cache); unavailable")
+    components: dict[str, ReadyComponent] = Field(description="embeddings, reranker, store, cache, llm")

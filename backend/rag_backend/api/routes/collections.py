@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from fastapi import APIRouter
 
 from rag_backend.api.deps import CatalogDep, IngestionDep
+from rag_backend.api.responses import raises
 from rag_backend.api.schemas import CollectionCreate, CollectionInfo
 from rag_backend.errors import Conflict, NotFound
+from rag_backend.store import StoreError
 
 router = APIRouter(prefix="/api/collections", tags=["collections"])
+CATALOG_DOWN = sqlite3.OperationalError  # every route here reads or writes the catalog
 
 
 def collection(row: dict[str, Any]) -> dict[str, Any]:
@@ -18,12 +22,12 @@ def collection(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "embed_model": row.get("embed_key")}
 
 
-@router.get("", response_model=list[CollectionInfo])
+@router.get("", response_model=list[CollectionInfo], responses=raises(CATALOG_DOWN))
 async def list_collections(catalog: CatalogDep) -> Any:
     return [collection(r) for r in catalog.list_collections()]
 
 
-@router.post("", status_code=201, response_model=CollectionInfo)
+@router.post("", status_code=201, response_model=CollectionInfo, responses=raises(Conflict, CATALOG_DOWN))
 async def create_collection(catalog: CatalogDep, body: CollectionCreate) -> Any:
     _, created = catalog.create_collection(body.name)
     if not created:
@@ -31,7 +35,7 @@ async def create_collection(catalog: CatalogDep, body: CollectionCreate) -> Any:
     return next(collection(r) for r in catalog.list_collections() if r["name"] == body.name)
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", responses=raises(NotFound, StoreError, CATALOG_DOWN))
 async def delete_collection(catalog: CatalogDep, ingestion: IngestionDep, name: str) -> dict[str, Any]:
     if catalog.get_collection(name) is None:
         raise NotFound(f"collection '{name}' does not exist")

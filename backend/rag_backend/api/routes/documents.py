@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -9,12 +10,39 @@ from starlette.datastructures import UploadFile
 
 from rag_backend.api.deps import CatalogDep, IngestionDep, SettingsDep
 from rag_backend.api.errors import Mapped, classify
+from rag_backend.api.responses import raises
 from rag_backend.api.schemas import Document, DocumentList, UploadResponse, check_collection_name
-from rag_backend.catalog import DocumentStatus
+from rag_backend.catalog import COLLECTION_NAME, DocumentStatus
 from rag_backend.core.runtime import error_response
-from rag_backend.errors import InvalidInput, NotFound, UnsupportedFormat
+from rag_backend.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedFormat
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
+CATALOG_DOWN = sqlite3.OperationalError  # every route here reads or writes the catalog
+
+# The form is parsed by hand below (to cap files and fields, and to refuse each bad file on its own), so FastAPI
+# cannot see it: the OpenAPI document gets it from here.
+FILES = {"type": "array", "items": {"type": "string", "format": "binary"}}
+UPLOAD_FORM = {
+    "title": "UploadForm",
+    "description": "Up to MAX_FILES_PER_UPLOAD files, each accepted or refused on its own (an item with status "
+    "'rejected' and why); the request fails only when every file is refused.",
+    "type": "object",
+    "required": ["files"],
+    "properties": {
+        "files": {
+            **FILES,
+            "description": "One or more files (PDF, DOCX, HTML, Markdown, text): one job each. Parts named `file` "
+            "are read too, for clients that use that name; other parts that are not files are ignored.",
+        },
+        "collection": {
+            "type": "string",
+            "pattern": COLLECTION_NAME.pattern,
+            "maxLength": 64,
+            "description": "Default: DEFAULT_COLLECTION",
+        },
+    },
+}
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": UPLOAD_FORM}}}}
 
 
 def document(row: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +59,13 @@ def _rejected(filename: str | None, refusal: Mapped) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=202, response_model=UploadResponse)
+@router.post(
+    "",
+    status_code=202,
+    response_model=UploadResponse,
+    responses=raises(InvalidInput, TooLarge, UnsupportedFormat, CATALOG_DOWN),
+    openapi_extra=UPLOAD_BODY,
+)
 async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDep) -> Any:
     """Multipart upload: one or more `files` fields, optional `collection` field. 202: one job per file."""
     content_type = request.headers.get("content-type", "")
@@ -70,7 +104,7 @@ async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDe
     return {"documents": items}
 
 
-@router.get("", response_model=DocumentList)
+@router.get("", response_model=DocumentList, responses=raises(CATALOG_DOWN))
 async def list_documents(
     catalog: CatalogDep,
     collection: str | None = None,
@@ -82,7 +116,7 @@ async def list_documents(
     return {"documents": [document(r) for r in rows], "total": total}
 
 
-@router.get("/{doc_id}", response_model=Document)
+@router.get("/{doc_id}", response_model=Document, responses=raises(NotFound, CATALOG_DOWN))
 async def get_document(catalog: CatalogDep, doc_id: str) -> Any:
     doc = catalog.get_document(doc_id)
     if doc is None or doc["status"] == DocumentStatus.DELETING:
@@ -90,13 +124,15 @@ async def get_document(catalog: CatalogDep, doc_id: str) -> Any:
     return document(doc)
 
 
-@router.post("/{doc_id}/retry", status_code=202, response_model=Document)
+@router.post(
+    "/{doc_id}/retry", status_code=202, response_model=Document, responses=raises(NotFound, Conflict, CATALOG_DOWN)
+)
 async def retry_document(ingestion: IngestionDep, doc_id: str) -> Any:
     """Runs a failed document's job again from its stored upload (no re-upload). 409 unless it is failed."""
     return document(ingestion.retry(doc_id))
 
 
-@router.delete("/{doc_id}")
+@router.delete("/{doc_id}", responses=raises(NotFound, CATALOG_DOWN))  # a store failure: removed at the next start
 async def delete_document(ingestion: IngestionDep, doc_id: str) -> dict[str, Any]:
     """Hidden from queries at once; its points are removed before this returns (or when its job stops)."""
     if await ingestion.delete_document(doc_id) is None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from rag_backend import __version__, readiness
 from rag_backend.api.deps import CatalogDep, ServicesDep
+from rag_backend.api.responses import raises
+from rag_backend.api.schemas import ReadyReport
 from rag_backend.catalog import DocumentStatus
 from rag_backend.core.config import Settings
 from rag_backend.core.metrics import INGEST_JOBS
@@ -25,7 +28,11 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    response_model=ReadyReport,
+    responses={503: {"model": ReadyReport, "description": "The query path does not work: see the components"}},
+)
 async def ready(request: Request, svc: ServicesDep) -> JSONResponse:
     """ml-api (one embedding, one rerank pair, with the backend's key), a store search and a cache write+read,
     each reported; 503 unless the query path works, `degraded` without cache. Only a caller holding API_KEY sees
@@ -78,7 +85,7 @@ async def info(svc: ServicesDep) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse, responses=raises(sqlite3.OperationalError))
 async def metrics(catalog: CatalogDep) -> Response:
     counts = catalog.counts_by_status()
     for status in DocumentStatus:
