@@ -12,8 +12,8 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from ml_api.device import DevicePlan
-from ml_api.errors import DeviceUnavailable, InputTooLong, ModelError
-from ml_api.registry import ONNX_FILE, read_manifest
+from ml_api.errors import DeviceUnavailable, InputTooLong, InvalidInput, ModelError, Unsupported
+from ml_api.registry import ONNX_FILE, POOLED, TOKENS, read_manifest
 from ml_api.truncation import Direction, compactor, encode_all
 
 log = logging.getLogger("ml_api.embedding")
@@ -67,6 +67,7 @@ class Embedder:
         self._input_names: list[str] = list(manifest["inputs"])
         self._untruncated, self._truncating, self.pad_id = load_tokenizers(path, self.max_length)
         self._compact = compactor(self._untruncated)
+        self.vocab_size: int = self._untruncated.get_vocab_size(with_added_tokens=True)
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -99,6 +100,9 @@ class Embedder:
         if plan.device == "cuda" and "CUDAExecutionProvider" not in self.providers:
             raise DeviceUnavailable(f"CUDA was planned but onnxruntime fell back to {self.providers}")
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
+        outputs = [o.name for o in self.session.get_outputs()]
+        self._pooled = POOLED if POOLED in outputs else outputs[0]
+        self.has_token_embeddings = TOKENS in outputs
 
     def tokenize(self, texts: list[str], truncate: bool = True, direction: Direction = "right") -> list[np.ndarray]:
         """Token ids with special tokens; a long text is read only as far as truncation needs (`truncation`)."""
@@ -116,16 +120,77 @@ class Embedder:
             ids.append(row)
         return ids
 
-    def forward(self, batch: list[np.ndarray]) -> np.ndarray:
-        """Pad to the longest row, run the graph; returns pooled, unnormalised float32 (n, dimension)."""
+    def from_ids(
+        self, rows: list[list[int]], truncate: bool = True, direction: Direction = "right"
+    ) -> list[np.ndarray]:
+        """Client-sent token ids (OpenAI, TEI and vLLM accept them): used as given, cut like text when too long."""
+        out = []
+        for i, row in enumerate(rows):
+            bad = next((t for t in row if not 0 <= t < self.vocab_size), None)
+            if bad is not None:
+                raise InvalidInput(f"input {i} has token id {bad}, outside the vocabulary (0..{self.vocab_size - 1})")
+            if len(row) > self.max_length:
+                if not truncate:
+                    raise InputTooLong(
+                        f"input {i} has {len(row)} tokens, more than the model's {self.max_length}; "
+                        "send truncate=true or fewer tokens"
+                    )
+                row = row[: self.max_length] if direction == "right" else row[-self.max_length :]
+            out.append(np.asarray(row, dtype=np.int64))
+        return out
+
+    def tokens(self, texts: list[str], add_special_tokens: bool = True) -> list[list[dict]]:
+        """TEI's /tokenize: every token with its id, text, whether it is special, and its character span."""
+        result = []
+        for text, encoding in zip(
+            texts, self._untruncated.encode_batch(texts, add_special_tokens=add_special_tokens), strict=True
+        ):
+            tokens = []
+            for tid, token, special, (start, stop) in zip(
+                encoding.ids, encoding.tokens, encoding.special_tokens_mask, encoding.offsets, strict=True
+            ):
+                spans = not special and stop > start
+                tokens.append(
+                    {
+                        "id": tid,
+                        "text": text[start:stop] if spans else token,
+                        "special": bool(special),
+                        "start": start if spans else None,
+                        "stop": stop if spans else None,
+                    }
+                )
+            result.append(tokens)
+        return result
+
+    def decode(self, rows: list[list[int]], skip_special_tokens: bool = True) -> list[str]:
+        for i, row in enumerate(rows):
+            bad = next((t for t in row if not 0 <= t < self.vocab_size), None)
+            if bad is not None:
+                raise InvalidInput(f"ids[{i}] has token id {bad}, outside the vocabulary (0..{self.vocab_size - 1})")
+        return self._untruncated.decode_batch(rows, skip_special_tokens=skip_special_tokens)
+
+    def _feeds(self, batch: list[np.ndarray]) -> dict[str, np.ndarray]:
         input_ids, attention = pad_batch(batch, self.pad_id)
         feeds = {"input_ids": input_ids, "attention_mask": attention}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
-        return self.session.run(None, feeds)[0].astype(np.float32, copy=False)
+        return feeds
+
+    def forward(self, batch: list[np.ndarray]) -> np.ndarray:
+        """Pad to the longest row, run the graph; returns pooled, unnormalised float32 (n, dimension)."""
+        return self.session.run([self._pooled], self._feeds(batch))[0].astype(np.float32, copy=False)
 
     def forward_rows(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         return list(self.forward(batch))
+
+    def forward_tokens(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        """The last hidden state of each row, padding cut off: (tokens, dimension) per input."""
+        if not self.has_token_embeddings:
+            raise Unsupported(
+                f"{self.path} was exported without a {TOKENS} output; re-export it with `ml-api models export`"
+            )
+        hidden = self.session.run([TOKENS], self._feeds(batch))[0].astype(np.float32, copy=False)
+        return [hidden[i, : len(row)] for i, row in enumerate(batch)]
 
 
 def pad_batch(rows: list[np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

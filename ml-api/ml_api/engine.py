@@ -74,6 +74,9 @@ class Engine:
         }
         self.embed_batcher: Batcher = Batcher("embed", self.embedder.forward_rows, is_oom=is_oom, **batching)
         self.rerank_batcher: Batcher = Batcher("rerank", self.reranker.forward, is_oom=self.reranker.is_oom, **batching)
+        # TEI's /embed_all: the same graph's other output, batched on its own (its rows are L x D, not D).
+        self.tokens_batcher: Batcher = Batcher("embed_all", self.embedder.forward_tokens, is_oom=is_oom, **batching)
+        self.started_at = int(time.time())
         self.in_flight = 0
         self.load_seconds = time.perf_counter() - started
         log.info(
@@ -90,12 +93,16 @@ class Engine:
             },
         )
 
+    @property
+    def batchers(self) -> tuple[Batcher, ...]:
+        return (self.embed_batcher, self.rerank_batcher, self.tokens_batcher)
+
     def start(self) -> None:
-        self.embed_batcher.start()
-        self.rerank_batcher.start()
+        for batcher in self.batchers:
+            batcher.start()
 
     async def stop(self) -> None:
-        await asyncio.gather(self.embed_batcher.stop(), self.rerank_batcher.stop())
+        await asyncio.gather(*(batcher.stop() for batcher in self.batchers))
 
     def acquire(self) -> None:
         """Bound the work in the building: past MAX_CONCURRENT_REQUESTS we refuse instead of queueing forever."""
@@ -111,8 +118,8 @@ class Engine:
         metrics.IN_FLIGHT.inc()
 
     def drain_seconds(self) -> float:
-        """Both queues at their recent rates; summed, because the two models share the device."""
-        return self.embed_batcher.drain_seconds() + self.rerank_batcher.drain_seconds()
+        """Every queue at its recent rate; summed, because the models share the device."""
+        return sum(batcher.drain_seconds() for batcher in self.batchers)
 
     def release(self) -> None:
         self.in_flight -= 1
@@ -129,7 +136,7 @@ class Engine:
 
     async def embed(
         self,
-        texts: list[str],
+        inputs: list[str] | list[list[int]],
         *,
         normalize: bool = True,
         truncate: bool = True,
@@ -137,19 +144,56 @@ class Engine:
         dimensions: int | None = None,
         timing: Timing | None = None,
     ) -> np.ndarray:
-        """float32 rows in input order; `dimensions` keeps the leading ones (Matryoshka), cut before normalising."""
+        """float32 rows in input order; `dimensions` keeps the leading ones (Matryoshka), cut before normalising.
+
+        `inputs` are texts, or token-id lists (used as given: the client owns the special tokens).
+        """
         if dimensions is not None and dimensions > self.embedder.dimension:
             raise InvalidInput(f"dimensions={dimensions} exceeds the model's {self.embedder.dimension}")
         timing = timing or Timing()
-        self._check_batch(len(texts), "inputs")
-        ids = await self._tokenize("embed", timing, self.embedder.tokenize, texts, truncate, direction)
+        ids = await self._token_rows(inputs, truncate, direction, timing)
         lengths = [len(r) for r in ids]
         timing.tokens = sum(lengths)
         rows = await self._submit(self.embed_batcher, ids, lengths, timing.batch)
         matrix = np.vstack(rows)
         if dimensions is not None and dimensions < matrix.shape[1]:
-            matrix = matrix[:, :dimensions]
+            matrix = np.ascontiguousarray(matrix[:, :dimensions])  # orjson writes only contiguous arrays
         return normalize_rows(matrix) if normalize else matrix
+
+    async def embed_all(
+        self,
+        inputs: list[str] | list[list[int]],
+        *,
+        normalize: bool = False,
+        truncate: bool = True,
+        direction: Direction = "right",
+        timing: Timing | None = None,
+    ) -> list[np.ndarray]:
+        """TEI's /embed_all: every token's vector (special tokens included), one (tokens, dimension) per input."""
+        if not self.embedder.has_token_embeddings:
+            self.embedder.forward_tokens([])  # raises Unsupported with the reason, before any work is queued
+        timing = timing or Timing()
+        ids = await self._token_rows(inputs, truncate, direction, timing)
+        lengths = [len(r) for r in ids]
+        timing.tokens = sum(lengths)
+        rows = await self._submit(self.tokens_batcher, ids, lengths, timing.batch)
+        return [normalize_rows(r) for r in rows] if normalize else rows
+
+    async def _token_rows(
+        self, inputs: list[str] | list[list[int]], truncate: bool, direction: Direction, timing: Timing
+    ) -> list[np.ndarray]:
+        self._check_batch(len(inputs), "inputs")
+        if isinstance(inputs[0], list):
+            return self.embedder.from_ids(inputs, truncate, direction)  # type: ignore[arg-type]
+        return await self._tokenize("embed", timing, self.embedder.tokenize, inputs, truncate, direction)
+
+    async def tokenize(self, texts: list[str], add_special_tokens: bool = True) -> list[list[dict[str, Any]]]:
+        self._check_batch(len(texts), "inputs")
+        return await asyncio.to_thread(self.embedder.tokens, texts, add_special_tokens)
+
+    async def decode(self, rows: list[list[int]], skip_special_tokens: bool = True) -> list[str]:
+        self._check_batch(len(rows), "ids")
+        return await asyncio.to_thread(self.embedder.decode, rows, skip_special_tokens)
 
     async def rerank(
         self,
@@ -159,12 +203,18 @@ class Engine:
         raw_scores: bool = False,
         top_n: int | None = None,
         truncate: bool = True,
+        max_doc_tokens: int | None = None,
         timing: Timing | None = None,
     ) -> list[Ranked]:
-        """Best first; scores are sigmoid(logit) in 0..1 unless `raw_scores` (the logits FlagReranker returns)."""
+        """Best first; scores are sigmoid(logit) in 0..1 unless `raw_scores` (the logits FlagReranker returns).
+
+        `max_doc_tokens` cuts each text alone to that many tokens before pairing (Cohere's `max_tokens_per_doc`).
+        """
+        if max_doc_tokens is not None and max_doc_tokens < 1:
+            raise InvalidInput(f"max_doc_tokens={max_doc_tokens} must be at least 1")
         timing = timing or Timing()
         self._check_batch(len(texts), "texts")
-        pairs = await self._tokenize("rerank", timing, self.reranker.tokenize, query, texts, truncate)
+        pairs = await self._tokenize("rerank", timing, self.reranker.tokenize, query, texts, truncate, max_doc_tokens)
         lengths = [len(p.input_ids) for p in pairs]
         timing.tokens = sum(lengths)
         logits = np.asarray(await self._submit(self.rerank_batcher, pairs, lengths, timing.batch), dtype=np.float64)
@@ -240,6 +290,7 @@ class Engine:
             "queue": {
                 "embed": self.embed_batcher.queue_size,
                 "rerank": self.rerank_batcher.queue_size,
+                "embed_all": self.tokens_batcher.queue_size,
                 "in_flight": self.in_flight,
                 "drain_seconds": round(self.drain_seconds(), 2),
             },

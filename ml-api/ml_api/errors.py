@@ -64,3 +64,11 @@ class ModelError(DomainError):
 
 class DeviceUnavailable(DomainError):
     """DEVICE=cuda was asked for but no runtime sees a usable GPU (or one fell back to CPU)."""
+
+
+class Unsupported(DomainError):
+    """The loaded model cannot do what the route asks (e.g. /embed_all on a graph without token outputs)."""
+
+
+class NotFound(DomainError):
+    """The client named something this server does not have (a model id)."""

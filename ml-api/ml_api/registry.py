@@ -19,6 +19,7 @@ log = logging.getLogger("ml_api.registry")
 
 MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"
+POOLED, TOKENS = "sentence_embedding", "token_embeddings"  # the embedder graph's outputs (/embed, /embed_all)
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:

@@ -89,21 +89,37 @@ class Reranker:
             tok.enable_truncation(max_length, strategy=strategy)
         return tok
 
-    def tokenize(self, query: str, texts: list[str], truncate: bool = True) -> list[Pair]:
-        """Pairs as FlagReranker builds them; long texts are read only as far as truncation needs."""
+    def tokenize(
+        self, query: str, texts: list[str], truncate: bool = True, max_doc_tokens: int | None = None
+    ) -> list[Pair]:
+        """Pairs as FlagReranker builds them; long texts are read only as far as truncation needs.
+
+        `max_doc_tokens` first cuts each text alone (not the query) to its first that many tokens, as Cohere's
+        `max_tokens_per_doc` does; the pair is then cut to the model's length as usual.
+        """
         raw, limit = self._raw_tok, self.max_length
+        doc_limit = limit if max_doc_tokens is None else min(limit, max_doc_tokens)
 
         def encode(final: Tokenizer, items: list[str], most: int) -> list[tuple[Encoding, bool]]:
             return encode_all(raw, final, items, most, add_special_tokens=False, compact=self._compact)
 
+        def documents(final: Tokenizer) -> list[tuple[Encoding, bool]]:
+            """Read only as far as `doc_limit`; a capped text is then known in full (its cut is exact)."""
+            encoded = encode(final, texts, doc_limit)
+            if doc_limit == limit:
+                return encoded
+            for p, _ in encoded:
+                p.truncate(doc_limit)
+            return [(p, True) for p, _ in encoded]
+
         if truncate:
             [(q, _)] = encode(self._query_tok, [query], self.query_max_length)
-            passages = encode(self._text_tok, texts, limit)
+            passages = documents(self._text_tok)
             encodings = [self._pair_tok.post_process(q, p, add_special_tokens=True) for p, _ in passages]
         else:
             [(q, q_whole)] = encode(raw, [query], limit)
             encodings = []
-            for i, (p, whole) in enumerate(encode(raw, texts, limit)):
+            for i, (p, whole) in enumerate(documents(raw)):
                 enc = raw.post_process(q, p, add_special_tokens=True)
                 if not (q_whole and whole) or len(enc.ids) > limit:
                     count = f"{len(enc.ids)} tokens, more than" if q_whole and whole else "more tokens than"

@@ -87,6 +87,14 @@ def http(server: Server) -> Iterator[httpx.Client]:
         yield client
 
 
+def reason(res: httpx.Response) -> tuple[str, str]:
+    """(message, kind) from either error shape: TEI's {error, error_type}, or OpenAI's under /v1/ and /v2/."""
+    body = res.json()
+    if isinstance(body["error"], dict):
+        return body["error"]["message"], body["error"]["code"]
+    return body["error"], body["error_type"]
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     """Sum of a Prometheus sample over the series matching `labels`."""
     total = 0.0

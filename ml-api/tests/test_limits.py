@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import reason
 
 JSON = {"Content-Type": "application/json"}
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -23,7 +24,7 @@ SURROGATES = [
     ("/rerank", '{"query": "\\ud800", "texts": ["a"]}', "query"),
     ("/rerank", '{"query": "q", "texts": ["a", "\\udfff"]}', "texts[1] contains a lone UTF-16 surrogate"),
     ("/v1/embeddings", '{"input": "\\ud83d"}', "input[0] contains a lone UTF-16 surrogate (U+D83D)"),
-    ("/v1/embeddings", '{"input": "x", "model": "m\\ud800"}', "model: Value error, contains a lone UTF-16"),
+    ("/v1/embeddings", '{"input": "x", "model": "m\\ud800"}', "model: contains a lone UTF-16"),
     ("/v1/embeddings", '{"input": "x", "user": "\\ud800"}', "user"),
     ("/v1/rerank", '{"query": "q", "documents": ["\\ud800"]}', "documents[0] contains a lone UTF-16 surrogate"),
     ("/v1/rerank", '{"query": "q", "documents": [{"text": "\\ud800"}]}', "documents[0] contains a lone"),
@@ -35,7 +36,8 @@ SURROGATES = [
 def test_lone_surrogates_are_422_naming_the_field(http, path: str, body: str, needle: str) -> None:
     res = http.post(path, content=body.encode(), headers=JSON)
     assert res.status_code == 422, res.text
-    assert res.json()["error_type"] == "validation" and needle in res.json()["error"], res.text
+    message, kind = reason(res)
+    assert kind == "validation" and needle in message, res.text
 
 
 def test_surrogate_sent_as_utf8_bytes_is_422(http) -> None:
@@ -93,13 +95,13 @@ def test_unparsable_bodies_are_400_with_the_reason(http, content: bytes, needle:
         ("/v1/embeddings", f'{{"input": "x", "dimensions": {BIG_DIGITS}}}', "less than or equal to 65536"),
         ("/v1/embeddings", '{"input": "x", "dimensions": 0}', "greater than or equal to 1"),
         ("/embed", '{"inputs": "x", "normalize": 1e999999}', "normalize"),
-        ("/embed", f'{{"inputs": [{BIG_DIGITS}]}}', "valid string"),
+        ("/embed", f'{{"inputs": [{BIG_DIGITS}]}}', "is not a token id (0..4294967295)"),
     ],
 )
 def test_out_of_range_numbers_are_422(http, path: str, body: str, needle: str) -> None:
     res = http.post(path, content=body.encode(), headers=JSON)
     assert res.status_code == 422, res.text
-    assert needle in res.json()["error"], res.text
+    assert needle in reason(res)[0], res.text
 
 
 def test_bounds_are_inclusive_and_in_openapi(http) -> None:
@@ -122,7 +124,7 @@ def test_missing_content_type_is_415(http, path: str) -> None:
     for headers in ({}, {"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}):
         res = http.post(path, content=b'{"inputs": "x", "input": "x", "query": "q", "texts": ["a"]}', headers=headers)
         assert res.status_code == 415, (headers, res.text)
-        assert "application/json" in res.json()["error"]
+        assert "application/json" in reason(res)[0]
     assert http.post(path, headers={}).status_code == 415  # no body, no type
     ok = http.post(
         path,

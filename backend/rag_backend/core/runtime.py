@@ -76,13 +76,18 @@ def describe_validation(errors: list[dict]) -> str:
     parts = []
     for err in errors[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # our validators' own reasons
+        parts.append(f"{loc}: {message}")
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
     return printable("; ".join(parts) + more)
 
 
+def too_large_reason(setting: str, limit_bytes: int) -> str:
+    return f"request body exceeds the {setting} limit ({limit_bytes} bytes)"
+
+
 def body_too_large(setting: str, limit_bytes: int) -> Response:
-    return error_response(413, "validation", f"request body exceeds the {setting} limit ({limit_bytes} bytes)")
+    return error_response(413, "validation", too_large_reason(setting, limit_bytes))
 
 
 def presented_key(headers: dict[bytes, bytes]) -> bytes:
@@ -101,10 +106,9 @@ def key_matches(headers: dict[bytes, bytes], api_key: str | None) -> bool:
     return bool(given) and hmac.compare_digest(given, api_key.encode())
 
 
+UNAUTHORIZED = "missing or wrong API key: send Authorization: Bearer <key> or X-API-Key: <key>"
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
 def unauthorized() -> Response:
-    return error_response(
-        401,
-        "auth",
-        "missing or wrong API key: send Authorization: Bearer <key> or X-API-Key: <key>",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+    return error_response(401, "auth", UNAUTHORIZED, headers=CHALLENGE)

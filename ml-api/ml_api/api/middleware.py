@@ -7,13 +7,18 @@ import time
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ml_api.api.errors import error_for
 from ml_api.core import metrics
-from ml_api.core.runtime import body_too_large, error_response, key_matches, unauthorized
+from ml_api.core.runtime import CHALLENGE, UNAUTHORIZED, key_matches, too_large_reason
 
 OPEN_PATHS = {"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 DOCS_ASSETS = "/static-offline-docs/"  # Swagger UI's files, served from the fastapi-offline package
-JSON_ROUTES = {"/embed", "/rerank", "/v1/embeddings", "/v1/rerank"}
-KNOWN_ROUTES = {*JSON_ROUTES, "/health", "/info", "/metrics"}
+# Every POST route: each takes a JSON body (metrics label known routes by path, the rest as "other").
+JSON_ROUTES = {
+    *("/", "/embed", "/embed_all", "/rerank", "/tokenize", "/decode"),  # TEI
+    *("/v1/embeddings", "/v1/rerank", "/v1/embed", "/v2/embed", "/v2/rerank"),  # OpenAI, Cohere v1/v2, Jina
+}
+KNOWN_ROUTES = {*JSON_ROUTES, "/health", "/info", "/metrics", "/v1/models"}
 NOT_JSON = "Content-Type must be application/json (with curl: -H 'Content-Type: application/json')"
 
 
@@ -76,7 +81,7 @@ class GuardMiddleware:
                 # A chunked body has no length to check up front: read it here, bounded, then replay it.
                 body = await self._read_bounded(receive)
                 if body is None:
-                    await self._too_large()(scope, receive, send_wrapper)
+                    await self._too_large(path)(scope, receive, send_wrapper)
                     return
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_wrapper)
@@ -98,23 +103,23 @@ class GuardMiddleware:
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    def _too_large(self) -> Response:
-        return body_too_large("MAX_REQUEST_BYTES", self.max_bytes)
+    def _too_large(self, path: str) -> Response:
+        return error_for(path, 413, "validation", too_large_reason("MAX_REQUEST_BYTES", self.max_bytes))
 
     def _reject(self, scope: Scope, path: str) -> Response | None:
         headers = dict(scope.get("headers", []))
         open_path = path in OPEN_PATHS or path.startswith(DOCS_ASSETS)
         guarded = not open_path and scope.get("method") != "OPTIONS"
         if guarded and not key_matches(headers, self.api_key):
-            return unauthorized()
+            return error_for(path, 401, "auth", UNAUTHORIZED, headers=CHALLENGE)
         if scope.get("method") == "POST" and path in JSON_ROUTES and not is_json(headers.get(b"content-type")):
-            return error_response(415, "validation", NOT_JSON)
+            return error_for(path, 415, "validation", NOT_JSON)
         length = headers.get(b"content-length")
         if length is not None:
             try:
                 too_big = int(length) > self.max_bytes
             except ValueError:
-                return error_response(400, "validation", "invalid Content-Length header")
+                return error_for(path, 400, "validation", "invalid Content-Length header")
             if too_big:
-                return self._too_large()
+                return self._too_large(path)
         return None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ml_api.errors import ModelError
-from ml_api.registry import MANIFEST, ONNX_FILE, resolve_source
+from ml_api.registry import MANIFEST, ONNX_FILE, POOLED, TOKENS, resolve_source
 
 log = logging.getLogger("ml_api.tools.export")
 
@@ -52,7 +52,11 @@ def sentence_transformers_config(src: Path, model_max: int) -> tuple[str, int, b
 
 
 def export_embedder(source: str, out: Path, name: str | None = None, opset: int = 17) -> dict[str, Any]:
-    """Export a Hugging Face encoder to ONNX with pooling inside the graph (B x D out, not B x L x D)."""
+    """Export a Hugging Face encoder to ONNX with pooling inside the graph.
+
+    Two outputs: `sentence_embedding` (B x D, what /embed reads; ONNX Runtime copies out only the outputs asked
+    for) and `token_embeddings` (B x L x D, the last hidden state TEI's /embed_all returns).
+    """
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -84,12 +88,12 @@ def export_embedder(source: str, out: Path, name: str | None = None, opset: int 
                 kwargs["token_type_ids"] = token_type_ids
             hidden = self.encoder(**kwargs).last_hidden_state
             if pooling == "cls":
-                return hidden[:, 0]
+                return hidden[:, 0], hidden
             if pooling == "last":
                 last = attention_mask.sum(dim=1) - 1
-                return hidden[torch.arange(hidden.shape[0]), last]
+                return hidden[torch.arange(hidden.shape[0]), last], hidden
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9), hidden
 
     sample = tokenizer(
         ["a short one", "and a somewhat longer sentence to make padding appear"], padding=True, return_tensors="pt"
@@ -97,7 +101,8 @@ def export_embedder(source: str, out: Path, name: str | None = None, opset: int 
     input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if uses_token_types else [])
     args = tuple(sample[n] for n in input_names)
     axes = {n: {0: "batch", 1: "sequence"} for n in input_names}
-    axes["sentence_embedding"] = {0: "batch"}
+    axes[POOLED] = {0: "batch"}
+    axes[TOKENS] = {0: "batch", 1: "sequence"}
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (ONNX_FILE + ".tmp")
     with torch.no_grad():
@@ -106,18 +111,18 @@ def export_embedder(source: str, out: Path, name: str | None = None, opset: int 
             args,
             str(tmp),
             input_names=input_names,
-            output_names=["sentence_embedding"],
+            output_names=[POOLED, TOKENS],
             dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
             do_constant_folding=True,
         )
-        expected = Pooled().eval()(*args).numpy()
+        expected = [t.numpy() for t in Pooled().eval()(*args)]
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-    got = session.run(None, {n: sample[n].numpy().astype(np.int64) for n in input_names})[0]
-    max_diff = float(np.abs(got - expected).max())
-    if max_diff > 1e-4:
-        raise ModelError(f"ONNX export of {src} does not match torch (max abs diff {max_diff:.2e})")
+    got = session.run([POOLED, TOKENS], {n: sample[n].numpy().astype(np.int64) for n in input_names})
+    max_diff, tokens_diff = (float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
+    if max(max_diff, tokens_diff) > 1e-4:
+        raise ModelError(f"ONNX export of {src} does not match torch (max abs diff {max(max_diff, tokens_diff):.2e})")
     os.replace(tmp, out / ONNX_FILE)
     tokenizer.save_pretrained(str(out))
     manifest = {
@@ -131,9 +136,11 @@ def export_embedder(source: str, out: Path, name: str | None = None, opset: int 
         "pooling": pooling,
         "normalize": normalize,
         "inputs": input_names,
-        "output": "sentence_embedding",
+        "output": POOLED,
+        "outputs": [POOLED, TOKENS],
         "opset": opset,
-        "export_max_abs_diff": max_diff,
+        "export_max_abs_diff": max_diff,  # of the pooled output; the per-token one is usually a little larger
+        "export_max_abs_diff_tokens": tokens_diff,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_manifest(out, manifest)

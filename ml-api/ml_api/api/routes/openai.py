@@ -1,34 +1,35 @@
-"""OpenAI's `/v1/embeddings`: works with the official client, which asks for base64 by default."""
+"""OpenAI's `/v1/embeddings` and `/v1/models`: what the official client and LangChain's OpenAIEmbeddings call."""
 
 from __future__ import annotations
-
-import base64
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ml_api.api import schemas
 from ml_api.api.deps import EngineDep
 from ml_api.api.routes.common import guarded, json_response, responses
-from ml_api.engine import Timing
+from ml_api.api.schemas import openai as schemas
+from ml_api.engine import Engine, Timing
+from ml_api.errors import NotFound
+from ml_api.quantization import to_base64
 
 router = APIRouter(tags=["OpenAI"])
 
 
-@router.post("/v1/embeddings", responses=responses(schemas.OpenAIEmbeddingResponse))
+@router.post("/v1/embeddings", responses=responses(schemas.OpenAIEmbeddingResponse, "openai"))
 async def openai_embeddings(body: schemas.OpenAIEmbeddingRequest, request: Request, engine: EngineDep) -> Response:
-    """OpenAI embeddings: works with the official client (which asks for base64 by default)."""
+    """OpenAI embeddings: works with the official client (which asks for base64 by default).
+
+    `input` may be token ids, as OpenAI, TEI and vLLM accept: in the served embedder's vocabulary (see /tokenize),
+    used as given. `truncate` (ours; default true) decides what over-length input gets: cut, or a 413.
+    """
     timing = Timing()
     matrix = await guarded(
-        request, engine, engine.embed(body.texts(), normalize=True, dimensions=body.dimensions, timing=timing)
+        request,
+        engine,
+        engine.embed(body.batch(), normalize=True, truncate=body.truncate, dimensions=body.dimensions, timing=timing),
     )
-    if body.encoding_format == "base64":
-        data = [
-            {"object": "embedding", "index": i, "embedding": base64.b64encode(row.astype("<f4").tobytes()).decode()}
-            for i, row in enumerate(matrix)
-        ]
-    else:
-        data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(matrix)]
+    rows = to_base64(matrix) if body.encoding_format == "base64" else matrix
+    data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
     return json_response(
         {
             "object": "list",
@@ -38,3 +39,27 @@ async def openai_embeddings(body: schemas.OpenAIEmbeddingRequest, request: Reque
         },
         timing,
     )
+
+
+def _models(engine: Engine) -> list[dict]:
+    """The embedder and the reranker, under the ids our responses report when the client names no model."""
+    return [
+        {"id": name, "object": "model", "created": engine.started_at, "owned_by": "ml-api"}
+        for name in dict.fromkeys((engine.embed_name, engine.rerank_name))
+    ]
+
+
+@router.get("/v1/models", responses=responses(schemas.ModelList, "openai"))
+async def list_models(engine: EngineDep) -> Response:
+    """`client.models.list()`: the served embedder and reranker."""
+    return json_response({"object": "list", "data": _models(engine)})
+
+
+@router.get("/v1/models/{model_id:path}", responses=responses(schemas.Model, "openai", extra=(404,)))
+async def retrieve_model(model_id: str, engine: EngineDep) -> Response:
+    """`client.models.retrieve(id)`: one served model, or 404 naming the ones served."""
+    for model in _models(engine):
+        if model["id"] == model_id:
+            return json_response(model)
+    served = ", ".join(m["id"] for m in _models(engine))
+    raise NotFound(f"model {model_id!r} is not served here; served: {served}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
@@ -10,21 +13,47 @@ from ml_api import __version__
 from ml_api.api.deps import EngineDep, SettingsDep
 from ml_api.api.errors import ERRORS
 from ml_api.api.routes.common import json_response
+from ml_api.api.schemas.common import ErrorBody
 from ml_api.core.metrics import REGISTRY
+from ml_api.engine import Engine
 from ml_api.errors import BatchTooLarge
 
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/health")
+@router.get("/health", responses={503: {"model": ErrorBody}})
 async def health(engine: EngineDep) -> Response:
     """200 only when a real forward pass of both models succeeds."""
     return json_response({"status": "ok", **await engine.health()})
 
 
-@router.get("/info")
+def tei_info(engine: Engine) -> dict[str, Any]:
+    """TEI's /info fields, describing the embedder (the model TEI's clients and `POST /` use)."""
+    a = engine.args
+    return {
+        "model_id": engine.embed_name,
+        "model_sha": None,
+        "model_dtype": "float32",
+        "model_type": {"embedding": {"pooling": engine.embedder.pooling}},
+        "prompts": None,
+        "default_prompt_name": None,
+        "default_prompt": None,
+        "max_concurrent_requests": a.max_concurrent_requests,
+        "max_input_length": engine.embedder.max_length,
+        "max_batch_tokens": engine.max_batch_tokens,
+        "max_batch_requests": a.max_batch_size,
+        "max_client_batch_size": a.max_client_batch_size,
+        "auto_truncate": True,
+        "tokenization_workers": os.cpu_count() or 1,
+        "sha": None,
+        "docker_label": None,
+    }
+
+
+@router.get("/info", responses={401: {"model": ErrorBody}})
 async def info(engine: EngineDep, settings: SettingsDep) -> Response:
-    data = {"version": __version__, **engine.info()}
+    """Both models, the device, the batching limits and queues; TEI's fields (for the embedder) beside them."""
+    data = {**tei_info(engine), "version": __version__, **engine.info()}
     # The HTTP side of the limits: what an over-size batch gets, and the body limit the guard enforces.
     data["batching"] |= {
         "over_client_batch": str(ERRORS[BatchTooLarge].status),

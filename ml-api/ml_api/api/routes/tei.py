@@ -1,39 +1,36 @@
-"""TEI's `/embed` and `/rerank`: the shapes text-embeddings-inference clients already send and read."""
+"""TEI's routes: the shapes text-embeddings-inference clients (huggingface_hub's InferenceClient) send and read."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from starlette.responses import Response
 
-from ml_api.api import schemas
 from ml_api.api.deps import EngineDep
 from ml_api.api.routes.common import guarded, json_response, responses
-from ml_api.engine import Timing
+from ml_api.api.schemas import tei as schemas
+from ml_api.engine import Engine, Timing
 
 router = APIRouter(tags=["TEI"])
 
 
-@router.post("/embed", responses=responses(list[list[float]]))
-async def embed(body: schemas.EmbedRequest, request: Request, engine: EngineDep) -> Response:
-    """TEI `/embed`: a list of vectors, one per input."""
+async def _embed(body: schemas.EmbedRequest, request: Request, engine: Engine) -> Response:
     timing = Timing()
     matrix = await guarded(
         request,
         engine,
         engine.embed(
-            body.texts(),
+            body.batch(),
             normalize=body.normalize,
             truncate=body.truncate,
             direction=body.truncation_direction,
+            dimensions=body.dimensions,
             timing=timing,
         ),
     )
     return json_response(matrix, timing)
 
 
-@router.post("/rerank", responses=responses(list[schemas.RankItem]))
-async def rerank(body: schemas.RerankRequest, request: Request, engine: EngineDep) -> Response:
-    """TEI `/rerank`: `[{index, score, text?}]`, highest score first."""
+async def _rerank(body: schemas.RerankRequest, request: Request, engine: Engine) -> Response:
     timing = Timing()
     ranked = await guarded(
         request,
@@ -47,3 +44,55 @@ async def rerank(body: schemas.RerankRequest, request: Request, engine: EngineDe
         for r in ranked
     ]
     return json_response(items, timing)
+
+
+@router.post("/", responses=responses(list[list[float]] | list[schemas.RankItem]))
+async def predict(
+    request: Request,
+    engine: EngineDep,
+    body: schemas.EmbedRequest | schemas.RerankRequest = Body(),  # noqa: B008 (FastAPI's way to name a union body)
+) -> Response:
+    """TEI's root route, which `huggingface_hub.InferenceClient(base_url).feature_extraction` posts to.
+
+    TEI answers it with whatever its one model does; we serve two, so the body decides: `{inputs}` embeds
+    (as /embed), `{query, texts}` reranks (as /rerank).
+    """
+    if isinstance(body, schemas.RerankRequest):
+        return await _rerank(body, request, engine)
+    return await _embed(body, request, engine)
+
+
+@router.post("/embed", responses=responses(list[list[float]]))
+async def embed(body: schemas.EmbedRequest, request: Request, engine: EngineDep) -> Response:
+    """TEI `/embed`: a list of vectors, one per input (a text or a list of token ids)."""
+    return await _embed(body, request, engine)
+
+
+@router.post("/embed_all", responses=responses(list[list[list[float]]], extra=(501,)))
+async def embed_all(body: schemas.EmbedAllRequest, request: Request, engine: EngineDep) -> Response:
+    """TEI `/embed_all`: every token's vector before pooling, special tokens included, one matrix per input."""
+    timing = Timing()
+    rows = await guarded(
+        request,
+        engine,
+        engine.embed_all(body.batch(), truncate=body.truncate, direction=body.truncation_direction, timing=timing),
+    )
+    return json_response(rows, timing)
+
+
+@router.post("/rerank", responses=responses(list[schemas.RankItem]))
+async def rerank(body: schemas.RerankRequest, request: Request, engine: EngineDep) -> Response:
+    """TEI `/rerank`: `[{index, score, text?}]`, highest score first."""
+    return await _rerank(body, request, engine)
+
+
+@router.post("/tokenize", responses=responses(list[list[schemas.SimpleToken]]))
+async def tokenize(body: schemas.TokenizeRequest, request: Request, engine: EngineDep) -> Response:
+    """TEI `/tokenize`: the embedder's tokens for each input, with character offsets (no truncation)."""
+    return json_response(await guarded(request, engine, engine.tokenize(body.batch(), body.add_special_tokens)))
+
+
+@router.post("/decode", responses=responses(list[str]))
+async def decode(body: schemas.DecodeRequest, request: Request, engine: EngineDep) -> Response:
+    """TEI `/decode`: token ids back to text with the embedder's tokenizer."""
+    return json_response(await guarded(request, engine, engine.decode(body.batch(), body.skip_special_tokens)))

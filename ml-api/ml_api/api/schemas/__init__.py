@@ -1,0 +1,1 @@
+"""Request/response shapes, one module per API family; `common` holds what they share."""
