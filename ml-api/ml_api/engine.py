@@ -23,7 +23,7 @@ from ml_api.device import DevicePlan, detect
 from ml_api.embedding import Direction, Embedder, is_oom, normalize_rows
 from ml_api.errors import BatchTooLarge, DomainError, InferenceFailed, InvalidInput, ModelError, Overloaded, Unhealthy
 from ml_api.registry import resolve_embedder, resolve_reranker
-from ml_api.reranking import Reranker, sigmoid
+from ml_api.reranking import load_reranker, sigmoid
 
 log = logging.getLogger("ml_api.engine")
 T = TypeVar("T")
@@ -49,6 +49,22 @@ def rank(scores: np.ndarray, top_n: int | None = None) -> list[Ranked]:
     return [Ranked(int(i), float(scores[i])) for i in order]
 
 
+# One /embed_all answer is a float per token and dimension: 4M floats are about 45 MB of JSON.
+EMBED_ALL_MAX_FLOATS = 4_000_000
+INLINE_TOKENIZE_CHARS = 2048  # about 50 µs of tokenising on the event loop at most
+
+
+def _chars(args: tuple[Any, ...]) -> int:
+    """Characters a tokenize call will read: a query string and/or a list of texts."""
+    total = 0
+    for arg in args:
+        if isinstance(arg, str):
+            total += len(arg)
+        elif isinstance(arg, list):
+            total += sum(len(t) for t in arg if isinstance(t, str))
+    return total
+
+
 class Engine:
     """Built once in the app's lifespan; `start` needs the running event loop (the batchers' tasks)."""
 
@@ -59,7 +75,9 @@ class Engine:
         self.embedder = Embedder(
             resolve_embedder(args.embed_model, args.models_dir), self.plan, args.ort_intra_op_threads
         )
-        self.reranker = Reranker(resolve_reranker(args.rerank_model), self.plan, args.rerank_max_length)
+        self.reranker = load_reranker(
+            resolve_reranker(args.rerank_model), self.plan, args.rerank_max_length, args.ort_intra_op_threads
+        )
         self.max_batch_tokens = args.max_batch_tokens or (16384 if self.plan.device == "cuda" else 4096)
         for model, limit in ((self.embedder, self.embedder.max_length), (self.reranker, self.reranker.max_length)):
             if self.max_batch_tokens < limit:
@@ -176,6 +194,11 @@ class Engine:
         ids = await self._token_rows(inputs, truncate, direction, timing)
         lengths = [len(r) for r in ids]
         timing.tokens = sum(lengths)
+        if timing.tokens * self.embedder.dimension > EMBED_ALL_MAX_FLOATS:
+            raise BatchTooLarge(
+                f"/embed_all would answer {timing.tokens} tokens x {self.embedder.dimension} floats, more than "
+                f"{EMBED_ALL_MAX_FLOATS:,} in one response; send fewer or shorter inputs"
+            )
         rows = await self._submit(self.tokens_batcher, ids, lengths, timing.batch)
         return [normalize_rows(r) for r in rows] if normalize else rows
 
@@ -222,9 +245,16 @@ class Engine:
 
     @staticmethod
     async def _tokenize(model: str, timing: Timing, tokenize: Callable[..., list[T]], *args: Any) -> list[T]:
-        """Tokenise on a worker thread; an input over the model's length (truncate=false) raises InputTooLong."""
+        """Tokenise; an input over the model's length (truncate=false) raises InputTooLong.
+
+        A few short texts (a search box's query) are tokenised right here: tens of microseconds, less than the
+        hand-off to a worker thread and back. Anything longer goes to a thread so the event loop stays free.
+        """
         t0 = time.perf_counter()
-        items = await asyncio.to_thread(tokenize, *args)
+        if _chars(args) <= INLINE_TOKENIZE_CHARS:
+            items = tokenize(*args)
+        else:
+            items = await asyncio.to_thread(tokenize, *args)
         timing.tokenization_s = time.perf_counter() - t0
         metrics.TOKENIZATION.labels(model).observe(timing.tokenization_s)
         return items
@@ -273,6 +303,7 @@ class Engine:
             "reranking": {
                 "model": self.rerank_name,
                 "path": str(self.reranker.path),
+                "backend": self.reranker.backend,
                 "max_length": self.reranker.max_length,
                 "device": self.reranker.device,
                 "fp16": self.reranker.fp16,

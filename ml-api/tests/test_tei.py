@@ -101,3 +101,9 @@ def test_every_post_route_is_a_json_route(http: httpx.Client) -> None:
     for path in posts:
         res = http.post(path, content=b"inputs=x", headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert res.status_code == 415, path
+
+
+def test_embed_all_refuses_an_answer_too_large_to_send(http: httpx.Client) -> None:
+    res = http.post("/embed_all", json={"inputs": ["word " * 300] * 60})  # 60 x 256 tokens x 384 floats
+    assert res.status_code == 413, res.text
+    assert "send fewer or shorter inputs" in res.json()["error"]
