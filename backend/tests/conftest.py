@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 from devharness import Service, free_port, spawn, wait_healthy
@@ -178,3 +179,13 @@ def wait_ready(client: httpx.Client, doc_id: str, timeout: float = 120) -> dict:
             return doc
         time.sleep(0.1)
     raise AssertionError(f"document {doc_id} not finished after {timeout}s: {doc}")
+
+
+def sse(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
+    """Server-sent events as (event, data) pairs, from a streamed response's lines."""
+    event = None
+    for line in lines:
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            yield event or "message", orjson.loads(line[6:])

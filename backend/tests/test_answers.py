@@ -9,9 +9,8 @@ from pathlib import Path
 
 import anyio
 import httpx
-import orjson
 import pytest
-from conftest import TOKENIZER, Proc, free_port, start_backend, wait_ready
+from conftest import TOKENIZER, Proc, free_port, sse, start_backend, wait_ready
 from docs import SOLAR
 from fake_llm import FakeLLM
 
@@ -202,15 +201,6 @@ def llm_backend(tmp_path_factory: pytest.TempPathFactory, ml_api: Proc, fake: Fa
         assert wait_ready(c, doc["documents"][0]["id"])["status"] == "ready"
     yield backend
     backend.stop()
-
-
-def sse(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
-    event = None
-    for line in lines:
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            yield event or "message", orjson.loads(line[6:])
 
 
 def test_query_generate_adds_answer_and_citations(llm_backend: Proc, llm: FakeLLM) -> None:

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
-from conftest import TOKENIZER, Proc, free_port, start_backend, wait_ready
+from conftest import TOKENIZER, Proc, free_port, sse, start_backend, wait_ready
 from docs import SOLAR
 from llama_server import MODEL_ALIAS, LlamaServer, find_model, llm_python, start_llama
 
@@ -73,15 +72,6 @@ async def run(s: Settings, question: str = QUESTION) -> Events:
 
 def tokens(events: Events) -> list[str]:
     return [d["text"] for k, d in events if k == "token"]
-
-
-def sse(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
-    event = None
-    for line in lines:
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            yield event or "message", orjson.loads(line[6:])
 
 
 def done(events: Events) -> dict:

@@ -36,6 +36,9 @@ import numpy as np
 import orjson
 from devharness import Service, free_port, host_info, log_tail, serve, write_results
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_latency  # a sibling script, not a package
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO / ".bench"
 INFINITY_VENV = BENCH_DIR / "infinity"
@@ -682,6 +685,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rerank-queries", type=int, default=32, help="SciFact queries to rerank, one request each (0 skips reranking)"
     )
     add("--rerank-texts", type=int, default=20, help="corpus texts per query (default %(default)s)")
+    add("--latency-requests", type=int, default=300, help="single-short-text latency scenario (0 skips it)")
     add("--sequential-rerank-requests", type=int, default=8, help="queries in the 1-client rerank run (0 = all)")
     add(
         "--warmup-requests",
@@ -798,6 +802,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label} failed: {exc}", flush=True)
     report["services"] = services
 
+    if args.latency_requests:  # bench_latency.py: one short text, HTTP vs in-process, alternating
+        print("latency: single short text, ml-api /embed vs in-process ONNX Runtime", flush=True)
+        report["latency"] = bench_latency.main_result(args.models_dir, args.latency_requests)
+        bench_latency.report(report["latency"])
     infinity_results, report["infinity"] = run_infinity(args, embed, errors)
     results += infinity_results
 
@@ -817,6 +825,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"check  {r.system}, {r.scenario}: {r.check}")
     for key, value in summary.items():
         print(f"ratio  {key}: {value:.2f}x")
+    if "latency" in report:
+        print(f"ratio  single short text /embed p50, HTTP / in-process: {report['latency']['ratio_p50']:.2f}x")
     for key, value in errors.items():
         print(f"error  {key}: {value.splitlines()[0]}")
     report.update(

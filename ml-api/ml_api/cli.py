@@ -40,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--models-dir", default=None, help="default: MODELS_DIR (models)")
     actions = models.add_subparsers(dest="action", required=True)
-    actions.add_parser(
-        "prepare", parents=[common], help="offline defaults: MiniLM (PyPI package) + the shared test reranker"
+    prepare = actions.add_parser(
+        "prepare", parents=[common], help="defaults: MiniLM (PyPI package), test reranker, models/reranker slot"
     )
+    prepare.add_argument("--reranker", default=None, help="hub id for models/reranker (BAAI/bge-reranker-base)")
     for name, text in (
         ("export", "export an embedder (dir or HF id) to ONNX"),
         ("add-reranker", "copy a cross-encoder (dir or HF id) into models/"),
@@ -51,6 +52,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("source")
         p.add_argument("--out", default=None)
         p.add_argument("--name", default=None)
+        if name == "export":
+            p.add_argument("--quantize", choices=["int8"], default=None, help="serve dynamic int8 weights (CPU)")
+            p.add_argument(
+                "--optimize",
+                action=argparse.BooleanOptionalAction,
+                default=True,
+                help="ONNX Runtime's transformer fusions, where they apply (default: on)",
+            )
+        if name == "add-reranker":
+            p.add_argument("--onnx", action="store_true", help="export to ONNX, checked against FlagReranker")
+            p.add_argument("--quantize", choices=["int8"], default=None, help="with --onnx: int8 weights (CPU)")
     actions.add_parser("list", parents=[common], help="list prepared models")
     models.set_defaults(func=_models)
     args = parser.parse_args(argv)

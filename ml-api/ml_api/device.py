@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from typing import Literal
 
 from ml_api.errors import DeviceUnavailable
+from ml_api.registry import torch_available
 
 Device = Literal["cuda", "cpu"]
 
@@ -18,8 +20,18 @@ class DevicePlan:
     reason: str
 
 
-def plan_device(requested: str, ort_available: list[str], torch_cuda: bool, fp16: bool = True) -> DevicePlan:
-    """Decide once for both models, so the embedder and reranker never disagree about the GPU."""
+TORCH_PROBE = "torch.cuda.is_available() is False (CPU torch build, or no driver/GPU visible)"
+DRIVER_PROBE = "the CUDA driver (libcuda.so.1) finds no GPU (asked directly: this variant has no torch)"
+
+
+def plan_device(
+    requested: str, ort_available: list[str], torch_cuda: bool, fp16: bool = True, probe: str = TORCH_PROBE
+) -> DevicePlan:
+    """Decide once for both models, so the embedder and reranker never disagree about the GPU.
+
+    `torch_cuda` is whether a GPU is usable: torch's answer in the full variant, the driver's in the slim one
+    (`probe` says which, for the reason).
+    """
     ort_cuda = "CUDAExecutionProvider" in ort_available
     if requested not in ("auto", "cuda", "cpu"):
         raise ValueError(f"DEVICE must be auto, cuda or cpu, got {requested!r}")
@@ -33,14 +45,28 @@ def plan_device(requested: str, ort_available: list[str], torch_cuda: bool, fp16
     if not ort_cuda:
         missing.append("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu, not onnxruntime)")
     if not torch_cuda:
-        missing.append("torch.cuda.is_available() is False (CPU torch build, or no driver/GPU visible)")
+        missing.append(probe)
     if requested == "cuda":
         raise DeviceUnavailable("DEVICE=cuda but no usable GPU: " + "; ".join(missing))
     return DevicePlan("cpu", ["CPUExecutionProvider"], False, "DEVICE=auto: " + "; ".join(missing))
 
 
+def cuda_driver_sees_gpu() -> bool:
+    """torch's check without torch: cuInit succeeds and counts at least one device."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    return driver.cuInit(0) == 0 and driver.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+
+
 def detect(requested: str, fp16: bool) -> DevicePlan:
     import onnxruntime as ort
+
+    providers = ort.get_available_providers()
+    if not torch_available():  # the slim variant: ONNX models only
+        return plan_device(requested, providers, cuda_driver_sees_gpu(), fp16, DRIVER_PROBE)
     import torch
 
-    return plan_device(requested, ort.get_available_providers(), torch.cuda.is_available(), fp16)
+    return plan_device(requested, providers, torch.cuda.is_available(), fp16)

@@ -53,6 +53,43 @@ def load_tokenizers(path: Path, max_length: int) -> tuple[Tokenizer, dict[str, T
     return base, sides, pad_id
 
 
+def open_session(
+    file: Path, plan: DevicePlan, intra_op_threads: int = 0, model: bytes | None = None
+) -> ort.InferenceSession:
+    """An ONNX Runtime session on the planned providers (both ONNX models, embedder and reranker, use it).
+
+    `model` is the graph's bytes when the caller changed it in memory (fp16 on CUDA); `file` then names it.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    # Spinning worker threads would burn the cores the HTTP side needs between batches.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers: list = []
+    for name in plan.ort_providers:
+        if name == "CUDAExecutionProvider":
+            providers.append(
+                (
+                    name,
+                    {
+                        "device_id": 0,
+                        "arena_extend_strategy": "kSameAsRequested",
+                        "cudnn_conv_algo_search": "HEURISTIC",
+                    },
+                )
+            )
+        else:
+            providers.append(name)
+    try:
+        session = ort.InferenceSession(str(file) if model is None else model, options, providers=providers)
+    except Exception as exc:
+        raise ModelError(f"onnxruntime cannot load {file}: {exc}") from exc
+    if plan.device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        raise DeviceUnavailable(f"CUDA was planned but onnxruntime fell back to {session.get_providers()}")
+    return session
+
+
 class Embedder:
     def __init__(self, path: Path, plan: DevicePlan, intra_op_threads: int = 0) -> None:
         manifest = read_manifest(path)
@@ -69,36 +106,8 @@ class Embedder:
         self._compact = compactor(self._untruncated)
         self.vocab_size: int = self._untruncated.get_vocab_size(with_added_tokens=True)
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads:
-            options.intra_op_num_threads = intra_op_threads
-        # Spinning worker threads would burn the cores the HTTP side needs between batches.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers: list = []
-        for name in plan.ort_providers:
-            if name == "CUDAExecutionProvider":
-                providers.append(
-                    (
-                        name,
-                        {
-                            "device_id": 0,
-                            "arena_extend_strategy": "kSameAsRequested",
-                            "cudnn_conv_algo_search": "HEURISTIC",
-                        },
-                    )
-                )
-            else:
-                providers.append(name)
-        try:
-            self.session = ort.InferenceSession(
-                str(path / manifest.get("file", ONNX_FILE)), options, providers=providers
-            )
-        except Exception as exc:
-            raise ModelError(f"onnxruntime cannot load {path / manifest.get('file', ONNX_FILE)}: {exc}") from exc
+        self.session = open_session(path / manifest.get("file", ONNX_FILE), plan, intra_op_threads)
         self.providers: list[str] = self.session.get_providers()
-        if plan.device == "cuda" and "CUDAExecutionProvider" not in self.providers:
-            raise DeviceUnavailable(f"CUDA was planned but onnxruntime fell back to {self.providers}")
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         outputs = [o.name for o in self.session.get_outputs()]
         self._pooled = POOLED if POOLED in outputs else outputs[0]

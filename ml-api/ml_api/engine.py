@@ -22,7 +22,7 @@ from ml_api.core import metrics
 from ml_api.device import DevicePlan, detect
 from ml_api.embedding import Direction, Embedder, is_oom, normalize_rows
 from ml_api.errors import BatchTooLarge, DomainError, InferenceFailed, InvalidInput, ModelError, Overloaded, Unhealthy
-from ml_api.registry import resolve_embedder, resolve_reranker
+from ml_api.registry import provenance, resolve_embedder, resolve_reranker
 from ml_api.reranking import load_reranker, sigmoid
 
 log = logging.getLogger("ml_api.engine")
@@ -84,6 +84,13 @@ class Engine:
                 raise ModelError(f"MAX_BATCH_TOKENS={self.max_batch_tokens} is below {model.name}'s max length {limit}")
         self.embed_name = args.embed_model_name or self.embedder.name
         self.rerank_name = args.rerank_model_name or self.reranker.name
+        self.rerank_origin = provenance(self.reranker.path)  # /info; `make models` may have left a fallback
+        if self.rerank_origin["fallback"]:
+            log.warning(
+                "SERVING THE TEST RERANKER: RERANK_MODEL holds the offline fallback of `make models`, a weak "
+                "cross-encoder for tests; run `make models` where the Hugging Face hub is reachable",
+                extra={"fields": {"path": str(self.reranker.path), "reason": self.rerank_origin["fallback_reason"]}},
+            )
         batching = {
             "max_batch_tokens": self.max_batch_tokens,
             "max_batch_size": args.max_batch_size,
@@ -303,6 +310,7 @@ class Engine:
             "reranking": {
                 "model": self.rerank_name,
                 "path": str(self.reranker.path),
+                **self.rerank_origin,
                 "backend": self.reranker.backend,
                 "max_length": self.reranker.max_length,
                 "device": self.reranker.device,

@@ -8,6 +8,7 @@ never exported, and imports it only then, so a normal start never loads torch.on
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -50,7 +51,24 @@ def resolve_source(source: str) -> Path:
         ) from exc
 
 
+def torch_available() -> bool:
+    """False in the slim variant (requirements/*-slim.txt), which serves ONNX directories only."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def require_torch(setting: str, spec: str, export: str) -> None:
+    """The slim variant's answer to a checkpoint: say how to get the ONNX directory it can serve."""
+    if torch_available():
+        return
+    raise ModelError(
+        f"{setting}={spec!r} is a PyTorch checkpoint, and this is ml-api's slim variant (no torch), which serves "
+        f"ONNX directories only: export it where the full variant is installed (`{export}`) and set {setting} to "
+        "that directory, or run the full variant (image built with VARIANT=full, or requirements/cpu.txt)."
+    )
+
+
 def _export(source: str, out: Path, name: str | None = None) -> None:
+    require_torch("EMBED_MODEL", source, f"ml-api models export {source} --out DIR")
     from ml_api.tools.export import export_embedder  # tooling: only for a checkpoint never exported
 
     export_embedder(source, out, name=name)
@@ -89,15 +107,36 @@ def resolve_embedder(spec: str, models_dir: Path) -> Path:
 
 
 def resolve_reranker(spec: str) -> Path:
-    """A cross-encoder directory (config.json inside), or a hub id fetched into the HF cache."""
+    """A cross-encoder directory (config.json inside, or an ONNX export's manifest), or a hub id fetched."""
     path = Path(spec).expanduser()
     if path.is_dir():
+        manifest = read_manifest(path) or {}
+        if manifest.get("kind") == "reranker" and manifest.get("format") == "onnx":
+            if not (path / manifest.get("file", ONNX_FILE)).is_file():
+                raise ModelError(f"{path} has an ONNX manifest but no {manifest.get('file', ONNX_FILE)}")
+            return path
         if not (path / "config.json").is_file():
             raise ModelError(f"RERANK_MODEL={spec!r} has no config.json; not a Hugging Face cross-encoder directory")
+        _reranker_needs_torch(spec)
         return path
     if spec.startswith((".", "/")) or "models/" in spec or spec.count("/") != 1:
         raise ModelError(
             f"RERANK_MODEL={spec!r} does not exist. Run `make models` (copies the test reranker from the shared "
             "folder when present) or `ml-api models add-reranker <dir-or-hf-id>`, or set RERANK_MODEL."
         )
+    _reranker_needs_torch(spec)
     return resolve_source(spec)
+
+
+def _reranker_needs_torch(spec: str) -> None:
+    """FlagReranker serves a checkpoint; without torch only an `add-reranker --onnx` directory can be served."""
+    require_torch("RERANK_MODEL", spec, f"ml-api models add-reranker {spec} --onnx --out DIR")
+
+
+def provenance(path: Path) -> dict[str, Any]:
+    """Where a served model came from, as its manifest recorded it: /info shows it, startup warns on a fallback."""
+    manifest = read_manifest(path) or {}
+    origin: dict[str, Any] = {"source": manifest.get("source"), "fallback": bool(manifest.get("fallback", False))}
+    if origin["fallback"]:
+        origin["fallback_reason"] = manifest.get("fallback_reason")
+    return origin

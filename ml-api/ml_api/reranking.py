@@ -1,8 +1,11 @@
-"""The cross-encoder: loaded by FlagEmbedding's FlagReranker, fed by our batcher.
+"""The cross-encoder: FlagReranker's tokenisation, fed by our batcher, on torch or on ONNX Runtime.
 
 FlagReranker.compute_score batches only within one call; to batch across clients we reproduce its
 tokenisation (query cut to 3/4 of max_length, passage cut, pair cut 'only_second') with the fast
-tokenizer and call its model directly. Scores match compute_score (tested).
+tokenizer (`PairTokenizer`) and call the model directly. Two backends share it, so their scores can differ
+only in the forward pass: `Reranker` (FlagEmbedding's model on torch, the default for a Hugging Face
+checkpoint) and `ml_api.onnx_reranker.OnnxReranker` (a directory made by `ml-api models add-reranker
+--onnx`). Scores match compute_score (tested). Only the torch backend imports torch, and only when built.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from ml_api.device import DevicePlan
-from ml_api.embedding import pad_batch
+from ml_api.embedding import is_oom, pad_batch
 from ml_api.errors import InputTooLong, ModelError
 from ml_api.registry import read_manifest
 from ml_api.truncation import compactor, encode_all
@@ -34,45 +37,22 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-class Reranker:
-    def __init__(self, path: Path, plan: DevicePlan, max_length: int = 512) -> None:
-        import torch
-        import transformers
-        from FlagEmbedding import FlagReranker
+def positions_limit(config: dict, max_length: int) -> int:
+    """The longest input the checkpoint's position table allows (RoBERTa's start after the padding index)."""
+    positions = int(config.get("max_position_embeddings") or max_length)
+    if config.get("model_type", "") in ("roberta", "xlm-roberta"):
+        positions -= 2
+    return min(max_length, positions)
 
-        transformers.utils.logging.disable_progress_bar()  # no tqdm bars in JSON logs
 
-        manifest = read_manifest(path) or {}
-        self.path = path
-        self.name: str = manifest.get("name") or path.name
-        self.device = plan.device
-        self.fp16 = plan.rerank_fp16 and plan.device == "cuda"
-        try:
-            self.flag = FlagReranker(
-                str(path),
-                use_fp16=self.fp16,
-                devices=["cuda:0"] if plan.device == "cuda" else "cpu",
-                max_length=max_length,
-                normalize=False,
-            )
-        except Exception as exc:
-            raise ModelError(f"FlagReranker cannot load {path}: {exc}") from exc
-        self._torch = torch
-        model = self.flag.model
-        if self.fp16:
-            model = model.half()
-        self.model = model.to("cuda:0" if plan.device == "cuda" else "cpu").eval()
-        hf_tok = self.flag.tokenizer
-        if not getattr(hf_tok, "is_fast", False):
-            raise ModelError(f"{path} has no fast tokenizer (tokenizer.json)")
-        positions = int(getattr(self.model.config, "max_position_embeddings", max_length))
-        if getattr(self.model.config, "model_type", "") in ("roberta", "xlm-roberta"):
-            positions -= 2
-        self.max_length = min(max_length, positions)
-        self.query_max_length = self.max_length * 3 // 4
-        self._uses_token_types = "token_type_ids" in hf_tok.model_input_names
-        self.pad_id = int(hf_tok.pad_token_id or 0)
-        base: Tokenizer = hf_tok.backend_tokenizer
+class PairTokenizer:
+    """compute_score's pairs from the fast tokenizer, and the padded arrays a forward pass takes."""
+
+    def __init__(self, base: Tokenizer, max_length: int, pad_id: int, uses_token_types: bool) -> None:
+        self.max_length = max_length
+        self.query_max_length = max_length * 3 // 4
+        self.pad_id = pad_id
+        self.uses_token_types = uses_token_types
         self._query_tok = self._clone(base, self.query_max_length)
         self._text_tok = self._clone(base, self.max_length)
         self._pair_tok = self._clone(base, self.max_length, "only_second")
@@ -127,15 +107,102 @@ class Reranker:
                 encodings.append(enc)
         return [Pair(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64)) for e in encodings]
 
+    def feeds(self, batch: list[Pair]) -> dict[str, np.ndarray]:
+        """Right-padded int64 arrays by input name; token_type_ids only for models that take them."""
+        ids, mask = pad_batch([p.input_ids for p in batch], self.pad_id)
+        arrays = {"input_ids": ids, "attention_mask": mask}
+        if self.uses_token_types:
+            arrays["token_type_ids"] = pad_batch([p.token_type_ids for p in batch], 0)[0]
+        return arrays
+
+
+class CrossEncoder:
+    """What the engine and the batcher use of a reranker, whichever runtime scores the pairs."""
+
+    backend: str  # "flagembedding" or "onnx", reported by /info
+    name: str
+    path: Path
+    device: str
+    fp16: bool
+    pairs: PairTokenizer
+
+    @property
+    def max_length(self) -> int:
+        return self.pairs.max_length
+
+    def tokenize(
+        self, query: str, texts: list[str], truncate: bool = True, max_doc_tokens: int | None = None
+    ) -> list[Pair]:
+        return self.pairs.tokenize(query, texts, truncate, max_doc_tokens)
+
     def forward(self, batch: list[Pair]) -> list[float]:
         """Raw logits, one per pair."""
+        raise NotImplementedError
+
+    def is_oom(self, exc: BaseException) -> bool:
+        return is_oom(exc)
+
+    def score(self, pairs: list[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
+        """Logits of (query, passage) pairs in one call, longest first as compute_score batches them.
+
+        In-process scoring without the batcher: the export check and the benchmark compare it with
+        compute_score on the same pairs.
+        """
+        items = [pair for query, text in pairs for pair in self.tokenize(query, [text])]
+        order = sorted(range(len(items)), key=lambda i: -len(items[i].input_ids))
+        logits = np.empty(len(items), dtype=np.float64)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            logits[chunk] = self.forward([items[i] for i in chunk])
+        return logits
+
+
+class Reranker(CrossEncoder):
+    """FlagEmbedding's model on torch (fp16 on CUDA): the backend for a Hugging Face checkpoint."""
+
+    backend = "flagembedding"
+
+    def __init__(self, path: Path, plan: DevicePlan, max_length: int = 512) -> None:
+        import torch
+        import transformers
+        from FlagEmbedding import FlagReranker
+
+        transformers.utils.logging.disable_progress_bar()  # no tqdm bars in JSON logs
+
+        manifest = read_manifest(path) or {}
+        self.path = path
+        self.name = manifest.get("name") or path.name
+        self.device = plan.device
+        self.fp16 = plan.rerank_fp16 and plan.device == "cuda"
+        try:
+            self.flag = FlagReranker(
+                str(path),
+                use_fp16=self.fp16,
+                devices=["cuda:0"] if plan.device == "cuda" else "cpu",
+                max_length=max_length,
+                normalize=False,
+            )
+        except Exception as exc:
+            raise ModelError(f"FlagReranker cannot load {path}: {exc}") from exc
+        self._torch = torch
+        model = self.flag.model
+        if self.fp16:
+            model = model.half()
+        self.model = model.to("cuda:0" if plan.device == "cuda" else "cpu").eval()
+        hf_tok = self.flag.tokenizer
+        if not getattr(hf_tok, "is_fast", False):
+            raise ModelError(f"{path} has no fast tokenizer (tokenizer.json)")
+        self.pairs = PairTokenizer(
+            hf_tok.backend_tokenizer,
+            positions_limit(self.model.config.to_dict(), max_length),
+            int(hf_tok.pad_token_id or 0),
+            "token_type_ids" in hf_tok.model_input_names,
+        )
+
+    def forward(self, batch: list[Pair]) -> list[float]:
         torch = self._torch
-        ids, mask = pad_batch([p.input_ids for p in batch], self.pad_id)
         device = self.model.device
-        inputs = {"input_ids": torch.from_numpy(ids).to(device), "attention_mask": torch.from_numpy(mask).to(device)}
-        if self._uses_token_types:
-            types, _ = pad_batch([p.token_type_ids for p in batch], 0)
-            inputs["token_type_ids"] = torch.from_numpy(types).to(device)
+        inputs = {k: torch.from_numpy(v).to(device) for k, v in self.pairs.feeds(batch).items()}
         with torch.inference_mode():
             logits = self.model(**inputs, return_dict=True).logits.view(-1).float()
         return logits.cpu().numpy().tolist()
@@ -144,4 +211,14 @@ class Reranker:
         if isinstance(exc, self._torch.cuda.OutOfMemoryError):
             self._torch.cuda.empty_cache()
             return True
-        return "out of memory" in str(exc).lower()
+        return is_oom(exc)
+
+
+def load_reranker(path: Path, plan: DevicePlan, max_length: int = 512, intra_op_threads: int = 0) -> CrossEncoder:
+    """ONNX Runtime for a directory whose manifest says format "onnx", FlagReranker for any other checkpoint."""
+    manifest = read_manifest(path) or {}
+    if manifest.get("format") == "onnx":
+        from ml_api.onnx_reranker import OnnxReranker  # it imports this module: loaded only when chosen
+
+        return OnnxReranker(path, plan, max_length, intra_op_threads)
+    return Reranker(path, plan, max_length)

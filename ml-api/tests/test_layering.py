@@ -18,6 +18,7 @@ DOMAIN = [
     "ml_api.embedding",
     "ml_api.engine",
     "ml_api.errors",
+    "ml_api.onnx_reranker",
     "ml_api.quantization",
     "ml_api.registry",
     "ml_api.reranking",

@@ -24,7 +24,11 @@ def test_graceful_shutdown_finishes_in_flight(tmp_path) -> None:
 
     worker = threading.Thread(target=call)
     worker.start()
-    time.sleep(0.5)
+    # SIGTERM only once the request is admitted: before that, uvicorn rightly refuses a connection it has not read.
+    deadline = time.monotonic() + 60
+    while httpx.get(server.url + "/info", timeout=10).json()["queue"]["in_flight"] < 1:
+        assert time.monotonic() < deadline, "the request never reached the engine"
+        time.sleep(0.02)
     server.proc.send_signal(signal.SIGTERM)
     worker.join(120)
     assert result == {"status": 200, "rows": 384}

@@ -132,9 +132,9 @@ def test_embedder_ids_match_full_tokenisation(embedder: Embedder, direction: str
 def test_reranker_pairs_match_full_tokenisation(reranker: Reranker) -> None:
     texts = [*tricky_texts(20, 2, 20_000), "short passage"]
     for query in ("a short query", tricky_texts(1, 3, 30_000)[0]):
-        q = reranker._query_tok.encode(query, add_special_tokens=False)
-        passages = reranker._text_tok.encode_batch(texts, add_special_tokens=False)
-        reference = [reranker._pair_tok.post_process(q, p, add_special_tokens=True) for p in passages]
+        q = reranker.pairs._query_tok.encode(query, add_special_tokens=False)
+        passages = reranker.pairs._text_tok.encode_batch(texts, add_special_tokens=False)
+        reference = [reranker.pairs._pair_tok.post_process(q, p, add_special_tokens=True) for p in passages]
         got = reranker.tokenize(query, texts, truncate=True)
         assert [list(p.input_ids) for p in got] == [e.ids for e in reference]
         assert [list(p.token_type_ids) for p in got] == [e.type_ids for e in reference]

@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     # machine has internet (the embedder is then exported to ONNX into MODELS_DIR first).
     models_dir: str = "models"
     embed_model: str = "models/all-MiniLM-L6-v2"
-    rerank_model: str = "models/minilm-l6-crossencoder-test"
+    rerank_model: str = "models/reranker"  # the slot `make models` fills (bge-reranker-base, or a fallback)
     embed_model_name: str | None = None  # name reported in /info and the OpenAI "model" field
     rerank_model_name: str | None = None
     device: Literal["auto", "cuda", "cpu"] = "auto"

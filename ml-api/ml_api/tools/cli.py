@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ml_api.errors import ModelError
 from ml_api.tools.export import export_embedder
+from ml_api.tools.export_reranker import export_reranker
 from ml_api.tools.prepare import install_reranker, list_models, prepare_defaults
 
 
@@ -18,11 +19,22 @@ def run(args: argparse.Namespace, models_dir: Path) -> int:
     try:
         if args.action == "prepare":
             shared = Path(os.environ.get("SHARED_DIR", "../shared"))
-            for line in prepare_defaults(models_dir, shared if shared.is_dir() else None):
+            done = prepare_defaults(models_dir, shared if shared.is_dir() else None, args.reranker)
+            for line in done.lines:
                 print(line)
+            if done.warning:  # on stderr, after the lines, so it is the last thing `make models` shows
+                print(done.warning, file=sys.stderr, flush=True)
         elif args.action == "export":
-            out = Path(args.out) if args.out else models_dir / Path(args.source.rstrip("/")).name
-            print(json.dumps(export_embedder(args.source, out, name=args.name), indent=2))
+            suffix = f"-{args.quantize}" if args.quantize else ""
+            out = Path(args.out) if args.out else models_dir / (Path(args.source.rstrip("/")).name + suffix)
+            manifest = export_embedder(args.source, out, name=args.name, optimize=args.optimize, quantize=args.quantize)
+            print(json.dumps(manifest, indent=2))
+        elif args.action == "add-reranker" and (args.onnx or args.quantize):
+            if not args.onnx:
+                raise ModelError("--quantize needs --onnx (FlagReranker serves the checkpoint as it is)")
+            suffix = "-onnx" + (f"-{args.quantize}" if args.quantize else "")
+            out = Path(args.out) if args.out else models_dir / (Path(args.source.rstrip("/")).name + suffix)
+            print(json.dumps(export_reranker(args.source, out, name=args.name, quantize=args.quantize), indent=2))
         elif args.action == "add-reranker":
             out = Path(args.out) if args.out else models_dir / Path(args.source.rstrip("/")).name
             print(json.dumps(install_reranker(args.source, out, name=args.name), indent=2))
