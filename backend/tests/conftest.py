@@ -189,3 +189,12 @@ def sse(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
             event = line[7:]
         elif line.startswith("data: "):
             yield event or "message", orjson.loads(line[6:])
+
+
+def ingest_solar(backend: Proc) -> None:
+    """The answer tests' one document (docs.SOLAR), uploaded and ready before any question."""
+    from docs import SOLAR
+
+    with backend.client() as c:
+        doc = c.post("/api/documents", files=[("files", ("solar.md", SOLAR.encode(), "text/markdown"))]).json()
+        assert wait_ready(c, doc["documents"][0]["id"])["status"] == "ready"

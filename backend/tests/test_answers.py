@@ -10,8 +10,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from conftest import TOKENIZER, Proc, free_port, sse, start_backend, wait_ready
-from docs import SOLAR
+from conftest import TOKENIZER, Proc, free_port, ingest_solar, sse, start_backend
 from fake_llm import FakeLLM
 
 from rag_backend.answers import Answerer, build_prompt, citations
@@ -196,9 +195,7 @@ def llm_backend(tmp_path_factory: pytest.TempPathFactory, ml_api: Proc, fake: Fa
         tmp_path_factory.mktemp("llm"), ml_api.url, LLM_PROVIDERS="ollama,openai", OLLAMA_URL=fake.url,
         OPENAI_BASE_URL=f"{fake.url}/v1", OPENAI_MODEL="gpt-test", LLM_TIMEOUT_S="5",
     )  # fmt: skip
-    with backend.client() as c:
-        doc = c.post("/api/documents", files=[("files", ("solar.md", SOLAR.encode(), "text/markdown"))]).json()
-        assert wait_ready(c, doc["documents"][0]["id"])["status"] == "ready"
+    ingest_solar(backend)
     yield backend
     backend.stop()
 

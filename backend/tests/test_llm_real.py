@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TOKENIZER, Proc, free_port, sse, start_backend, wait_ready
-from docs import SOLAR
+from conftest import TOKENIZER, Proc, free_port, ingest_solar, sse, start_backend
 from llama_server import MODEL_ALIAS, LlamaServer, find_model, llm_python, start_llama
 
 from rag_backend.answers import Answerer, citations
@@ -155,9 +154,7 @@ def llm_backend(tmp_path_factory: pytest.TempPathFactory, ml_api: Proc, llama: L
         tmp_path_factory.mktemp("llm-real"), ml_api.url, LLM_PROVIDERS="openai", OPENAI_BASE_URL=llama.url,
         OPENAI_MODEL=MODEL_ALIAS, LLM_MAX_TOKENS=str(MAX_TOKENS), LLM_TEMPERATURE="0",
     )  # fmt: skip
-    with backend.client() as c:
-        doc = c.post("/api/documents", files=[("files", ("solar.md", SOLAR.encode(), "text/markdown"))]).json()
-        assert wait_ready(c, doc["documents"][0]["id"])["status"] == "ready"
+    ingest_solar(backend)
     yield backend
     backend.stop()
 
