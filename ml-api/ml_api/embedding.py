@@ -135,9 +135,7 @@ class Embedder:
         """Client-sent token ids (OpenAI, TEI and vLLM accept them): used as given, cut like text when too long."""
         out = []
         for i, row in enumerate(rows):
-            bad = next((t for t in row if not 0 <= t < self.vocab_size), None)
-            if bad is not None:
-                raise InvalidInput(f"input {i} has token id {bad}, outside the vocabulary (0..{self.vocab_size - 1})")
+            self._check_vocabulary(row, f"input {i}")
             if len(row) > self.max_length:
                 if not truncate:
                     raise InputTooLong(
@@ -147,6 +145,11 @@ class Embedder:
                 row = row[: self.max_length] if direction == "right" else row[-self.max_length :]
             out.append(np.asarray(row, dtype=np.int64))
         return out
+
+    def _check_vocabulary(self, row: list[int], where: str) -> None:
+        bad = next((t for t in row if not 0 <= t < self.vocab_size), None)
+        if bad is not None:
+            raise InvalidInput(f"{where} has token id {bad}, outside the vocabulary (0..{self.vocab_size - 1})")
 
     def tokens(self, texts: list[str], add_special_tokens: bool = True) -> list[list[dict]]:
         """TEI's /tokenize: every token with its id, text, whether it is special, and its character span."""
@@ -173,9 +176,7 @@ class Embedder:
 
     def decode(self, rows: list[list[int]], skip_special_tokens: bool = True) -> list[str]:
         for i, row in enumerate(rows):
-            bad = next((t for t in row if not 0 <= t < self.vocab_size), None)
-            if bad is not None:
-                raise InvalidInput(f"ids[{i}] has token id {bad}, outside the vocabulary (0..{self.vocab_size - 1})")
+            self._check_vocabulary(row, f"ids[{i}]")
         return self._untruncated.decode_batch(rows, skip_special_tokens=skip_special_tokens)
 
     def _feeds(self, batch: list[np.ndarray]) -> dict[str, np.ndarray]:
