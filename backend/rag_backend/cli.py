@@ -1,8 +1,11 @@
-"""`rag-backend serve`: one process (the ingestion workers and the catalog live in it)."""
+"""`rag-backend serve` (the HTTP API; INGEST_WORKERS ingestion slots in it, 0 for none) and `rag-backend worker`
+(ingestion only, `--concurrency N` jobs at once)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import uvicorn
 
@@ -15,13 +18,35 @@ def main(argv: list[str] | None = None) -> None:
     serve = sub.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    worker = sub.add_parser("worker", help="run ingestion jobs only (needs QDRANT_URL; DATABASE_URL across machines)")
+    worker.add_argument("--concurrency", type=int, help="jobs at once (default WORKER_CONCURRENCY)")
+    worker.add_argument("--host", help="bind address of /health, /ready, /metrics (default BACKEND_HOST)")
+    worker.add_argument("--port", type=int, help="their port (default WORKER_PORT)")
     args = parser.parse_args(argv)
     settings = get_settings()
+    if args.command == "serve":
+        uvicorn.run(
+            "rag_backend.api.app:create_app",
+            factory=True,
+            host=args.host or settings.backend_host,
+            port=args.port or settings.backend_port,
+            log_config=None,
+            timeout_graceful_shutdown=20,
+        )
+        return
+    if not settings.qdrant_url:
+        sys.exit("rag-backend worker: QDRANT_URL is not set: the embedded Qdrant belongs to one process (run "
+                 "ingestion inside `rag-backend serve` with INGEST_WORKERS>0 instead)")  # fmt: skip
+    if args.concurrency is not None:
+        if args.concurrency < 1:
+            parser.error("--concurrency must be at least 1")
+        os.environ["WORKER_CONCURRENCY"] = str(args.concurrency)  # the factory reads it through the settings
+        get_settings.cache_clear()
     uvicorn.run(
-        "rag_backend.api.app:create_app",
+        "rag_backend.api.worker:create_app",
         factory=True,
         host=args.host or settings.backend_host,
-        port=args.port or settings.backend_port,
+        port=args.port or settings.worker_port,
         log_config=None,
         timeout_graceful_shutdown=20,
     )

@@ -6,8 +6,9 @@ backend's own key (so a refused key, a missing model or a refused connection sho
 the store answers a one-result search on an indexed collection, the cache writes a value and reads it back.
 No HTTP here: the ops route turns a `Readiness` into /ready's answer (503 when `serving` is false) and decides
 who may see the details unredacted (`redact`).
-Embeddings, reranker and store are essential; without the cache the service is `degraded` (slower, correct);
-the LLM is reported but never fails readiness, since answers fall back to extractive ones.
+The catalog answers a `SELECT 1`. Catalog, embeddings, reranker and store are essential; without the cache the
+service is `degraded` (slower, correct); the LLM is reported but never fails readiness, since answers fall back
+to extractive ones.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from rag_backend.llm import Chain
 from rag_backend.reranking import Reranker
 from rag_backend.store import SearchFilter, SearchRequest, VectorStore
 
-ESSENTIAL = ("embeddings", "reranker", "store")
+ESSENTIAL = ("catalog", "embeddings", "reranker", "store")
 Status = Literal["ready", "degraded", "unavailable"]
 PROBE_TEXT = "readiness probe"
 # One cache key per process: replicas sharing a Redis never read each other's probe value.
@@ -98,6 +99,12 @@ async def llm_health(chain: Chain) -> tuple[bool, str]:
     return False, "; ".join(f"{p['provider']}: {p['detail']}" for p in providers) + " (answers are extractive)"
 
 
+async def catalog_probe(catalog: Catalog) -> tuple[bool, str]:
+    """Where documents, jobs and leases live: without it nothing can be listed, uploaded or queried."""
+    catalog.ping()
+    return True, catalog.kind
+
+
 async def embeddings_probe(embedder: Embedder) -> tuple[bool, str]:
     """The model identity (what a query checks a collection against) and one real embedding of a short text."""
     identity = await embedder.identity()
@@ -141,6 +148,7 @@ async def check(
     timeout_s: float,
 ) -> Readiness:
     checks: dict[str, Awaitable[tuple[bool, str]]] = {
+        "catalog": catalog_probe(catalog),
         "embeddings": embeddings_probe(embedder),
         "reranker": reranker.health(),
         "store": store_probe(store, catalog),
@@ -149,6 +157,7 @@ async def check(
     }
     results = await gather_health(checks, timeout_s)
     kinds = {
+        "catalog": catalog.kind,
         "embeddings": embedder.provider,
         "reranker": "ml-api",
         "store": store.kind,

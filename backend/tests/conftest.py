@@ -1,12 +1,16 @@
 """Backend tests run against real processes: `ml-api serve` with the real models from the root models/
 directory, `rag-backend serve` on the embedded Qdrant engine, and a real Redis server (the machine's on
-127.0.0.1:6379 with a DB number and key prefix of our own, or one started here when none answers)."""
+127.0.0.1:6379 with a DB number and key prefix of our own, or one started here when none answers). The catalog suite
+and the multi-process tests use a real PostgreSQL the same way (the machine's on 127.0.0.1:5432, a database of
+their own created and dropped per test, or one started here)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -17,6 +21,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psycopg
 import pytest
 import redis
 from devharness import Service, free_port, spawn, wait_healthy
@@ -135,6 +140,60 @@ def prefix(redis_url: str) -> Iterator[str]:
     keys = list(client.scan_iter(f"{value}*"))
     if keys:
         client.delete(*keys)
+
+
+def _postgres_answers(url: str) -> bool:
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+        return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A URL to the `postgres` database of the machine's PostgreSQL (trust auth), or of one of our own (initdb)
+    where none answers. Tests create and drop their own databases in it (`database_url`)."""
+    url = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    if _postgres_answers(url):
+        yield url
+        return
+    bindir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
+    if bindir is None:
+        pytest.fail("no PostgreSQL answers and none is installed (Debian: apt-get install postgresql)")
+    tmp = tmp_path_factory.mktemp("postgres")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
+    if as_user:
+        shutil.chown(tmp, "postgres")
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(tmp / "data"), "-U", "postgres", "-A", "trust"],
+                   check=True, capture_output=True)  # fmt: skip
+    port = free_port()
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    cmd = [*as_user, str(bindir / "postgres"), "-D", str(tmp / "data"), "-p", str(port), "-k", str(tmp),
+           "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]  # fmt: skip
+    server = spawn(cmd, None, tmp_path_factory.mktemp("postgres-log") / "postgres.log", name=f"postgres on {port}")
+    wait_healthy(server, lambda: _postgres_answers(url), timeout=30, interval=0.1)
+    yield url
+    server.stop(10)
+
+
+@contextlib.contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A database of our own, dropped afterwards with whatever connections are left on it."""
+    name = f"rag_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(postgres_admin: str) -> Iterator[str]:
+    with scratch_database(postgres_admin) as url:
+        yield url
 
 
 def backend_env(data_dir: Path, ml_api_url: str, **overrides: str) -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""Domain contracts that need no running service: the catalog's job states, the one chunk payload, embedding
-identity, the LLM chain's fallback loop, and which layer may import what."""
+"""Domain contracts that need no running service (the catalog's are in test_catalog.py): the one chunk payload,
+embedding identity, the LLM chain's fallback loop, and which layer may import what."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rag_backend import errors
-from rag_backend.catalog import Catalog, DocumentStatus
+from rag_backend.catalog import open_catalog
 from rag_backend.chunking import Chunk, Chunker, load_tokenizer
 from rag_backend.core.config import Settings
 from rag_backend.embedding import EmbedIdentity, check_identity, space_for
@@ -31,68 +31,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-# -- catalog ------------------------------------------------------------------------------------------------------
-def test_catalog_walks_a_job_through_its_states_and_replaces_the_old_version(tmp_path: Path) -> None:
-    cat = Catalog(tmp_path / "catalog.sqlite3")
-    try:
-        cat.create_collection("c")
-        old = cat.add_document("c", "a.md", "markdown", 3, "sha-old")
-        assert old["status"] == DocumentStatus.QUEUED and cat.unfinished()[0]["id"] == old["id"]
-        for stage in (DocumentStatus.PARSING, DocumentStatus.CHUNKING, DocumentStatus.EMBEDDING):
-            assert cat.set_stage(old["id"], stage)
-        cat.set_fields(old["id"], has_points=1)
-        assert cat.hidden_ids("c") == [old["id"]]  # points written, not yet ready: hidden
-        assert cat.publish(old["id"], "c") is None  # only an `indexing` job can be published
-        assert cat.set_stage(old["id"], DocumentStatus.INDEXING)
-        assert cat.publish(old["id"], "c") == []
-        assert cat.hidden_ids("c") == [] and not cat.set_stage(old["id"], DocumentStatus.PARSING)
-
-        new = cat.add_document("c", "a.md", "markdown", 4, "sha-new")
-        assert cat.replaced_by(new) == old["id"]
-        assert cat.find_duplicate("c", "sha-new")["id"] == new["id"]
-        for stage in (DocumentStatus.PARSING, DocumentStatus.INDEXING):
-            cat.set_stage(new["id"], stage)
-        assert cat.publish(new["id"], "c") == [old["id"]]
-        assert cat.get_document(old["id"])["status"] == DocumentStatus.DELETING
-        assert {d["id"] for d in cat.unfinished()} == {old["id"]}  # a deletion to finish at the next start
-        (row,) = cat.list_collections()
-        assert (row["documents"], row["ready"], row["failed"]) == (1, 1, 0)
-    finally:
-        cat.close()
-
-
-def test_catalog_failures_and_supersession(tmp_path: Path) -> None:
-    cat = Catalog(tmp_path / "catalog.sqlite3")
-    try:
-        cat.create_collection("c")
-        first = cat.add_document("c", "a.md", "markdown", 3, "sha-1")
-        second = cat.add_document("c", "a.md", "markdown", 3, "sha-2")  # replaces the one still in flight
-        assert cat.get_document(first["id"])["status"] == DocumentStatus.DELETING
-        assert [d["id"] for d in cat.retired("c", "a.md")] == [first["id"]]
-        cat.remove_document(first["id"])
-        cat.set_fields(second["id"], has_points=1)
-        cat.fail(second["id"], "boom")
-        assert cat.get_document(second["id"])["error"] == "boom"
-        assert [d["id"] for d in cat.failed_with_points()] == [second["id"]]
-        assert cat.find_duplicate("c", "sha-2") is None  # a failed upload may be sent again
-        third = cat.add_document("c", "a.md", "markdown", 3, "sha-2")  # replaces the failed one at once
-        assert cat.get_document(second["id"])["status"] == DocumentStatus.DELETING
-        assert cat.list_documents("c", None, 10, 0)[1] == 1  # the deleting one is gone from listings
-        assert cat.counts_by_status() == {"queued": 1, "deleting": 1}
-        cat.set_stage(third["id"], DocumentStatus.PARSING)
-        cat.fail(third["id"], "boom again")
-        assert cat.requeue(third["id"])["status"] == DocumentStatus.QUEUED and cat.requeue(third["id"]) is None
-    finally:
-        cat.close()
-
-
 # -- the chunk payload --------------------------------------------------------------------------------------------
 def test_the_payload_ingestion_writes_is_the_one_the_store_checks_and_retrieval_reads(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)  # type: ignore[call-arg]
-    jobs = Jobs(Catalog(tmp_path / "catalog.sqlite3"), EdgeStore(tmp_path / "qdrant"), tmp_path / "uploads")
+    jobs = Jobs(open_catalog(None, tmp_path), EdgeStore(tmp_path / "qdrant"))
     tokenizer = load_tokenizer("missing-tokenizer")
     chunker = Chunker(tokenizer, 64, 8)
-    pipeline = Pipeline(settings, jobs, embedder=None, chunker=chunker, lexical=Lexical())  # type: ignore[arg-type]
+    pipeline = Pipeline(settings, jobs, None, chunker, Lexical(), slots=1)  # type: ignore[arg-type]
     doc = {"id": "d1", "collection": "c", "filename": "a.pdf"}
     chunk = Chunk("Volcanoes erupt.", position=3, page=2, heading="Lava", char_start=0, char_end=16, tokens=4)
     point = pipeline._point(doc, "Volcanoes", chunk, np.ones(4, dtype=np.float32))

@@ -24,7 +24,8 @@ from redis.asyncio import Redis
 from rag_backend import errors, parsing
 from rag_backend.api.errors import ERRORS, classify, install_error_handlers, row_for
 from rag_backend.cache import RedisCache
-from rag_backend.catalog import Catalog
+from rag_backend.catalog import CatalogUnavailable, open_catalog
+from rag_backend.catalog import sqlite as sqlite_catalog
 from rag_backend.core.config import Settings
 from rag_backend.llm import OllamaProvider, ProviderFailed, ProviderRefused
 from rag_backend.store import (
@@ -55,7 +56,7 @@ DOMAIN = {
 DEPENDENCY = {
     StoreError: (503, "upstream_unavailable"),
     DimensionMismatch: (409, "conflict"),
-    sqlite3.OperationalError: (503, "upstream_unavailable"),
+    CatalogUnavailable: (503, "upstream_unavailable"),
     redis.RedisError: (503, "upstream_unavailable"),
     redis.ConnectionError: (503, "upstream_unavailable"),
     redis.TimeoutError: (503, "upstream_unavailable"),
@@ -277,9 +278,9 @@ async def test_llm_provider_errors_are_mapped(call: Any) -> None:
 
 
 @pytest.mark.anyio
-async def test_locked_catalog_is_a_503(call: Any, tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
-    catalog.db.execute("PRAGMA busy_timeout = 100")  # the default 5 s, shortened for the test
+async def test_locked_catalog_is_a_503(call: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_catalog, "BUSY_TIMEOUT_S", 0.1)  # the default 5 s, shortened for the test
+    catalog = open_catalog(None, tmp_path)
     other = sqlite3.connect(tmp_path / "catalog.sqlite3", isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
 

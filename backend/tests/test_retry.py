@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from rag_backend.catalog import Catalog, DocumentStatus
+from rag_backend.catalog import Catalog, DocumentStatus, open_catalog
 from rag_backend.embedding import MlApiEmbedder
 from rag_backend.ingestion.outages import GaveUp, Outage, Retrier
 from rag_backend.ingestion.pump import EmbedPump
@@ -95,14 +95,20 @@ def served() -> Iterator[tuple[str, Behaviour]]:
     server.server_close()
 
 
+OWNER = "test:1:retry"
+
+
 def _docs(tmp_path: Path, n: int) -> tuple[Catalog, list[str]]:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    """n jobs in their embedding stage, leased to OWNER (the Retrier checks that its process still holds them)."""
+    catalog = open_catalog(None, tmp_path)
     catalog.create_collection("c")
     ids = []
     for i in range(n):
-        doc = catalog.add_document("c", f"d{i}.txt", "text", 1, f"sha{i}")
-        catalog.set_stage(doc["id"], DocumentStatus.EMBEDDING)
+        doc = catalog.add_document("c", f"d{i}.txt", "text", 1, f"sha{i}", b"x")
         ids.append(doc["id"])
+    assert {d["id"] for d in catalog.claim(OWNER, 60, n)} == set(ids)
+    for doc_id in ids:
+        catalog.set_stage(doc_id, DocumentStatus.EMBEDDING, OWNER)
     return catalog, ids
 
 
@@ -117,7 +123,7 @@ async def test_an_outage_gets_one_trial_at_a_time_and_everyone_resumes(
     catalog, ids = _docs(tmp_path, 10)
     upstream = Upstream(timeout_s=2, retries=0)
     embedder = MlApiEmbedder(upstream, url, None)
-    outage, retrier = Outage("ml-api", 0.05, 0.4, metric="retry-test"), Retrier(catalog, deadline_s=60)
+    outage, retrier = Outage("ml-api", 0.05, 0.4, metric="retry-test"), Retrier(catalog, 60, OWNER)
     seen_waiting: set[str] = set()
     down_seen: set[float | None] = set()
 
@@ -159,7 +165,7 @@ async def test_the_deadline_ends_the_wait_with_the_last_reason(served: tuple[str
     embedder = MlApiEmbedder(upstream, url, None)
     t0 = time.monotonic()
     with pytest.raises(GaveUp, match=r"gave up after \d+ s waiting for ml-api: .*503.*model loading"):
-        await Retrier(catalog, deadline_s=1).call(doc_id, Outage("ml-api", 0.05, 0.2), lambda: embedder.embed(["a"]))
+        await Retrier(catalog, 1, OWNER).call(doc_id, Outage("ml-api", 0.05, 0.2), lambda: embedder.embed(["a"]))
     assert time.monotonic() - t0 < 3
     await upstream.close()
     catalog.close()
@@ -179,7 +185,7 @@ async def test_a_read_timeout_halves_the_batch_instead_of_resending_it(
     pump.start()
     try:
         texts = [f"t{i}" for i in range(32)]
-        out = await Retrier(catalog, 60).call(doc_id, Outage("ml-api", 0.05, 0.2), lambda: pump.embed(texts))
+        out = await Retrier(catalog, 60, OWNER).call(doc_id, Outage("ml-api", 0.05, 0.2), lambda: pump.embed(texts))
     finally:
         await pump.stop()
         await upstream.close()

@@ -1,7 +1,9 @@
 """Behavioural tests of the vector store, run against both implementations.
 
 "qdrant-local" is ``QdrantServerStore`` over ``AsyncQdrantClient(location=":memory:")``: qdrant-client's local
-mode stands in for a Qdrant server here (same client API, no server process needed).
+mode stands in for a Qdrant server here (same client API, no server process needed). "qdrant-http" is
+``QdrantServerStore.from_url`` against devharness's Qdrant stand-in (local mode behind Qdrant's REST routes in a
+process of its own): the same assertions through real HTTP, as the multi-process tests use the store.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import math
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import qdrant_edge as qe
+from devharness.qdrant_standin import start_standin
 from qdrant_client import AsyncQdrantClient
 
 from rag_backend.store import (
@@ -45,13 +49,30 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=["edge", "qdrant-local"])
+@pytest.fixture(scope="session")
+def qdrant_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Qdrant stand-in for the session, emptied before each test that uses it."""
+    service = start_standin(tmp_path_factory.mktemp("qdrant-standin") / "standin.log")
+    yield service.url
+    service.stop(10)
+
+
+def emptied(url: str) -> str:
+    with httpx.Client(base_url=url, timeout=10) as c:
+        for coll in c.get("/collections").raise_for_status().json()["result"]["collections"]:
+            c.delete(f"/collections/{coll['name']}").raise_for_status()
+    return url
+
+
+@pytest.fixture(params=["edge", "qdrant-local", "qdrant-http"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorStore]:
     s: VectorStore
     if request.param == "edge":
         s = EdgeStore(tmp_path / "qdrant")
-    else:
+    elif request.param == "qdrant-local":
         s = QdrantServerStore(AsyncQdrantClient(location=":memory:"))
+    else:
+        s = QdrantServerStore.from_url(emptied(request.getfixturevalue("qdrant_standin")))
     await s.ensure_space(SPACE, DIM)
     try:
         yield s

@@ -9,7 +9,6 @@ here, found by walking the exception's MRO so a subclass inherits its parent's r
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from rag_backend import errors
+from rag_backend.catalog import CatalogUnavailable
 from rag_backend.core.runtime import describe_validation, error_response
 from rag_backend.llm import ProviderFailed, ProviderRefused
 from rag_backend.store import DimensionMismatch, StoreError
@@ -77,8 +77,8 @@ ERRORS: dict[type[BaseException], Row] = {
     # The vector store: a dimension clash is the data's state, anything else an outage of the store.
     DimensionMismatch: Row(409, ErrorType.CONFLICT, "vector store"),
     StoreError: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, "vector store unavailable", RETRY_AFTER_S),
-    # The catalog: SQLite's run-time failures (locked past the busy timeout, disk full, I/O error).
-    sqlite3.OperationalError: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, "catalog unavailable", RETRY_AFTER_S),
+    # The catalog: its database unreachable, locked past the busy timeout, out of disk, failing I/O.
+    CatalogUnavailable: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, "catalog unavailable", RETRY_AFTER_S),
     # The cache swallows Redis failures (a miss); a RedisError that still escapes is an outage, not a bug report.
     RedisError: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, "cache unavailable", RETRY_AFTER_S),
     # The LLM chain falls back past these (down to extractive answers); one that still escapes is the provider's.

@@ -199,4 +199,4 @@ class ReadyReport(Reply):
     """/ready's body, with 200 and with 503 alike."""
 
     status: Status = Field(description="ready; degraded (200: the query path works without the cache); unavailable")
-    components: dict[str, ReadyComponent] = Field(description="embeddings, reranker, store, cache, llm")
+    components: dict[str, ReadyComponent] = Field(description="catalog, embeddings, reranker, store, cache, llm")

@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     backend_host: str = "0.0.0.0"
     backend_port: int = 8000
     data_dir: Path = Path("data/backend")  # catalog (SQLite), embedded Qdrant shards, uploads in flight
+    # Catalog and job queue: PostgreSQL when set (postgresql://user:password@host:5432/db; every API and worker
+    # process shares it, uploads in flight included); unset = SQLite in DATA_DIR (one machine).
+    database_url: str | None = None
+    database_pool_size: int = Field(5, ge=1)  # connections per process
 
     # ml-api (or anything speaking TEI's /embed and /rerank).
     embed_provider: Literal["ml-api", "openai"] = "ml-api"
@@ -35,6 +39,10 @@ class Settings(BaseSettings):
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
     qdrant_timeout_s: float = Field(10.0, gt=0)
+    # Collections created on a Qdrant server (cluster): empty = the server's default. See docs/deployment.md.
+    qdrant_shard_number: int | None = Field(None, ge=1)
+    qdrant_replication_factor: int | None = Field(None, ge=1)
+    qdrant_write_consistency_factor: int | None = Field(None, ge=1)
 
     # Cache: Redis when REDIS_URL is set, else an in-process TTL cache.
     redis_url: str | None = None
@@ -50,7 +58,11 @@ class Settings(BaseSettings):
     chunk_tokenizer: str = "models/all-MiniLM-L6-v2/tokenizer.json"  # missing file: approximate word counts
     embed_batch_size: int = Field(64, ge=1)  # texts per ml-api call, pooled across the documents being ingested
     embed_concurrency: int = Field(4, ge=1)  # ml-api calls in flight for ingestion (ml-api batches across them)
-    ingest_workers: int = Field(4, ge=1)  # documents parsed and chunked at once
+    ingest_workers: int = Field(4, ge=0)  # jobs run at once inside the API process; 0 = none (`rag-backend worker`)
+    worker_concurrency: int = Field(4, ge=1)  # jobs run at once by `rag-backend worker` (its --concurrency default)
+    worker_port: int = 8002  # `rag-backend worker` serves /health, /ready and /metrics here
+    ingest_lease_s: float = Field(30.0, ge=3)  # a job's lease; renewed every third of it, taken over once expired
+    ingest_poll_s: float = Field(1.0, gt=0)  # how often an idle worker looks for jobs queued by other processes
     ingest_inflight_chunks: int = Field(2048, ge=1)  # chunks of parsed documents waiting for embeddings, all jobs
     # Outages of ml-api / the embeddings API / the store: jobs wait (one trial call at a time) instead of failing.
     ingest_retry_deadline_s: float = Field(3600.0, gt=0)  # a document waiting longer than this ends failed
@@ -111,7 +123,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "api_key", "openai_api_key", "ml_api_key", "qdrant_url", "qdrant_api_key", "redis_url", "openai_embed_api_key",
-        "openai_embed_dimensions", mode="before",
+        "openai_embed_dimensions", "database_url", "qdrant_shard_number", "qdrant_replication_factor",
+        "qdrant_write_consistency_factor", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -121,6 +134,11 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.chunk_overlap_tokens * 2 >= self.chunk_tokens:
             raise ValueError("CHUNK_OVERLAP_TOKENS must be less than half of CHUNK_TOKENS")
+        if self.ingest_workers == 0 and not self.qdrant_url:
+            raise ValueError(
+                "INGEST_WORKERS=0 leaves ingestion to `rag-backend worker` processes, which need a shared store: "
+                "set QDRANT_URL (the embedded Qdrant belongs to one process)"
+            )
         return self
 
     @property

@@ -16,9 +16,15 @@ UPSTREAM_LATENCY = Histogram(
 )  # fmt: skip
 STORE_LATENCY = Histogram("rag_store_duration_seconds", "Vector store call latency", ["op"], buckets=LATENCY_BUCKETS)
 CACHE_REQUESTS = Counter("rag_cache_requests_total", "Cache lookups", ["kind", "result"])  # result: hit|miss|error
-INGEST_JOBS = Gauge("rag_ingest_jobs", "Ingestion jobs by stage (current)", ["stage"])
+INGEST_JOBS = Gauge(  # catalog-wide: every API replica reports the same counts, so aggregate with max, not sum
+    "rag_ingest_jobs", "Ingestion jobs by stage (current, the whole catalog)", ["stage"]
+)
 INGEST_FINISHED = Counter("rag_ingest_jobs_finished_total", "Ingestion jobs finished", ["status"])
 INGEST_CHUNKS = Counter("rag_ingest_chunks_total", "Chunks indexed")
+INGEST_RESUMED = Counter(
+    "rag_ingest_chunks_resumed_total", "Chunks a job taken over from a stopped process did not embed again"
+)
+INGEST_CLAIMS = Counter("rag_ingest_claims_total", "Rows this process leased", ["kind"])  # job|resume|cleanup
 INGEST_DEPENDENCY_DOWN = Gauge(
     "rag_ingest_dependency_down", "1 while ingestion waits out an outage of this dependency", ["dependency"]
 )

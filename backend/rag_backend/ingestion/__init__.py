@@ -1,11 +1,13 @@
 """Ingestion: uploads become indexed, published documents; one facade over the package's parts.
 
 - `submission`: accept an upload (dedup, replacement, stored bytes), delete documents and collections;
-- `pipeline`: the workers, parse → chunk → embed → upsert → publish, with `pump` batching embeddings
-  across documents;
-- `recovery`: resume interrupted jobs at start and remove a document's points, upload and row;
+- `pipeline`: the slots that claim jobs from the catalog (leases, heartbeat, takeover), parse → chunk → embed →
+  upsert → publish, with `pump` batching embeddings across documents;
+- `recovery`: remove a document's points, upload and row, whichever process gets there;
 - `outages`: wait out a dependency's outage (backoff, one trial call at a time, a deadline) instead of failing;
-- `state`: the catalog, store, uploads directory and queue they share.
+- `state`: the catalog, store and process identity they share.
+
+The API process runs INGEST_WORKERS slots (0: none); `rag-backend worker` runs ingestion alone.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from rag_backend.chunking import Chunker
 from rag_backend.core.config import Settings
 from rag_backend.embedding import Embedder
 from rag_backend.ingestion.pipeline import Pipeline
-from rag_backend.ingestion.recovery import resume
 from rag_backend.ingestion.state import Jobs
 from rag_backend.ingestion.submission import Submission, clean_filename
 from rag_backend.lexical import Lexical
@@ -35,20 +36,21 @@ class Ingestion:
         embedder: Embedder,
         chunker: Chunker,
         lexical: Lexical,
+        slots: int,
     ) -> None:
-        uploads = settings.data_dir / "uploads"
-        uploads.mkdir(parents=True, exist_ok=True)
-        self.jobs = Jobs(catalog, store, uploads)
+        self.jobs = Jobs(catalog, store, settings.ingest_lease_s)
         self.submission = Submission(settings, self.jobs)
-        self.pipeline = Pipeline(settings, self.jobs, embedder, chunker, lexical)
+        self.pipeline = Pipeline(settings, self.jobs, embedder, chunker, lexical, slots)
 
     async def start(self) -> None:
-        """Recovery runs before any worker, so no job races the clean-up of its own previous run."""
-        await resume(self.jobs)
+        """With the embedded store this process is the catalog's only user: what its previous run was doing is
+        resumed at once. Elsewhere other processes may hold leases, which run out on their own."""
+        if self.jobs.store.kind == "qdrant-edge":
+            self.jobs.catalog.release_all()
         self.pipeline.start()
 
     async def stop(self) -> None:
-        """Unfinished jobs stay in their stage; the next start resumes them from their upload."""
+        """Unfinished jobs stay in their stage with their leases ended; the next claimer resumes them."""
         await self.pipeline.stop()
 
     async def submit(

@@ -31,7 +31,11 @@ CHECK_EVERY_S = 1.0  # how often a waiting job looks whether it was deleted, sup
 
 
 class JobCancelled(Exception):
-    """The document was deleted or superseded while its job ran."""
+    """The document was deleted or superseded while its job ran: the job cleans up after its own writes."""
+
+
+class LeaseLost(Exception):
+    """Another process holds the job now (this one hung or lost the catalog past its lease): stop, touch nothing."""
 
 
 class GaveUp(UpstreamUnavailable):
@@ -133,8 +137,8 @@ class Outage:
 class Retrier:
     """Runs one call of a job through an `Outage`, recording on the document's row that (and why) it waits."""
 
-    def __init__(self, catalog: Catalog, deadline_s: float) -> None:
-        self.catalog, self.deadline_s = catalog, deadline_s
+    def __init__(self, catalog: Catalog, deadline_s: float, owner: str) -> None:
+        self.catalog, self.deadline_s, self.owner = catalog, deadline_s, owner
 
     async def call(self, doc_id: str, outage: Outage, fn: Callable[[], Awaitable[_T]]) -> _T:
         while True:
@@ -160,10 +164,13 @@ class Retrier:
             self._waiting(doc_id, outage, outage.reason)
 
     def _waiting(self, doc_id: str, outage: Outage, reason: str) -> None:
-        """Records the wait; raises JobCancelled if the document left its job, GaveUp past the deadline."""
+        """Records the wait; raises JobCancelled if the document left its job, LeaseLost if another process took
+        it, GaveUp past the deadline."""
         doc = self.catalog.get_document(doc_id)
         if doc is None or doc["status"] not in STAGES:
             raise JobCancelled
+        if doc["lease_owner"] != self.owner:
+            raise LeaseLost
         now = time.time()
         since = doc["waiting_since"] or now
         if now - since >= self.deadline_s:

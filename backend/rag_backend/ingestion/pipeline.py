@@ -1,17 +1,25 @@
 """The job: parse → chunk → embed (pipelined ml-api calls) → upsert → publish atomically.
 
-Jobs run on a small pool of asyncio workers in this process. A document is published (made visible to
-queries) in one catalog transaction after all of its points are in the store; the same transaction retires
-older versions of the same file. Every call to ml-api / the embeddings API / the store goes through `outages`,
-which waits out transient failures; a permanent failure (or the retry deadline) ends as the document's `failed`
-state with its reason, its partial points are dropped (or stay hidden until the next start drops them) and its
-upload is kept for a retry.
+Jobs are claimed from the catalog (leased to this process, see rag_backend.catalog.base) by N slots: the API
+process's INGEST_WORKERS, or `rag-backend worker --concurrency N`; any number of processes may claim from one
+PostgreSQL catalog. A heartbeat renews the leases. A document is published (made visible to queries) in one catalog
+transaction after all of its points are in the store; the same transaction retires older versions of the same file.
+
+A job taken over from a process that stopped (killed, or its lease ran out) resumes from its last finished batch:
+chunking is deterministic and point ids derive from (document, position), so the new run re-chunks, checks that the
+chunks are the same ones (`chunks_sha`) and embeds only what lies past `chunks_done`, the prefix of chunks whose
+batches are all stored. Upserting a point again with its id overwrites it: a chunk is never stored twice.
+
+Every call to ml-api / the embeddings API / the store goes through `outages`, which waits out transient failures; a
+permanent failure (or the retry deadline) ends as the document's `failed` state with its reason, its partial points
+are dropped and its upload is kept for a retry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
@@ -19,15 +27,15 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from rag_backend.catalog import DocumentStatus
+from rag_backend.catalog import STAGES, CatalogUnavailable, DocumentStatus
 from rag_backend.chunking import Chunk, Chunker
 from rag_backend.core.config import Settings
-from rag_backend.core.metrics import INGEST_CHUNKS, INGEST_FINISHED, STORE_LATENCY
+from rag_backend.core.metrics import INGEST_CHUNKS, INGEST_CLAIMS, INGEST_FINISHED, INGEST_RESUMED, STORE_LATENCY
 from rag_backend.embedding import Embedder, check_identity, space_for
 from rag_backend.errors import DomainError
-from rag_backend.ingestion.outages import JobCancelled, Outage, Retrier
+from rag_backend.ingestion.outages import JobCancelled, LeaseLost, Outage, Retrier
 from rag_backend.ingestion.pump import EmbedPump
-from rag_backend.ingestion.recovery import delete_points, drop_points, purge
+from rag_backend.ingestion.recovery import CLEANUP_RETRY_S, delete_points, drop_points, purge, purge_now, settle
 from rag_backend.ingestion.state import Jobs
 from rag_backend.lexical import Lexical
 from rag_backend.parsing import ParseError, ParseLimits, parse_isolated
@@ -36,6 +44,7 @@ from rag_backend.store import ChunkPayload, ChunkPoint, StoreError
 log = logging.getLogger("rag_backend.ingestion")
 _T = TypeVar("_T")
 POINT_NAMESPACE = uuid.UUID("6f1c1f4e-6f0a-4d55-9a57-2b3f3f1f0c11")
+MAX_ATTEMPTS = 10  # claims of one job (each after its process stopped mid-job) before it ends failed
 
 
 @dataclass(slots=True)
@@ -47,6 +56,7 @@ class _Prepared:
     chunks: list[Chunk]
     space: str
     started: float
+    resume_from: int  # chunks a previous run already stored
 
 
 class ChunkBudget:
@@ -71,56 +81,134 @@ class ChunkBudget:
             self._changed.notify_all()
 
 
-class Pipeline:
-    """The workers. A worker parses and chunks one document, then hands embedding + indexing to a task of its own
-    and takes the next document: many small documents are in flight at once (their chunks fill the pump's
-    batches), bounded by INGEST_INFLIGHT_CHUNKS so a flood of uploads cannot pile up in memory."""
+def chunks_sha(chunks: list[Chunk]) -> str:
+    """What a resumed job compares: the same upload chunked by the same settings gives the same digest."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(f"{chunk.position}:{len(chunk.text)}:".encode())
+        digest.update(chunk.text.encode())
+    return digest.hexdigest()
 
-    def __init__(self, settings: Settings, jobs: Jobs, embedder: Embedder, chunker: Chunker, lexical: Lexical) -> None:
+
+class Pipeline:
+    """The slots. A slot claims a job, parses and chunks it, then hands embedding + indexing to a task of its own and
+    claims the next: many small documents are in flight at once (their chunks fill the pump's batches), bounded by
+    INGEST_INFLIGHT_CHUNKS so a flood of uploads cannot pile up in memory."""
+
+    def __init__(
+        self, settings: Settings, jobs: Jobs, embedder: Embedder, chunker: Chunker, lexical: Lexical, slots: int
+    ) -> None:
         self.s, self.jobs, self.embedder, self.chunker, self.lexical = settings, jobs, embedder, chunker, lexical
-        self.catalog, self.store = jobs.catalog, jobs.store
+        self.catalog, self.store, self.owner = jobs.catalog, jobs.store, jobs.owner
+        self.slots = slots
         self.pump = EmbedPump(embedder, settings.embed_batch_size, settings.embed_concurrency)
         self._budget = ChunkBudget(settings.ingest_inflight_chunks)
-        self.retrier = Retrier(self.catalog, settings.ingest_retry_deadline_s)
+        self.retrier = Retrier(self.catalog, settings.ingest_retry_deadline_s, self.owner)
         backoff = (settings.ingest_retry_initial_s, settings.ingest_retry_max_s)
         name = f"the embedder ({embedder.provider})" if embedder else "the embedder"
         self.embedder_outage = Outage(name, *backoff, metric="embedder")
         self.store_outage = Outage("the vector store", *backoff, metric="store")
-        self._workers: list[asyncio.Task[None]] = []
+        self._free = asyncio.Semaphore(slots)
+        self._loops: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self.last_heartbeat = time.monotonic()
 
     def start(self) -> None:
+        if not self.slots:
+            return
         self.pump.start()
-        self._workers = [asyncio.create_task(self._worker(), name=f"ingest-{i}") for i in range(self.s.ingest_workers)]
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="ingest-claims"),
+            asyncio.create_task(self._heartbeat(), name="ingest-heartbeat"),
+        ]
 
     async def stop(self) -> None:
-        """Unfinished jobs stay in their stage; the next start resumes them from their upload."""
-        tasks = [*self._workers, *self._tasks]
+        """Unfinished jobs stay in their stage and their leases end now: another process (or this one's next
+        start) resumes them at once instead of after the lease."""
+        tasks = [*self._loops, *self._tasks]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._workers = []
-        await self.pump.stop()
+        self._loops = []
+        for doc_id in list(self.jobs.running):
+            with contextlib.suppress(CatalogUnavailable):
+                self.catalog.release(doc_id, self.owner)
+        self.jobs.running.clear()
+        if self.slots:
+            await self.pump.stop()
+
+    # -- claiming and leases ------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while True:
+            await self._free.acquire()
+            try:
+                claimed = self.catalog.claim(self.owner, self.s.ingest_lease_s, 1)
+            except CatalogUnavailable as exc:
+                log.warning("cannot claim jobs: %s", exc.message)
+                claimed = []
+            if not claimed:
+                self._free.release()
+                self.jobs.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.jobs.wake.wait(), self.s.ingest_poll_s)
+                continue
+            self._spawn(self._run(claimed[0]))
+
+    def _spawn(self, step: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(step)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _heartbeat(self) -> None:
+        """Renews this process's leases; a job whose lease is gone is `lost`. A process that cannot reach the
+        catalog for two thirds of a lease gives up all of its jobs before anyone can take them over."""
+        while True:
+            await asyncio.sleep(self.s.ingest_lease_s / 3)
+            try:
+                held = self.catalog.renew(self.owner, self.s.ingest_lease_s)
+            except CatalogUnavailable as exc:
+                if time.monotonic() - self.last_heartbeat > self.s.ingest_lease_s * 2 / 3:
+                    log.warning("catalog unreachable past the lease: stopping every job (%s)", exc.message)
+                    self.jobs.lost.update(self.jobs.running)
+                continue
+            self.last_heartbeat = time.monotonic()
+            self.jobs.lost.update(self.jobs.running - held.keys())
+
+    def _stopped(self, doc_id: str) -> Exception:
+        """Why a fenced write did not land: the row left its job (cancelled) or another process holds it."""
+        doc = self.catalog.get_document(doc_id)
+        if doc is not None and doc["lease_owner"] != self.owner:
+            return LeaseLost()
+        return JobCancelled()
+
+    def _stage(self, doc_id: str, stage: DocumentStatus, **fields: Any) -> None:
+        if doc_id in self.jobs.lost:
+            raise LeaseLost
+        if not self.catalog.set_stage(doc_id, stage, self.owner, **fields):
+            raise self._stopped(doc_id)
 
     # -- scheduling ---------------------------------------------------------------------------------
-    async def _worker(self) -> None:
-        while True:
-            doc_id = await self.jobs.queue.get()
-            self._begin(doc_id)
-            handed_over = False
-            try:
-                prepared = await self._guarded(doc_id, self._prepare(doc_id))
-                if prepared is not None:
-                    await self._budget.acquire(len(prepared.chunks))
-                    task = asyncio.create_task(self._complete(prepared))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                    handed_over = True
-            finally:
-                if not handed_over:
-                    self._end(doc_id)
+    async def _run(self, doc: dict[str, Any]) -> None:
+        doc_id = doc["id"]
+        self.jobs.running.add(doc_id)
+        handed_over = False
+        try:
+            if doc["status"] not in STAGES:  # a deletion or a failed job's points to finish
+                INGEST_CLAIMS.labels("cleanup").inc()
+                await self._guarded(doc_id, settle(self.jobs, doc))
+                return
+            INGEST_CLAIMS.labels("job" if doc["status"] == DocumentStatus.QUEUED else "resume").inc()
+            prepared = await self._guarded(doc_id, self._prepare(doc))
+            if prepared is not None:
+                await self._budget.acquire(len(prepared.chunks))
+                self._spawn(self._complete(prepared))
+                handed_over = True
+        finally:
+            self._free.release()
+            if not handed_over:
+                self._end(doc_id)
 
     async def _complete(self, job: _Prepared) -> None:
         try:
@@ -129,24 +217,26 @@ class Pipeline:
             self._budget.release(len(job.chunks))
             self._end(job.doc["id"])
 
-    def _begin(self, doc_id: str) -> None:
-        self.jobs.running[doc_id] = asyncio.Event()
-
     def _end(self, doc_id: str) -> None:
-        self.jobs.running.pop(doc_id).set()
-        self.jobs.queue.task_done()
+        self.jobs.running.discard(doc_id)
+        self.jobs.lost.discard(doc_id)
 
     async def _guarded(self, doc_id: str, step: Coroutine[Any, Any, _T]) -> _T | None:
-        """Runs one step of a job; every failure ends as the document's `failed` state with its reason."""
+        """Runs one step of a job; every failure ends as the document's `failed` state with its reason, except
+        losing the job (lease or catalog gone: whoever holds it next resumes it)."""
         try:
             return await step
+        except LeaseLost:
+            log.warning("lease lost: another process resumes the job", extra={"fields": {"document_id": doc_id}})
+        except CatalogUnavailable as exc:
+            log.warning("catalog unavailable: the job resumes once its lease ends (%s)", exc.message)
         except JobCancelled:
             await self._after_cancel(doc_id)
         except (DomainError, StoreError) as exc:  # parsing, embedding identity, upstream: the reason is shown
             await self._fail(doc_id, getattr(exc, "message", str(exc)))
         except asyncio.CancelledError:
             raise
-        except Exception:  # never let one document kill a worker
+        except Exception:  # never let one document kill a slot
             log.exception("ingestion of %s crashed", doc_id)
             await self._fail(doc_id, "internal error during ingestion (see the backend log)")
         return None
@@ -157,22 +247,16 @@ class Pipeline:
     def _storing(self, doc_id: str, fn: Callable[[], Awaitable[_T]]) -> Awaitable[_T]:
         return self.retrier.call(doc_id, self.store_outage, fn)
 
-    def _stage(self, doc_id: str, stage: DocumentStatus, **fields: Any) -> None:
-        if not self.catalog.set_stage(doc_id, stage, **fields):
-            raise JobCancelled
-
     # -- the steps ----------------------------------------------------------------------------------
-    async def _prepare(self, doc_id: str) -> _Prepared:
-        doc = self.catalog.get_document(doc_id)
-        if doc is None or doc["status"] != DocumentStatus.QUEUED:
-            raise JobCancelled
+    async def _prepare(self, doc: dict[str, Any]) -> _Prepared:
+        doc_id, collection = doc["id"], doc["collection"]
+        if doc["attempts"] > MAX_ATTEMPTS:
+            raise ParseError(f"gave up after {MAX_ATTEMPTS} attempts: the process running it stopped every time")
         start = time.perf_counter()
-        collection = doc["collection"]
-        if doc["has_points"]:  # a restarted job: drop what the interrupted run wrote
-            await self._storing(doc_id, lambda: delete_points(self.jobs, doc))
-
         self._stage(doc_id, DocumentStatus.PARSING, progress=0.02)
-        data = await asyncio.to_thread(self.jobs.upload_path(doc_id).read_bytes)
+        data = await asyncio.to_thread(self.catalog.read_upload, doc_id)
+        if data is None:
+            raise ParseError("the upload is no longer stored; upload the file again")
         parsed = await asyncio.to_thread(parse_isolated, data, doc["format"], ParseLimits.from_settings(self.s))
         pages = max((s.page or 0 for s in parsed.sections), default=0) or None
 
@@ -180,6 +264,16 @@ class Pipeline:
         chunks = await asyncio.to_thread(self.chunker.chunk, parsed)
         if not chunks:
             raise ParseError("no text to index after chunking")
+        digest = chunks_sha(chunks)
+        resume_from = 0
+        if doc["has_points"]:  # a job taken over: keep what the stopped run stored if it is the same chunking
+            if doc["chunks_sha"] == digest and doc["chunks"] == len(chunks):
+                resume_from = doc["chunks_done"]
+                INGEST_RESUMED.inc(resume_from)
+                fields = {"document_id": doc_id, "from_chunk": resume_from, "chunks": len(chunks)}
+                log.info("resumed", extra={"fields": fields})
+            else:
+                await self._storing(doc_id, lambda: delete_points(self.jobs, doc))
 
         identity = await self._embedding(doc_id, self.embedder.identity)
         coll = self.catalog.get_collection(collection)
@@ -188,46 +282,57 @@ class Pipeline:
         await self._storing(doc_id, lambda: self.store.ensure_space(space, identity.dim))
         coll = self.catalog.bind_collection(collection, identity.key, space)
         check_identity(collection, coll.embed_key, identity)  # a concurrent job may have bound it first
-        self._stage(doc_id, DocumentStatus.EMBEDDING, progress=0.1, chunks=len(chunks), chunks_done=0, has_points=1)
-        return _Prepared(doc, parsed.title, chunks, space, start)
+        self._stage(
+            doc_id, DocumentStatus.EMBEDDING, progress=0.1 + 0.85 * resume_from / len(chunks), chunks=len(chunks),
+            chunks_done=resume_from, chunks_sha=digest, has_points=1,
+        )  # fmt: skip
+        return _Prepared(doc, parsed.title, chunks, space, start, resume_from)
 
     async def _finish(self, job: _Prepared) -> None:
         doc_id, collection = job.doc["id"], job.doc["collection"]
-        await self._embed_and_upsert(job.doc, job.title, job.chunks, job.space)
+        await self._embed_and_upsert(job)
 
         self._stage(doc_id, DocumentStatus.INDEXING, progress=0.97)
         stored = await self._storing(doc_id, lambda: self.store.count(job.space, collection, doc_id))
         if stored != len(job.chunks):
             raise StoreError(f"store holds {stored} of {len(job.chunks)} chunks after indexing")
-        replaced = self.catalog.publish(doc_id, collection)
+        replaced = self.catalog.publish(doc_id, collection, self.owner)
         if replaced is None:
-            raise JobCancelled
-        INGEST_CHUNKS.inc(len(job.chunks))
+            raise self._stopped(doc_id)
+        INGEST_CHUNKS.inc(len(job.chunks) - job.resume_from)
         INGEST_FINISHED.labels("ready").inc()
-        self.jobs.upload_path(doc_id).unlink(missing_ok=True)
+        self.catalog.drop_upload(doc_id)
         for old_id in replaced:
             if old := self.catalog.get_document(old_id):
-                await purge(self.jobs, old)
+                await purge_now(self.jobs, old)
         seconds = round(time.perf_counter() - job.started, 3)
         log.info("indexed", extra={"fields": {"document_id": doc_id, "chunks": len(job.chunks), "seconds": seconds}})
 
-    async def _embed_and_upsert(self, doc: dict[str, Any], title: str | None, chunks: list[Chunk], space: str) -> None:
-        """Hands batches to the pump (which fills ml-api requests across documents); upserts as they land."""
+    async def _embed_and_upsert(self, job: _Prepared) -> None:
+        """Hands batches to the pump (which fills ml-api requests across documents); upserts as they land and
+        records the prefix of chunks whose batches are all stored (what a takeover resumes from)."""
+        doc, chunks = job.doc, job.chunks
         doc_id = doc["id"]
         size = self.s.embed_batch_size
-        batches = [chunks[i : i + size] for i in range(0, len(chunks), size)]
+        starts = list(range(job.resume_from, len(chunks), size))
         gate = asyncio.Semaphore(self.s.embed_concurrency)
-        done = 0
-        last_report = 0.0
+        stored: set[int] = set()
+        prefix = job.resume_from
         stop = False
 
-        async def one(batch: list[Chunk]) -> None:
-            nonlocal done, last_report, stop
+        async def one(first: int) -> None:
+            nonlocal prefix, stop
+            batch = chunks[first : first + size]
             async with gate:
                 if stop:
                     return
                 current = self.catalog.get_document(doc_id)
-                if current is None or current["status"] != DocumentStatus.EMBEDDING:
+                if (
+                    doc_id in self.jobs.lost
+                    or current is None
+                    or current["status"] != DocumentStatus.EMBEDDING
+                    or current["lease_owner"] != self.owner
+                ):
                     stop = True
                     return
                 try:
@@ -236,29 +341,33 @@ class Pipeline:
                 except BaseException:
                     stop = True
                     raise
-            points = [self._point(doc, title, chunk, vec) for chunk, vec in zip(batch, vectors, strict=True)]
+            points = [self._point(doc, job.title, chunk, vec) for chunk, vec in zip(batch, vectors, strict=True)]
             t0 = time.perf_counter()
             try:
-                await self._storing(doc_id, lambda: self.store.upsert(space, points))
+                await self._storing(doc_id, lambda: self.store.upsert(job.space, points))
             except BaseException:
                 stop = True
                 raise
             STORE_LATENCY.labels("upsert").observe(time.perf_counter() - t0)
-            done += len(batch)
-            now = time.monotonic()
-            if now - last_report > 0.25 or done == len(chunks):
-                last_report = now
-                progress = 0.1 + 0.85 * done / len(chunks)
-                self.catalog.set_stage(doc_id, DocumentStatus.EMBEDDING, chunks_done=done, progress=progress)
+            stored.add(first)
+            if first != prefix:
+                return
+            while prefix in stored:
+                prefix = min(prefix + size, len(chunks))
+            progress = 0.1 + 0.85 * prefix / len(chunks)
+            if not self.catalog.set_stage(
+                doc_id, DocumentStatus.EMBEDDING, self.owner, chunks_done=prefix, progress=progress
+            ):
+                stop = True
 
         # gather, not a TaskGroup: every write finishes (or fails) before the caller cleans up, so no
         # cancelled upsert can land after the job's points were dropped.
-        results = await asyncio.gather(*(one(b) for b in batches), return_exceptions=True)
+        results = await asyncio.gather(*(one(b) for b in starts), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
         if stop:
-            raise JobCancelled
+            raise self._stopped(doc_id)
 
     def _point(self, doc: dict[str, Any], title: str | None, chunk: Chunk, vector: Any) -> ChunkPoint:
         indices, values = self.lexical.document(chunk.text)
@@ -278,14 +387,21 @@ class Pipeline:
 
     # -- endings ------------------------------------------------------------------------------------
     async def _fail(self, doc_id: str, reason: str) -> None:
+        if not self.catalog.fail(doc_id, reason, self.owner):
+            return await self._after_cancel(doc_id)  # deleted or taken over meanwhile: not this job's failure
         log.warning("ingestion failed", extra={"fields": {"document_id": doc_id, "reason": reason}})
         INGEST_FINISHED.labels("failed").inc()
-        self.catalog.fail(doc_id, reason)
-        await drop_points(self.jobs, doc_id)  # the upload stays: `retry` runs the job again from it
+        dropped = await drop_points(self.jobs, doc_id)  # the upload stays: `retry` runs the job again from it
+        self.catalog.release(doc_id, self.owner, 0.0 if dropped else CLEANUP_RETRY_S)
 
     async def _after_cancel(self, doc_id: str) -> None:
         doc = self.catalog.get_document(doc_id)
-        if doc and doc["status"] == DocumentStatus.DELETING:
-            await purge(self.jobs, doc)
+        if doc is None or doc["lease_owner"] != self.owner:
+            return  # gone, or another process holds it now and cleans up
+        if doc["status"] == DocumentStatus.DELETING:
+            if await purge(self.jobs, doc):
+                return
+            self.catalog.release(doc_id, self.owner, CLEANUP_RETRY_S)
         else:
-            await drop_points(self.jobs, doc_id)
+            dropped = await drop_points(self.jobs, doc_id)
+            self.catalog.release(doc_id, self.owner, 0.0 if dropped else CLEANUP_RETRY_S)

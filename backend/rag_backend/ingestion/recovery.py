@@ -1,8 +1,8 @@
-"""Leaving no trace: resuming interrupted jobs at start, and removing a document's points, upload and row.
+"""Leaving no trace: removing a document's points, upload and row, whoever notices first.
 
-A document's points may outlive its job (a crash mid-write, a store outage during clean-up). They stay
-hidden from queries while the row is not `ready`; everything here is safe to repeat, and the next start
-repeats whatever a failure left undone.
+A document's points may outlive its job (a crash mid-write, a store outage during clean-up). They stay hidden from
+queries while the row is not `ready`, and the row stays claimable (`deleting`, or `failed` with points) until the
+clean-up succeeds: whichever process claims it next finishes the work. Everything here is safe to repeat.
 """
 
 from __future__ import annotations
@@ -15,23 +15,7 @@ from rag_backend.ingestion.state import Jobs
 from rag_backend.store import StoreError
 
 log = logging.getLogger("rag_backend.ingestion")
-
-
-async def resume(jobs: Jobs) -> None:
-    """Requeues jobs a stop or crash interrupted, finishes interrupted deletions, drops points of failed jobs."""
-    for doc in jobs.catalog.unfinished():
-        if doc["status"] == DocumentStatus.DELETING:
-            await purge(jobs, doc)
-        elif jobs.upload_path(doc["id"]).exists():
-            jobs.catalog.set_stage(
-                doc["id"], DocumentStatus.QUEUED, progress=0, chunks_done=0,
-                waiting_since=None, retry_reason=None, next_retry_at=None,
-            )  # fmt: skip
-            jobs.queue.put_nowait(doc["id"])
-        else:
-            jobs.catalog.fail(doc["id"], "interrupted by a restart and its upload is gone; upload it again")
-    for doc in jobs.catalog.failed_with_points():
-        await drop_points(jobs, doc["id"])
+CLEANUP_RETRY_S = 30.0  # a clean-up that met a store outage is claimable again after this
 
 
 async def delete_points(jobs: Jobs, doc: dict[str, Any]) -> None:
@@ -43,8 +27,7 @@ async def delete_points(jobs: Jobs, doc: dict[str, Any]) -> None:
 
 
 async def drop_points(jobs: Jobs, doc_id: str) -> bool:
-    """True once the document holds no points. On a store failure they stay hidden (has_points and not
-    ready) and the next start cleans them up."""
+    """True once the document holds no points. On a store failure they stay hidden (has_points and not ready)."""
     doc = jobs.catalog.get_document(doc_id)
     if not doc or not doc["has_points"]:
         return True
@@ -56,9 +39,28 @@ async def drop_points(jobs: Jobs, doc_id: str) -> bool:
     return True
 
 
-async def purge(jobs: Jobs, doc: dict[str, Any]) -> None:
-    """Points, upload and row of a document on its way out; if the store fails it stays `deleting` (hidden)
-    and the next start tries again."""
-    if await drop_points(jobs, doc["id"]):
-        jobs.upload_path(doc["id"]).unlink(missing_ok=True)
-        jobs.catalog.remove_document(doc["id"])
+async def purge(jobs: Jobs, doc: dict[str, Any]) -> bool:
+    """Points, upload and row of a document on its way out; False (it stays `deleting`, hidden) if the store
+    failed."""
+    if not await drop_points(jobs, doc["id"]):
+        return False
+    jobs.catalog.remove_document(doc["id"])
+    return True
+
+
+async def settle(jobs: Jobs, doc: dict[str, Any]) -> None:
+    """Finishes what a leased row that is not a job needs (a deletion, or a failed job's points), then gives it
+    back: at once, or after CLEANUP_RETRY_S when the store failed."""
+    if doc["status"] == DocumentStatus.DELETING:
+        done = await purge(jobs, doc)
+    else:
+        done = await drop_points(jobs, doc["id"])
+    if not (done and doc["status"] == DocumentStatus.DELETING):
+        jobs.catalog.release(doc["id"], jobs.owner, 0.0 if done else CLEANUP_RETRY_S)
+
+
+async def purge_now(jobs: Jobs, doc: dict[str, Any]) -> None:
+    """A deletion's clean-up right away, unless a process holds the row: its job notices the deletion at its next
+    step and cleans up after its own writes (so no upsert of it can land after the purge)."""
+    if jobs.catalog.take(doc["id"], jobs.owner, jobs.lease_s):
+        await settle(jobs, doc)

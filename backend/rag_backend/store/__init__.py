@@ -37,9 +37,27 @@ __all__ = [
 
 
 def open_store(
-    *, qdrant_url: str | None, qdrant_api_key: str | None, data_dir: str | Path, timeout_s: float = 10.0
+    *,
+    qdrant_url: str | None,
+    qdrant_api_key: str | None,
+    data_dir: str | Path,
+    timeout_s: float = 10.0,
+    shard_number: int | None = None,
+    replication_factor: int | None = None,
+    write_consistency_factor: int | None = None,
 ) -> VectorStore:
-    """A Qdrant server store when a URL is configured, else the embedded engine under ``<data_dir>/qdrant``."""
+    """A Qdrant server store when a URL is configured, else the embedded engine under ``<data_dir>/qdrant``.
+
+    The cluster settings shape the collections a server store creates (None: the server's default); the embedded
+    engine is one shard in one process and ignores them.
+    """
     if qdrant_url:
-        return QdrantServerStore.from_url(qdrant_url, api_key=qdrant_api_key, timeout=timeout_s)
+        return QdrantServerStore.from_url(
+            qdrant_url,
+            api_key=qdrant_api_key,
+            timeout=timeout_s,
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+            write_consistency_factor=write_consistency_factor,
+        )
     return EdgeStore(Path(data_dir) / "qdrant")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -32,6 +33,9 @@ from rag_backend.store.base import (
     scatter,
     to_hit,
 )
+
+logger = logging.getLogger(__name__)
+CLUSTER_PARAMS = ("shard_number", "replication_factor", "write_consistency_factor")
 
 
 def _server_collection_filter(collection: str, document_id: str | None = None) -> models.Filter:
@@ -103,14 +107,43 @@ class QdrantServerStore:
     The store owns the client: ``close()`` closes it. Writes use ``wait=True`` so they are searchable on return.
     Collection-scoped BM25 IDF (``SearchParams.idf``) needs Qdrant >= 1.19; ``collection_idf=False`` falls back to
     space-wide IDF for older servers.
+
+    On a cluster: ``shard_number``, ``replication_factor`` and ``write_consistency_factor`` (None: the server's
+    default, not sent) apply to the collections this store creates; an existing collection keeps its own and a
+    mismatch is logged once. Qdrant sends a write to every active replica of the shard and, with ``wait=True``,
+    answers once all of them have replied, failing unless ``write_consistency_factor`` succeeded and deactivating
+    the replicas that failed. So a write that returned is visible to the default read consistency (one replica
+    per shard) and the exact ``count`` that ingestion checks after its upserts sees every chunk; no read
+    consistency is set. ``count(exact=True)`` fans out to every shard and sums exact per-shard counts (the
+    approximate count would estimate from the payload index). Writes keep the default (weak) ordering: each
+    process awaits its writes one after another, and two processes write the same points only when a job's lease
+    moved mid-job, and then identical points (ids derive from document and position), so no order between them
+    matters and routing every write through a shard leader would only add a hop.
     """
 
     kind = "qdrant"
     _UPSERT_CHUNK = 256  # points per request: keeps request bodies well below the server's size limit
 
     def __init__(
-        self, client: AsyncQdrantClient, *, health_timeout_s: float = 2.0, collection_idf: bool = True
+        self,
+        client: AsyncQdrantClient,
+        *,
+        health_timeout_s: float = 2.0,
+        collection_idf: bool = True,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
     ) -> None:
+        given = dict(zip(CLUSTER_PARAMS, (shard_number, replication_factor, write_consistency_factor), strict=True))
+        for name, value in given.items():
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"invalid {name} {value!r}: expected a positive int or None")
+        if write_consistency_factor and replication_factor and write_consistency_factor > replication_factor:
+            # Qdrant would silently cap it at the replica count: refuse the contradiction instead.
+            raise ValueError(
+                f"write_consistency_factor {write_consistency_factor} exceeds replication_factor {replication_factor}"
+            )
+        self._cluster = {name: value for name, value in given.items() if value is not None}
         self._client = client
         self._health_timeout_s = health_timeout_s
         self._collection_idf = collection_idf
@@ -122,15 +155,33 @@ class QdrantServerStore:
         self._dims: dict[str, int] = {}  # spaces known to exist, with their dense dim
 
     @classmethod
-    def from_url(cls, url: str, api_key: str | None = None, timeout: float = 10) -> QdrantServerStore:
-        """Connect lazily (no I/O here); ``health()`` tells whether the server answers."""
+    def from_url(
+        cls,
+        url: str,
+        api_key: str | None = None,
+        timeout: float = 10,
+        *,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
+    ) -> QdrantServerStore:
+        """Connect lazily (no I/O here); ``health()`` tells whether the server answers.
+
+        The cluster settings apply to collections this store creates (None: the server's default).
+        """
         client = AsyncQdrantClient(
             url=url,
             api_key=api_key,
             timeout=max(1, math.ceil(timeout)),
             check_compatibility=False,  # would probe the server from a thread at construction; health() does it
         )
-        return cls(client, health_timeout_s=min(2.0, float(timeout)))
+        return cls(
+            client,
+            health_timeout_s=min(2.0, float(timeout)),
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+            write_consistency_factor=write_consistency_factor,
+        )
 
     def _error(self, what: str, space: str, exc: BaseException) -> StoreError:
         return StoreError(f"qdrant {what} failed for collection {space!r} at {self._where}: {exc}")
@@ -150,8 +201,26 @@ class QdrantServerStore:
                 return None
             raise self._error("get_collection", space, exc) from exc
         dim = self._dense_dim(space, info)
+        self._warn_cluster_mismatch(space, info)
         self._dims[space] = dim
         return dim
+
+    def _warn_cluster_mismatch(self, space: str, info: models.CollectionInfo) -> None:
+        """Settings only shape new collections: say so when an existing one differs (once per space and client)."""
+        params = info.config.params
+        differs = {
+            name: getattr(params, name, None)
+            for name, wanted in self._cluster.items()
+            if getattr(params, name, None) not in (None, wanted)
+        }
+        if differs:
+            have = ", ".join(f"{name}={value}" for name, value in differs.items())
+            want = ", ".join(f"{name}={self._cluster[name]}" for name in differs)
+            logger.warning(
+                "qdrant collection %r at %s has %s, not the configured %s: the settings apply to new collections "
+                "only (change an existing one with Qdrant's collection update and shard APIs)",
+                space, self._where, have, want,
+            )  # fmt: skip
 
     def _dense_dim(self, space: str, info: models.CollectionInfo) -> int:
         vectors = info.config.params.vectors
@@ -171,6 +240,7 @@ class QdrantServerStore:
                     space,
                     vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
                     sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                    **self._cluster,  # only those configured: the client leaves unset ones out of the request
                 )
             except Exception as exc:
                 # Lost a creation race with another process: fall through to checking what exists.

@@ -193,10 +193,10 @@ export interface paths {
         };
         /**
          * Ready
-         * @description ml-api (one embedding, one rerank pair, with the backend's key), a store search and a cache write+read,
-         *     each reported; 503 unless the query path works, `degraded` without cache. Only a caller holding API_KEY sees
-         *     endpoints and paths: everyone else (everyone, when no API_KEY is set) sees the statuses and reasons with URLs
-         *     and paths redacted; keys and passwords are never shown.
+         * @description The catalog, ml-api (one embedding, one rerank pair, with the backend's key), a store search and a cache
+         *     write+read, each reported; 503 unless the query path works, `degraded` without cache. Only a caller holding
+         *     API_KEY sees endpoints and paths: everyone else (everyone, when no API_KEY is set) sees the statuses and reasons
+         *     with URLs and paths redacted; keys and passwords are never shown.
          */
         get: operations["ready_ready_get"];
         put?: never;
@@ -538,7 +538,7 @@ export interface components {
             status: "ready" | "degraded" | "unavailable";
             /**
              * Components
-             * @description embeddings, reranker, store, cache, llm
+             * @description catalog, embeddings, reranker, store, cache, llm
              */
             components: {
                 [key: string]: components["schemas"]["ReadyComponent"];
@@ -628,7 +628,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Catalog unavailable. */
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -715,7 +715,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Catalog unavailable. */
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -768,7 +768,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Catalog unavailable. */
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -832,7 +832,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Catalog unavailable. */
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -903,7 +903,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Catalog unavailable. */
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -945,7 +945,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Catalog unavailable. */
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -1045,7 +1045,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Catalog unavailable. */
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -1109,7 +1109,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The store is unreachable or misconfigured; the message says what and where. Catalog unavailable. */
+            /** @description The store is unreachable or misconfigured; the message says what and where. The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -1227,7 +1227,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description ml-api, the embeddings API or the store cannot be reached now: the client may retry later. The store is unreachable or misconfigured; the message says what and where. Catalog unavailable. */
+            /** @description ml-api, the embeddings API or the store cannot be reached now: the client may retry later. The store is unreachable or misconfigured; the message says what and where. The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -1359,7 +1359,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description ml-api, the embeddings API or the store cannot be reached now: the client may retry later. The store is unreachable or misconfigured; the message says what and where. Catalog unavailable. */
+            /** @description ml-api, the embeddings API or the store cannot be reached now: the client may retry later. The store is unreachable or misconfigured; the message says what and where. The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -1505,7 +1505,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description Catalog unavailable. */
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */

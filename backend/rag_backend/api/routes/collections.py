@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,11 +9,12 @@ from fastapi import APIRouter
 from rag_backend.api.deps import CatalogDep, IngestionDep
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import CollectionCreate, CollectionInfo
+from rag_backend.catalog import CatalogUnavailable
 from rag_backend.errors import Conflict, NotFound
 from rag_backend.store import StoreError
 
 router = APIRouter(prefix="/api/collections", tags=["collections"])
-CATALOG_DOWN = sqlite3.OperationalError  # every route here reads or writes the catalog
+CATALOG_DOWN = CatalogUnavailable  # every route here reads or writes the catalog
 
 
 def collection(row: dict[str, Any]) -> dict[str, Any]:

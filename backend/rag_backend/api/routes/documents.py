@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,12 +11,12 @@ from rag_backend.api.deps import CatalogDep, IngestionDep, SettingsDep
 from rag_backend.api.errors import Mapped, classify
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import Document, DocumentList, UploadResponse, check_collection_name
-from rag_backend.catalog import COLLECTION_NAME, DocumentStatus
+from rag_backend.catalog import COLLECTION_NAME, CatalogUnavailable, DocumentStatus
 from rag_backend.core.runtime import error_response
 from rag_backend.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedFormat
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
-CATALOG_DOWN = sqlite3.OperationalError  # every route here reads or writes the catalog
+CATALOG_DOWN = CatalogUnavailable  # every route here reads or writes the catalog
 
 # The form is parsed by hand below (to cap files and fields, and to refuse each bad file on its own), so FastAPI
 # cannot see it: the OpenAPI document gets it from here.
@@ -132,7 +131,7 @@ async def retry_document(ingestion: IngestionDep, doc_id: str) -> Any:
     return document(ingestion.retry(doc_id))
 
 
-@router.delete("/{doc_id}", responses=raises(NotFound, CATALOG_DOWN))  # a store failure: removed at the next start
+@router.delete("/{doc_id}", responses=raises(NotFound, CATALOG_DOWN))  # a store failure: purged by the next claimer
 async def delete_document(ingestion: IngestionDep, doc_id: str) -> dict[str, Any]:
     """Hidden from queries at once; its points are removed before this returns (or when its job stops)."""
     if await ingestion.delete_document(doc_id) is None:

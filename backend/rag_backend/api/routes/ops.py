@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import asdict
 from typing import Any
 
@@ -14,7 +13,7 @@ from rag_backend import __version__, readiness
 from rag_backend.api.deps import CatalogDep, ServicesDep
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import ReadyReport
-from rag_backend.catalog import DocumentStatus
+from rag_backend.catalog import CatalogUnavailable, DocumentStatus
 from rag_backend.core.config import Settings
 from rag_backend.core.metrics import INGEST_JOBS
 from rag_backend.core.runtime import key_matches
@@ -34,10 +33,10 @@ async def health() -> dict[str, str]:
     responses={503: {"model": ReadyReport, "description": "The query path does not work: see the components"}},
 )
 async def ready(request: Request, svc: ServicesDep) -> JSONResponse:
-    """ml-api (one embedding, one rerank pair, with the backend's key), a store search and a cache write+read,
-    each reported; 503 unless the query path works, `degraded` without cache. Only a caller holding API_KEY sees
-    endpoints and paths: everyone else (everyone, when no API_KEY is set) sees the statuses and reasons with URLs
-    and paths redacted; keys and passwords are never shown."""
+    """The catalog, ml-api (one embedding, one rerank pair, with the backend's key), a store search and a cache
+    write+read, each reported; 503 unless the query path works, `degraded` without cache. Only a caller holding
+    API_KEY sees endpoints and paths: everyone else (everyone, when no API_KEY is set) sees the statuses and reasons
+    with URLs and paths redacted; keys and passwords are never shown."""
     s = svc.settings
     result = await readiness.check(
         svc.embedder, svc.reranker, svc.store, svc.cache, svc.chain, svc.catalog, s.ready_timeout_s
@@ -56,7 +55,7 @@ def _sensitive(s: Settings) -> tuple[list[str], list[str]]:
     """What /ready must never show (keys, passwords) and what only key holders see (endpoints, paths)."""
     urls = [
         s.embed_api_url, s.rerank_api_url, s.openai_embed_base_url, s.qdrant_url, s.redis_url, s.ollama_url,
-        s.openai_base_url,
+        s.openai_base_url, s.database_url,
     ]  # fmt: skip
     keys = [s.api_key, s.ml_api_key, s.qdrant_api_key, s.openai_api_key, s.openai_embed_api_key]
     places = [u.rstrip("/") for u in urls if u] + [str(s.data_dir), str(s.data_dir.resolve()), s.chunk_tokenizer]
@@ -85,7 +84,7 @@ async def info(svc: ServicesDep) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics", response_class=PlainTextResponse, responses=raises(sqlite3.OperationalError))
+@router.get("/metrics", response_class=PlainTextResponse, responses=raises(CatalogUnavailable))
 async def metrics(catalog: CatalogDep) -> Response:
     counts = catalog.counts_by_status()
     for status in DocumentStatus:

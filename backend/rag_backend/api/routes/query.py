@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from rag_backend.api.deps import AnswererDep, ChainDep, RetrieverDep, SettingsDe
 from rag_backend.api.errors import classify
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import QueryRequest, QueryResponse
+from rag_backend.catalog import CatalogUnavailable
 from rag_backend.core.config import Settings
 from rag_backend.errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, UpstreamError, UpstreamUnavailable
 from rag_backend.retrieval import QueryParams
@@ -25,7 +25,7 @@ log = logging.getLogger("rag_backend.api")
 
 # What retrieval lets through (the LLM chain falls back down to extractive answers instead of failing).
 RETRIEVAL = raises(
-    InvalidInput, NotFound, Conflict, UpstreamError, UpstreamUnavailable, StoreError, sqlite3.OperationalError,
+    InvalidInput, NotFound, Conflict, UpstreamError, UpstreamUnavailable, StoreError, CatalogUnavailable,
     DeadlineExceeded,
 )  # fmt: skip
 # Before Open API 3.2's itemSchema, a text/event-stream `schema` describes each event (as Schemathesis reads it).

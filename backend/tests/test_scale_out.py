@@ -1,0 +1,200 @@
+"""Several processes on one catalog: `rag-backend serve` replicas with INGEST_WORKERS=0 and `rag-backend worker`s, on
+a real PostgreSQL (a database of the test's own), the real Redis, the real ml-api (test models).
+
+How the store is handled: a Qdrant server cannot run on this machine and both embedded engines (qdrant-edge,
+qdrant-client's local mode) belong to one process. Every backend process here therefore talks to one Qdrant REST
+stand-in (devharness.qdrant_standin: qdrant-client's local mode behind the subset of Qdrant's REST API the store
+uses) through the backend's real server store (QDRANT_URL, qdrant-client over HTTP). Everything the backend does is
+real; what a real Qdrant cluster adds (sharding, replication, write consistency, concurrent writers inside the
+engine, failover) is not exercised here, and the stand-in serialises all store calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from conftest import Proc, backend_env, free_port, start, start_backend, wait_ready
+from devharness.qdrant_standin import start_standin
+
+from rag_backend.store import QdrantServerStore
+
+LEASE_S = 3  # short, so a takeover after a SIGKILL happens within seconds
+WORDS = "magma basalt crater caldera tephra lahar fumarole obsidian pumice rhyolite andesite scoria".split()
+
+
+def _long_text(paragraphs: int, seed: int = 0) -> bytes:
+    """Distinct paragraphs (chunking keeps them apart), enough for hundreds of chunks at CHUNK_TOKENS=64."""
+    out = []
+    for p in range(paragraphs):
+        words = [WORDS[(p * 7 + i * (seed + 3)) % len(WORDS)] for i in range(40)]
+        out.append(f"Section {p}. " + " ".join(words) + ".")
+    return "\n\n".join(out).encode()
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[str]:
+    service = start_standin(tmp_path / "standin.log")
+    yield service.url
+    service.stop(10)
+
+
+@pytest.fixture
+def shared_env(database_url: str, standin: str, redis_url: str, prefix: str) -> dict[str, str]:
+    """What every process of the deployment shares: catalog, store, cache, lease timing, small embed batches (so
+    a job is many batches long and can be killed in the middle)."""
+    return {
+        "DATABASE_URL": database_url,
+        "QDRANT_URL": standin,
+        "REDIS_URL": redis_url,
+        "CACHE_PREFIX": prefix,
+        "INGEST_LEASE_S": str(LEASE_S),
+        "INGEST_POLL_S": "0.2",
+        "CHUNK_TOKENS": "64",
+        "CHUNK_OVERLAP_TOKENS": "8",
+        "EMBED_BATCH_SIZE": "4",
+        "EMBED_CONCURRENCY": "1",
+    }
+
+
+def start_worker(tmp: Path, ml_api_url: str, name: str, env: dict[str, str], concurrency: int = 1) -> Proc:
+    port = free_port()
+    full = backend_env(tmp / f"{name}-data", ml_api_url, WORKER_PORT=str(port), **env)
+    cmd = [sys.executable, "-m", "rag_backend", "worker", "--concurrency", str(concurrency)]
+    return start(name, cmd, full, tmp / f"{name}.log", port, timeout=60)
+
+
+def _row(database_url: str, doc_id: str) -> dict | None:
+    with psycopg.connect(database_url) as conn:
+        cur = conn.execute("SELECT * FROM documents WHERE id = %s", (doc_id,))
+        row = cur.fetchone()
+        return dict(zip([c.name for c in cur.description], row, strict=True)) if row else None
+
+
+def _space(database_url: str, collection: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT space FROM collections WHERE name = %s", (collection,)).fetchone()[0]
+
+
+def _points(standin: str, space: str, collection: str, doc_id: str | None = None) -> int:
+    async def count() -> int:
+        store = QdrantServerStore.from_url(standin)
+        try:
+            return await store.count(space, collection, doc_id)
+        finally:
+            await store.close()
+
+    return asyncio.run(count())
+
+
+def _metric(proc: Proc, name: str, labels: str = "") -> float:
+    text = httpx.get(f"{proc.url}/metrics", timeout=10).text
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def _upload(api: Proc, name: str, data: bytes, collection: str = "default") -> str:
+    with api.client() as c:
+        r = c.post("/api/documents", data={"collection": collection}, files=[("files", (name, data, "text/plain"))])
+        assert r.status_code == 202, r.text
+        return r.json()["documents"][0]["id"]
+
+
+def _wait_row(database_url: str, doc_id: str, test, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    row = None
+    while time.monotonic() < deadline:
+        row = _row(database_url, doc_id)
+        if test(row):
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"row of {doc_id} never got there: {row}")
+
+
+def test_a_worker_killed_mid_job_is_resumed_by_another_and_every_chunk_is_stored_once(
+    tmp_path: Path, ml_api: Proc, shared_env: dict[str, str], database_url: str, standin: str
+) -> None:
+    api = start_backend(tmp_path, ml_api.url, "api", INGEST_WORKERS="0", **shared_env)
+    workers = [start_worker(tmp_path, ml_api.url, f"worker-{i}", shared_env) for i in range(3)]
+    try:
+        doc_id = _upload(api, "long.txt", _long_text(400))
+        # Wait until the job is well under way: some batches stored, many to go.
+        row = _wait_row(database_url, doc_id, lambda r: r and r["status"] == "embedding" and r["chunks_done"] >= 40)
+        assert row["chunks_done"] < row["chunks"] - 40, "the job ran too fast to be killed mid-way"
+        owner_pid = int(row["lease_owner"].split(":")[1])
+        (victim,) = [w for w in workers if w.service.proc.pid == owner_pid]
+        os.kill(owner_pid, signal.SIGKILL)
+        killed_at = row["chunks_done"]
+        survivors = [w for w in workers if w is not victim]
+
+        with api.client() as c:
+            done = wait_ready(c, doc_id, timeout=180)
+        assert done["status"] == "ready", done
+        final = _row(database_url, doc_id)
+        assert final["attempts"] == 2 and final["lease_owner"] is None  # one takeover, then published
+        assert final["lease_owner"] is None and final["chunks_done"] == final["chunks"]
+
+        # Resumed from its last finished batch: the new holder embedded only what lay past the stored prefix.
+        resumed = sum(_metric(w, "rag_ingest_chunks_resumed_total") for w in survivors)
+        assert killed_at <= resumed < final["chunks"]
+        logs = "".join(w.output() for w in survivors)
+        assert f'"document_id":"{doc_id}"' in logs and '"msg":"resumed"' in logs
+        # Completed once: one `ready` among the survivors (the victim died before it could publish).
+        assert sum(_metric(w, "rag_ingest_jobs_finished_total", '{status="ready"}') for w in survivors) == 1
+
+        # Each chunk stored once: ids derive from (document, position), so the collection holds exactly `chunks`.
+        space = _space(database_url, "default")
+        assert _points(standin, space, "default", doc_id) == final["chunks"]
+        assert _points(standin, space, "default") == final["chunks"]
+        with api.client() as c:
+            hits = c.post("/api/query", json={"query": "Section 399 caldera", "top_k": 3}).json()
+        assert hits["results"] and all(h["document_id"] == doc_id for h in hits["results"])
+    finally:
+        for proc in [api, *workers]:
+            proc.service.stop(20)
+
+
+def test_two_api_processes_serve_one_catalog_and_a_deletion_reaches_the_worker(
+    tmp_path: Path, ml_api: Proc, shared_env: dict[str, str], database_url: str, standin: str
+) -> None:
+    a = start_backend(tmp_path, ml_api.url, "api-a", INGEST_WORKERS="0", **shared_env)
+    b = start_backend(tmp_path, ml_api.url, "api-b", INGEST_WORKERS="0", **shared_env)
+    worker = start_worker(tmp_path, ml_api.url, "worker", shared_env, concurrency=2)
+    try:
+        small = _upload(a, "small.txt", _long_text(3, seed=1), collection="shared")
+        with b.client() as c:
+            assert wait_ready(c, small)["status"] == "ready"  # uploaded through A, finished and seen through B
+            listed = c.get("/api/documents", params={"collection": "shared"}).json()["documents"]
+            assert [d["id"] for d in listed] == [small]
+            hits = c.post("/api/query", json={"query": "Section 2", "collection": "shared"}).json()["results"]
+            assert hits and hits[0]["document_id"] == small
+            assert c.get("/ready").json()["components"]["catalog"]["kind"] == "postgres"
+
+        # A deletion through B while the worker embeds a long document: the worker notices at its next batch,
+        # stops, and removes what it wrote; A sees the document gone.
+        long = _upload(a, "long.txt", _long_text(300, seed=2), collection="shared")
+        _wait_row(database_url, long, lambda r: r and r["status"] == "embedding" and r["chunks_done"] >= 8)
+        with b.client() as c:
+            assert c.delete(f"/api/documents/{long}").status_code == 200
+        with a.client() as c:
+            assert c.get(f"/api/documents/{long}").status_code == 404  # hidden at once
+        _wait_row(database_url, long, lambda r: r is None, timeout=30)  # the worker purged its row and upload
+        space = _space(database_url, "shared")
+        assert _points(standin, space, "shared", long) == 0
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM uploads").fetchone()[0] == 0
+        assert _points(standin, space, "shared") == _row(database_url, small)["chunks"]
+        health = httpx.get(f"{worker.url}/ready", timeout=10)
+        assert health.status_code == 200 and health.json()["components"]["leases"]["ok"], health.text
+    finally:
+        for proc in (a, b, worker):
+            proc.service.stop(20)
