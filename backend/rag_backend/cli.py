@@ -25,14 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "serve":
-        uvicorn.run(
-            "rag_backend.api.app:create_app",
-            factory=True,
-            host=args.host or settings.backend_host,
-            port=args.port or settings.backend_port,
-            log_config=None,
-            timeout_graceful_shutdown=20,
-        )
+        _serve("rag_backend.api.app:create_app", args.host or settings.backend_host, args.port or settings.backend_port)
         return
     if not settings.qdrant_url:
         sys.exit("rag-backend worker: QDRANT_URL is not set: the embedded Qdrant belongs to one process (run "
@@ -42,14 +35,11 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--concurrency must be at least 1")
         os.environ["WORKER_CONCURRENCY"] = str(args.concurrency)  # the factory reads it through the settings
         get_settings.cache_clear()
-    uvicorn.run(
-        "rag_backend.api.worker:create_app",
-        factory=True,
-        host=args.host or settings.backend_host,
-        port=args.port or settings.worker_port,
-        log_config=None,
-        timeout_graceful_shutdown=20,
-    )
+    _serve("rag_backend.api.worker:create_app", args.host or settings.backend_host, args.port or settings.worker_port)
+
+
+def _serve(factory: str, host: str, port: int) -> None:
+    uvicorn.run(factory, factory=True, host=host, port=port, log_config=None, timeout_graceful_shutdown=20)
 
 
 if __name__ == "__main__":

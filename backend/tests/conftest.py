@@ -6,7 +6,6 @@ their own created and dropped per test, or one started here)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ import psycopg
 import pytest
 import redis
 from devharness import Service, free_port, spawn, wait_healthy
+from devharness.postgres import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
@@ -175,19 +175,6 @@ def postgres_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     wait_healthy(server, lambda: _postgres_answers(url), timeout=30, interval=0.1)
     yield url
     server.stop(10)
-
-
-@contextlib.contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A database of our own, dropped afterwards with whatever connections are left on it."""
-    name = f"rag_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import scratch_database
+from devharness.postgres import scratch_database
 
 from rag_backend.catalog import Catalog, CatalogUnavailable, DocumentStatus, open_catalog
 from rag_backend.catalog import sqlite as sqlite_catalog
@@ -255,3 +255,10 @@ def test_a_postgres_that_goes_away_is_unavailable_then_reconnects(postgres_admin
             admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
         assert cat.get_collection("c") is not None
         cat.close()
+
+
+def test_an_unreachable_postgres_is_named_without_its_password() -> None:
+    with pytest.raises(CatalogUnavailable) as caught:
+        open_catalog("postgresql://rag:s3cret-pw@127.0.0.1:1/rag", Path("unused"))
+    assert "127.0.0.1:1/rag" in caught.value.message and "refused" in caught.value.message
+    assert "s3cret-pw" not in caught.value.message

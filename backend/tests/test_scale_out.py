@@ -15,6 +15,7 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -198,3 +199,49 @@ def test_two_api_processes_serve_one_catalog_and_a_deletion_reaches_the_worker(
     finally:
         for proc in (a, b, worker):
             proc.service.stop(20)
+
+
+def test_a_worker_stopped_gracefully_hands_its_job_over_at_once(
+    tmp_path: Path, ml_api: Proc, shared_env: dict[str, str], database_url: str
+) -> None:
+    """SIGTERM (a rolling update, a scale-down) ends the worker's leases as it stops: another worker resumes the job
+    within a poll, long before the lease would have run out."""
+    env = shared_env | {"INGEST_LEASE_S": "120"}
+    api = start_backend(tmp_path, ml_api.url, "api", INGEST_WORKERS="0", **env)
+    first = start_worker(tmp_path, ml_api.url, "worker-first", env)
+    try:
+        doc_id = _upload(api, "long.txt", _long_text(300, seed=3))
+        row = _wait_row(database_url, doc_id, lambda r: r and r["status"] == "embedding" and r["chunks_done"] >= 8)
+        assert int(row["lease_owner"].split(":")[1]) == first.service.proc.pid
+        second = start_worker(tmp_path, ml_api.url, "worker-second", env)
+        stopped_at = time.monotonic()
+        assert first.service.stop(30) in (0, -signal.SIGTERM)
+        assert '"msg":"worker stopped"' in first.output()  # drained and exited cleanly
+        taken = _wait_row(database_url, doc_id, lambda r: r["lease_owner"] and r["attempts"] == 2, timeout=60)
+        assert int(taken["lease_owner"].split(":")[1]) == second.service.proc.pid
+        assert time.monotonic() - stopped_at < 30  # not the 120 s lease
+        with api.client() as c:
+            assert wait_ready(c, doc_id, timeout=180)["status"] == "ready"
+        assert _metric(second, "rag_ingest_chunks_resumed_total") > 0
+    finally:
+        for proc in (api, first, locals().get("second")):
+            if proc is not None:
+                proc.service.stop(20)
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "says"),
+    [
+        (["worker"], {}, "QDRANT_URL is not set"),
+        (["serve"], {"INGEST_WORKERS": "0"}, "INGEST_WORKERS=0 leaves ingestion to `rag-backend worker`"),
+        (["worker"], {"QDRANT_URL": "http://127.0.0.1:1", "DATABASE_URL": "mysql://x/y"}, "must be a PostgreSQL URL"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_at_start(
+    tmp_path: Path, command: list[str], env: dict[str, str], says: str
+) -> None:
+    full = backend_env(tmp_path, "http://127.0.0.1:1", **env)
+    out = subprocess.run(
+        [sys.executable, "-m", "rag_backend", *command], env=full, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0 and says in out.stdout + out.stderr

@@ -86,6 +86,16 @@ def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.value if isinstance(v, DocumentStatus) else v) for k, v in params.items()}
 
 
+@contextmanager
+def catalog_errors() -> Iterator[None]:
+    """The driver's connection and lock failures, as the domain's CatalogUnavailable (a 503 at the HTTP edge)."""
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise CatalogUnavailable(f"catalog database: {reason}") from exc
+
+
 def _set_clause(fields: Mapping[str, Any]) -> str:
     unknown = set(fields) - _COLUMNS
     if unknown:  # column names are code, never input; this catches a typo before it becomes SQL
@@ -113,15 +123,18 @@ class Catalog:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """One atomic unit of work; a database that cannot be reached or is locked is CatalogUnavailable."""
-        try:
+        with catalog_errors():
             with self.engine.begin() as conn:
                 yield conn
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise CatalogUnavailable(f"catalog database: {reason}") from exc
+
+    @contextmanager
+    def _single(self) -> Iterator[Connection]:
+        """Where one statement runs: a transaction of its own by default (a subclass may run it in autocommit)."""
+        with self._tx() as conn:
+            yield conn
 
     def _all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        with self._tx() as conn:
+        with self._single() as conn:
             return [dict(r._mapping) for r in conn.execute(text(sql), _plain(params))]
 
     def _one(self, sql: str, **params: Any) -> dict[str, Any] | None:
@@ -129,7 +142,7 @@ class Catalog:
         return rows[0] if rows else None
 
     def _run(self, sql: str, **params: Any) -> int:
-        with self._tx() as conn:
+        with self._single() as conn:
             return conn.execute(text(sql), _plain(params)).rowcount
 
     def ping(self) -> None:

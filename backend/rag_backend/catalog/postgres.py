@@ -9,10 +9,14 @@ job ends; only failed documents (kept for `retry`) stay.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from rag_backend.catalog.base import Catalog
+from rag_backend.catalog.base import Catalog, CatalogUnavailable, catalog_errors
 from rag_backend.catalog.migrate import migrate
 
 
@@ -39,7 +43,19 @@ class PostgresCatalog(Catalog):
             connect_args={"connect_timeout": 5, "application_name": "rag-backend"},
         )
         super().__init__(engine)
-        migrate(engine)
+        try:
+            migrate(engine)
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            engine.dispose()
+            where = make_url(url).render_as_string(hide_password=True)
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise CatalogUnavailable(f"cannot open the catalog at {where}: {reason}") from None
+
+    @contextmanager
+    def _single(self) -> Iterator[Connection]:
+        """A single statement is atomic on its own: autocommit spares the BEGIN and COMMIT round trips."""
+        with catalog_errors(), self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def _store_upload(self, conn: Connection, doc_id: str, data: bytes) -> None:
         conn.execute(text("INSERT INTO uploads(document_id, data) VALUES (:id, :data)"), {"id": doc_id, "data": data})

@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return value or None
 
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("DATABASE_URL must be a PostgreSQL URL (postgresql://user:password@host:5432/db); "
+                             "leave it empty for SQLite in DATA_DIR")  # fmt: skip
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.chunk_overlap_tokens * 2 >= self.chunk_tokens:

@@ -125,6 +125,7 @@ class Pipeline:
     async def stop(self) -> None:
         """Unfinished jobs stay in their stage and their leases end now: another process (or this one's next
         start) resumes them at once instead of after the lease."""
+        held = set(self.jobs.running)  # before the cancelled jobs take themselves out of it
         tasks = [*self._loops, *self._tasks]
         for task in tasks:
             task.cancel()
@@ -132,7 +133,7 @@ class Pipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._loops = []
-        for doc_id in list(self.jobs.running):
+        for doc_id in held:
             with contextlib.suppress(CatalogUnavailable):
                 self.catalog.release(doc_id, self.owner)
         self.jobs.running.clear()
