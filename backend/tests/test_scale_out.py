@@ -12,9 +12,11 @@ engine, failover) is not exercised here, and the stand-in serialises all store c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -75,10 +77,18 @@ def start_worker(tmp: Path, ml_api_url: str, name: str, env: dict[str, str], con
 
 
 def _row(database_url: str, doc_id: str) -> dict | None:
-    with psycopg.connect(database_url) as conn:
-        cur = conn.execute("SELECT * FROM documents WHERE id = %s", (doc_id,))
-        row = cur.fetchone()
-        return dict(zip([c.name for c in cur.description], row, strict=True)) if row else None
+    """The document's row, read with the database's own driver (a path: the SQLite catalog of a shared DATA_DIR)."""
+    if database_url.startswith("postgresql://"):
+        with psycopg.connect(database_url) as conn:
+            cur = conn.execute("SELECT * FROM documents WHERE id = %s", (doc_id,))
+            row = cur.fetchone()
+            names = [c.name for c in cur.description]
+    else:
+        with contextlib.closing(sqlite3.connect(database_url)) as db:
+            cur = db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,))
+            row = cur.fetchone()
+            names = [c[0] for c in cur.description]
+    return dict(zip(names, row, strict=True)) if row else None
 
 
 def _space(database_url: str, collection: str) -> str:
@@ -201,12 +211,19 @@ def test_two_api_processes_serve_one_catalog_and_a_deletion_reaches_the_worker(
             proc.service.stop(20)
 
 
+@pytest.mark.parametrize("catalog", ["postgres", "sqlite"])
 def test_a_worker_stopped_gracefully_hands_its_job_over_at_once(
-    tmp_path: Path, ml_api: Proc, shared_env: dict[str, str], database_url: str
+    tmp_path: Path, ml_api: Proc, shared_env: dict[str, str], catalog: str
 ) -> None:
     """SIGTERM (a rolling update, a scale-down) ends the worker's leases as it stops: another worker resumes the job
-    within a poll, long before the lease would have run out."""
+    within a poll, long before the lease would have run out. Also on SQLite: processes of one machine sharing
+    DATA_DIR (catalog and uploads) claim from it the same way, serialised by its single writer."""
     env = shared_env | {"INGEST_LEASE_S": "120"}
+    if catalog == "sqlite":
+        env |= {"DATABASE_URL": "", "DATA_DIR": str(tmp_path / "shared-data")}
+        database_url = str(tmp_path / "shared-data" / "catalog.sqlite3")
+    else:
+        database_url = env["DATABASE_URL"]
     api = start_backend(tmp_path, ml_api.url, "api", INGEST_WORKERS="0", **env)
     first = start_worker(tmp_path, ml_api.url, "worker-first", env)
     try:
@@ -245,3 +262,42 @@ def test_settings_that_cannot_work_are_refused_at_start(
         [sys.executable, "-m", "rag_backend", *command], env=full, capture_output=True, text=True, timeout=60
     )
     assert out.returncode != 0 and says in out.stdout + out.stderr
+
+
+def test_a_catalog_outage_mid_job_pauses_ingestion_and_it_resumes(
+    tmp_path: Path, ml_api: Proc, shared_env: dict[str, str], database_url: str, postgres_admin: str, standin: str
+) -> None:
+    """PostgreSQL refuses every connection for longer than the lease while a worker embeds: the API answers 503
+    `catalog unavailable` (not 500), the worker gives its job up before anyone could take it over, and once the
+    database is back the job is claimed again, resumes from its stored prefix and ends ready with each chunk once."""
+    api = start_backend(tmp_path, ml_api.url, "api", INGEST_WORKERS="0", **shared_env)
+    worker = start_worker(tmp_path, ml_api.url, "worker", shared_env)
+    name = database_url.rsplit("/", 1)[1]
+
+    def connections(allowed: bool) -> None:
+        with psycopg.connect(postgres_admin, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}')
+            if not allowed:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+    try:
+        doc_id = _upload(api, "long.txt", _long_text(300, seed=4))
+        _wait_row(database_url, doc_id, lambda r: r and r["status"] == "embedding" and r["chunks_done"] >= 8)
+        connections(False)
+        try:
+            with api.client() as c:
+                r = c.get(f"/api/documents/{doc_id}")
+            assert r.status_code == 503 and "catalog unavailable" in r.text, r.text
+            time.sleep(LEASE_S * 1.5)  # past the lease: the worker must have stopped the job by itself
+            assert "catalog unreachable past the lease" in worker.output()
+        finally:
+            connections(True)
+        with api.client() as c:
+            assert wait_ready(c, doc_id, timeout=180)["status"] == "ready"
+        final = _row(database_url, doc_id)
+        assert final["attempts"] == 2 and _metric(worker, "rag_ingest_chunks_resumed_total") > 0
+        assert _points(standin, _space(database_url, "default"), "default") == final["chunks"]
+        assert httpx.get(f"{worker.url}/ready", timeout=10).status_code == 200
+    finally:
+        for proc in (api, worker):
+            proc.service.stop(20)

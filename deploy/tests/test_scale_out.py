@@ -9,7 +9,9 @@ import copy
 import importlib.util
 import json
 import subprocess
+import sys
 from collections.abc import Callable
+from types import ModuleType
 
 import pytest
 import yaml
@@ -27,6 +29,11 @@ def load_checker():
 
 
 sem = load_checker()
+
+
+def home(check: Callable) -> ModuleType:
+    """The module whose globals a check reads (the checker is split over sibling modules in scripts/): patch there."""
+    return sys.modules[check.__module__]
 
 
 def resolved(*files: str, profiles: bool = True) -> dict:
@@ -185,22 +192,22 @@ NGINX_BREAKS = {
 @pytest.mark.parametrize("what", NGINX_BREAKS)
 def test_each_broken_nginx_promise_is_caught(tmp_path, monkeypatch, what, capsys):
     (old, new), expected = NGINX_BREAKS[what]
-    text = sem.NGINX_TEMPLATE.read_text()
+    text = home(sem.check_nginx).NGINX_TEMPLATE.read_text()
     assert old in text
     broken = tmp_path / "default.conf.template"
     broken.write_text(text.replace(old, new))
-    monkeypatch.setattr(sem, "NGINX_TEMPLATE", broken)
+    monkeypatch.setattr(home(sem.check_nginx), "NGINX_TEMPLATE", broken)
     assert any(expected in f for f in failed(sem.check_nginx, capsys))
 
 
 def test_a_worker_scraped_as_one_static_target_is_caught(tmp_path, monkeypatch, capsys):
-    prom = yaml.safe_load(sem.PROMETHEUS.read_text())
+    prom = yaml.safe_load(home(sem.check_monitoring).PROMETHEUS.read_text())
     [job] = [j for j in prom["scrape_configs"] if j["job_name"] == "worker"]
     job.pop("dns_sd_configs")
     job["static_configs"] = [{"targets": ["worker:8002"]}]
     broken = tmp_path / "prometheus.yml"
     broken.write_text(yaml.safe_dump(prom))
-    monkeypatch.setattr(sem, "PROMETHEUS", broken)
+    monkeypatch.setattr(home(sem.check_monitoring), "PROMETHEUS", broken)
     assert any("found by DNS" in f for f in failed(sem.check_monitoring, capsys))
 
 
