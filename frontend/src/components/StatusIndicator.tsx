@@ -3,6 +3,7 @@ import type { ApiError } from '../api/client'
 import type { ReadyInfo } from '../api/types'
 
 const COMPONENT_LABELS: Record<string, string> = {
+  catalog: 'Catalog',
   embeddings: 'Embeddings',
   reranker: 'Reranker',
   store: 'Vector store',
