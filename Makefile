@@ -115,10 +115,10 @@ $(KUBECTL):
 	rm -rf $(TOOLS)/k8s.partial && mkdir -p $(TOOLS)/k8s.partial
 	cd $(TOOLS)/k8s.partial && { apt-get download -qq kubernetes-client 2>/dev/null \
 		|| { apt-get update -qq && apt-get download -qq kubernetes-client; }; }
-	dpkg -x $(TOOLS)/k8s.partial/kubernetes-client_*.deb $(TOOLS)/k8s.partial/root
-	$(TOOLS)/k8s.partial/root/usr/bin/kubectl version --client | grep -q 'Minor:"20"' \
+	dpkg -x $(TOOLS)/k8s.partial/kubernetes-client_*.deb $(TOOLS)/k8s.partial/tree
+	$(TOOLS)/k8s.partial/tree/usr/bin/kubectl version --client | grep -q 'Minor:"20"' \
 		|| { echo "kubernetes-client is no longer kubectl 1.20: re-check deploy/k8s against its kustomize" >&2; exit 1; }
-	rm -rf $(TOOLS)/k8s && mv $(TOOLS)/k8s.partial/root $(TOOLS)/k8s && rm -rf $(TOOLS)/k8s.partial
+	rm -rf $(TOOLS)/k8s && mv $(TOOLS)/k8s.partial/tree $(TOOLS)/k8s && rm -rf $(TOOLS)/k8s.partial
 
 k8s-tools: $(KUBECTL) | $(UV)
 	$(UV) pip install -q --python $(TOOLS)/bin/python kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
