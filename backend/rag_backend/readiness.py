@@ -101,7 +101,7 @@ async def llm_health(chain: Chain) -> tuple[bool, str]:
 
 async def catalog_probe(catalog: Catalog) -> tuple[bool, str]:
     """Where documents, jobs and leases live: without it nothing can be listed, uploaded or queried."""
-    catalog.ping()
+    await catalog.run(catalog.ping)
     return True, catalog.kind
 
 
@@ -117,7 +117,7 @@ async def store_probe(store: VectorStore, catalog: Catalog) -> tuple[bool, str]:
     ok, detail = await store.health()
     if not ok:
         return ok, detail
-    indexed = [c for c in catalog.list_collections() if c.get("space")]
+    indexed = [c for c in await catalog.run(catalog.list_collections) if c.get("space")]
     if not indexed:
         return True, f"{detail}; no indexed collection to search yet"
     name, space = indexed[0]["name"], indexed[0]["space"]

@@ -108,7 +108,7 @@ class Retriever:
         t0 = time.perf_counter()
         if not (p.dense or p.sparse):
             raise InvalidInput("at least one of dense and sparse retrieval must be on")
-        coll = self.catalog.get_collection(p.collection)
+        coll = await self.catalog.run(self.catalog.get_collection, p.collection)
         if coll is None:
             raise NotFound(f"collection '{p.collection}' does not exist")
         retrieval_key = f"ret:{p.collection}:{coll.version}:{digest(p.cache_part())}"
@@ -142,7 +142,7 @@ class Retriever:
         pool = max(p.top_k, p.candidates or self.s.rerank_candidates) if p.rerank else p.top_k
         flt = SearchFilter(
             collection=p.collection,
-            exclude_document_ids=self.catalog.hidden_ids(p.collection),
+            exclude_document_ids=await self.catalog.run(self.catalog.hidden_ids, p.collection),
             document_ids=p.filters.get("document_id", ()),
             sources=p.filters.get("source", ()),
         )

@@ -32,6 +32,7 @@ class PostgresCatalog(Catalog):
     now_sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
     claim_lock = "FOR UPDATE SKIP LOCKED"
     kind = "postgres"
+    offload = True
 
     def __init__(self, url: str, pool_size: int = 5) -> None:
         engine = create_engine(

@@ -48,15 +48,16 @@ class Submission:
             fmt = detect_format(name, data[:8192], content_type)
         except UnreadableFormat as exc:
             raise UnsupportedFormat(f"{name}: {exc}") from None
-        self.catalog.create_collection(collection)
+        run = self.catalog.run
+        await run(self.catalog.create_collection, collection)
         sha = hashlib.sha256(data).hexdigest()
-        if dup := self.catalog.find_duplicate(collection, sha):
+        if dup := await run(self.catalog.find_duplicate, collection, sha):
             return {**dup, "duplicate": True}
-        doc = self.catalog.add_document(collection, name, fmt, len(data), sha, data)
+        doc = await run(self.catalog.add_document, collection, name, fmt, len(data), sha, data)
         self.jobs.wake.set()
-        for old in self.catalog.retired(collection, name):
+        for old in await run(self.catalog.retired, collection, name):
             await purge_now(self.jobs, old)
-        return {**doc, "duplicate": False, "replaces": self.catalog.replaced_by(doc)}
+        return {**doc, "duplicate": False, "replaces": await run(self.catalog.replaced_by, doc)}
 
     def retry(self, doc_id: str) -> dict[str, Any]:
         """Runs a failed document's job again from its stored upload."""

@@ -24,20 +24,20 @@ def collection(row: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("", response_model=list[CollectionInfo], responses=raises(CATALOG_DOWN))
 async def list_collections(catalog: CatalogDep) -> Any:
-    return [collection(r) for r in catalog.list_collections()]
+    return [collection(r) for r in await catalog.run(catalog.list_collections)]
 
 
 @router.post("", status_code=201, response_model=CollectionInfo, responses=raises(Conflict, CATALOG_DOWN))
 async def create_collection(catalog: CatalogDep, body: CollectionCreate) -> Any:
-    _, created = catalog.create_collection(body.name)
+    _, created = await catalog.run(catalog.create_collection, body.name)
     if not created:
         raise Conflict(f"collection '{body.name}' already exists")
-    return next(collection(r) for r in catalog.list_collections() if r["name"] == body.name)
+    return next(collection(r) for r in await catalog.run(catalog.list_collections) if r["name"] == body.name)
 
 
 @router.delete("/{name}", responses=raises(NotFound, StoreError, CATALOG_DOWN))
 async def delete_collection(catalog: CatalogDep, ingestion: IngestionDep, name: str) -> dict[str, Any]:
-    if catalog.get_collection(name) is None:
+    if await catalog.run(catalog.get_collection, name) is None:
         raise NotFound(f"collection '{name}' does not exist")
     await ingestion.delete_collection(name)
     return {"name": name, "deleted": True}

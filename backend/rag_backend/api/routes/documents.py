@@ -111,13 +111,13 @@ async def list_documents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,  # bounded: SQLite integers end at 2**63
 ) -> Any:
-    rows, total = catalog.list_documents(collection, status, limit, offset)
+    rows, total = await catalog.run(catalog.list_documents, collection, status, limit, offset)
     return {"documents": [document(r) for r in rows], "total": total}
 
 
 @router.get("/{doc_id}", response_model=Document, responses=raises(NotFound, CATALOG_DOWN))
 async def get_document(catalog: CatalogDep, doc_id: str) -> Any:
-    doc = catalog.get_document(doc_id)
+    doc = await catalog.run(catalog.get_document, doc_id)
     if doc is None or doc["status"] == DocumentStatus.DELETING:
         raise NotFound(f"document {doc_id} not found")
     return document(doc)

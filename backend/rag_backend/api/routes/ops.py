@@ -86,7 +86,7 @@ async def info(svc: ServicesDep) -> dict[str, Any]:
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=raises(CatalogUnavailable))
 async def metrics(catalog: CatalogDep) -> Response:
-    counts = catalog.counts_by_status()
+    counts = await catalog.run(catalog.counts_by_status)
     for status in DocumentStatus:
         INGEST_JOBS.labels(status.value).set(counts.get(status, 0))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
