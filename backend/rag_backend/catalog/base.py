@@ -108,7 +108,9 @@ def _set_clause(fields: Mapping[str, Any]) -> str:
 class Catalog:
     """The shared SQL. Subclasses give the engine, the database clock, the claim's locking and upload storage.
 
-    Calls are short single statements or small transactions; they run on the caller's thread (the event loop).
+    Calls are short single statements or small transactions, synchronous. Async code on a request path calls them
+    through `run`, which moves them off the event loop where they cross a network (PostgreSQL); ingestion slots call
+    them directly (a round trip per batch, next to an embedding call, in a process that serves no queries).
     """
 
     now_sql = ""  # the database clock as epoch seconds, in SQL
