@@ -192,7 +192,7 @@ def test_two_api_processes_serve_one_catalog_and_a_deletion_reaches_the_worker(
 
         # A deletion through B while the worker embeds a long document: the worker notices at its next batch,
         # stops, and removes what it wrote; A sees the document gone.
-        long = _upload(a, "long.txt", _long_text(300, seed=2), collection="shared")
+        long = _upload(a, "long.txt", _long_text(800, seed=2), collection="shared")  # still embedding when deleted
         _wait_row(database_url, long, lambda r: r and r["status"] == "embedding" and r["chunks_done"] >= 8)
         with b.client() as c:
             assert c.delete(f"/api/documents/{long}").status_code == 200
@@ -225,25 +225,24 @@ def test_a_worker_stopped_gracefully_hands_its_job_over_at_once(
     else:
         database_url = env["DATABASE_URL"]
     api = start_backend(tmp_path, ml_api.url, "api", INGEST_WORKERS="0", **env)
-    first = start_worker(tmp_path, ml_api.url, "worker-first", env)
+    workers = [start_worker(tmp_path, ml_api.url, f"worker-{i}", env) for i in range(2)]
     try:
-        doc_id = _upload(api, "long.txt", _long_text(300, seed=3))
+        doc_id = _upload(api, "long.txt", _long_text(800, seed=3))  # long: still embedding when its holder stops
         row = _wait_row(database_url, doc_id, lambda r: r and r["status"] == "embedding" and r["chunks_done"] >= 8)
-        assert int(row["lease_owner"].split(":")[1]) == first.service.proc.pid
-        second = start_worker(tmp_path, ml_api.url, "worker-second", env)
+        (holder,) = [w for w in workers if w.service.proc.pid == int(row["lease_owner"].split(":")[1])]
+        (other,) = [w for w in workers if w is not holder]
         stopped_at = time.monotonic()
-        assert first.service.stop(30) in (0, -signal.SIGTERM)
-        assert '"msg":"worker stopped"' in first.output()  # drained and exited cleanly
+        assert holder.service.stop(30) in (0, -signal.SIGTERM)
+        assert '"msg":"worker stopped"' in holder.output()  # drained and exited cleanly
         taken = _wait_row(database_url, doc_id, lambda r: r["lease_owner"] and r["attempts"] == 2, timeout=60)
-        assert int(taken["lease_owner"].split(":")[1]) == second.service.proc.pid
+        assert int(taken["lease_owner"].split(":")[1]) == other.service.proc.pid
         assert time.monotonic() - stopped_at < 30  # not the 120 s lease
         with api.client() as c:
-            assert wait_ready(c, doc_id, timeout=180)["status"] == "ready"
-        assert _metric(second, "rag_ingest_chunks_resumed_total") > 0
+            assert wait_ready(c, doc_id, timeout=300)["status"] == "ready"
+        assert _metric(other, "rag_ingest_chunks_resumed_total") > 0
     finally:
-        for proc in (api, first, locals().get("second")):
-            if proc is not None:
-                proc.service.stop(20)
+        for proc in (api, *workers):
+            proc.service.stop(20)
 
 
 @pytest.mark.parametrize(
