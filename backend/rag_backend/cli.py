@@ -9,7 +9,7 @@ import sys
 
 import uvicorn
 
-from rag_backend.core.config import get_settings
+from rag_backend.core.config import WORKER_NEEDS_STORE, get_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,8 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         _serve("rag_backend.api.app:create_app", args.host or settings.backend_host, args.port or settings.backend_port)
         return
     if not settings.qdrant_url:
-        sys.exit("rag-backend worker: QDRANT_URL is not set: the embedded Qdrant belongs to one process (run "
-                 "ingestion inside `rag-backend serve` with INGEST_WORKERS>0 instead)")  # fmt: skip
+        sys.exit(WORKER_NEEDS_STORE)
     if args.concurrency is not None:
         if args.concurrency < 1:
             parser.error("--concurrency must be at least 1")

@@ -20,15 +20,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rag_backend import __version__
 from rag_backend.components import open_core
-from rag_backend.core.config import Settings, get_settings
+from rag_backend.core.config import WORKER_NEEDS_STORE, Settings, get_settings
 from rag_backend.core.runtime import setup_logging
 from rag_backend.readiness import catalog_probe, gather_health
 
 log = logging.getLogger("rag_backend.worker")
-NEEDS_STORE = (
-    "rag-backend worker needs QDRANT_URL: the embedded Qdrant belongs to one process (run ingestion inside "
-    "`rag-backend serve` with INGEST_WORKERS>0 instead)"
-)
 
 
 def create_app() -> FastAPI:
@@ -40,7 +36,7 @@ def create_app() -> FastAPI:
 
 def create_worker_app(settings: Settings, concurrency: int) -> FastAPI:
     if not settings.qdrant_url:
-        raise ValueError(NEEDS_STORE)
+        raise ValueError(WORKER_NEEDS_STORE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -419,20 +419,3 @@ class Catalog:
         """Every lease ends now: for a process that knows it is the catalog's only user (the embedded store is
         one process's), so that what its previous run left is resumed at once instead of after the lease."""
         return self._run("UPDATE documents SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
-
-    def held(self, doc_ids: list[str]) -> list[str]:
-        """Which of these rows a live lease holds now."""
-        if not doc_ids:
-            return []
-        marks = ", ".join(f":i{n}" for n in range(len(doc_ids)))
-        rows = self._all(
-            f"SELECT id FROM documents WHERE id IN ({marks}) AND lease_owner IS NOT NULL "
-            f"AND lease_until >= {self.now_sql}",
-            **{f"i{n}": d for n, d in enumerate(doc_ids)},
-        )  # fmt: skip
-        return [r["id"] for r in rows]
-
-    def pending_jobs(self) -> int:
-        """Rows that need work (the queue's depth, for metrics and autoscaling)."""
-        row = self._one(f"SELECT COUNT(*) AS n FROM documents WHERE {_WORK}")
-        return int(row["n"]) if row else 0

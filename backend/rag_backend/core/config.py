@@ -9,6 +9,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# Why `rag-backend worker` refuses to start without a Qdrant server (said by the CLI and by the worker's app factory).
+WORKER_NEEDS_STORE = (
+    "rag-backend worker: QDRANT_URL is not set: the embedded Qdrant belongs to one process (run ingestion inside "
+    "`rag-backend serve` with INGEST_WORKERS>0 instead)"
+)
+
 
 class Settings(BaseSettings):
     # The root .env is shared with ml-api (`make dev` runs both), hence BACKEND_-prefixed bind settings.

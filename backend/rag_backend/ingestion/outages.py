@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rag_backend.catalog import STAGES, Catalog
 from rag_backend.core.metrics import INGEST_DEPENDENCY_DOWN, INGEST_TRANSIENT_FAILURES
@@ -36,6 +36,16 @@ class JobCancelled(Exception):
 
 class LeaseLost(Exception):
     """Another process holds the job now (this one hung or lost the catalog past its lease): stop, touch nothing."""
+
+
+def stop_reason(doc: dict[str, Any] | None, owner: str) -> Exception | None:
+    """None while the row is in a job's stage and leased to `owner`; else why its job must stop: another process
+    holds it (LeaseLost: touch nothing) or it left its job (JobCancelled: clean up after its own writes)."""
+    if doc is not None and doc["lease_owner"] != owner:
+        return LeaseLost()
+    if doc is None or doc["status"] not in STAGES:
+        return JobCancelled()
+    return None
 
 
 class GaveUp(UpstreamUnavailable):
@@ -167,10 +177,9 @@ class Retrier:
         """Records the wait; raises JobCancelled if the document left its job, LeaseLost if another process took
         it, GaveUp past the deadline."""
         doc = self.catalog.get_document(doc_id)
-        if doc is None or doc["status"] not in STAGES:
-            raise JobCancelled
-        if doc["lease_owner"] != self.owner:
-            raise LeaseLost
+        if (stop := stop_reason(doc, self.owner)) is not None:
+            raise stop
+        assert doc is not None
         now = time.time()
         since = doc["waiting_since"] or now
         if now - since >= self.deadline_s:

@@ -33,9 +33,9 @@ from rag_backend.core.config import Settings
 from rag_backend.core.metrics import INGEST_CHUNKS, INGEST_CLAIMS, INGEST_FINISHED, INGEST_RESUMED, STORE_LATENCY
 from rag_backend.embedding import Embedder, check_identity, space_for
 from rag_backend.errors import DomainError
-from rag_backend.ingestion.outages import JobCancelled, LeaseLost, Outage, Retrier
+from rag_backend.ingestion.outages import JobCancelled, LeaseLost, Outage, Retrier, stop_reason
 from rag_backend.ingestion.pump import EmbedPump
-from rag_backend.ingestion.recovery import CLEANUP_RETRY_S, delete_points, drop_points, purge, purge_now, settle
+from rag_backend.ingestion.recovery import delete_points, purge_now, settle
 from rag_backend.ingestion.state import Jobs
 from rag_backend.lexical import Lexical
 from rag_backend.parsing import ParseError, ParseLimits, parse_isolated
@@ -179,10 +179,7 @@ class Pipeline:
 
     def _stopped(self, doc_id: str) -> Exception:
         """Why a fenced write did not land: the row left its job (cancelled) or another process holds it."""
-        doc = self.catalog.get_document(doc_id)
-        if doc is not None and doc["lease_owner"] != self.owner:
-            return LeaseLost()
-        return JobCancelled()
+        return stop_reason(self.catalog.get_document(doc_id), self.owner) or JobCancelled()
 
     def _stage(self, doc_id: str, stage: DocumentStatus, **fields: Any) -> None:
         if doc_id in self.jobs.lost:
@@ -328,12 +325,8 @@ class Pipeline:
                 if stop:
                     return
                 current = self.catalog.get_document(doc_id)
-                if (
-                    doc_id in self.jobs.lost
-                    or current is None
-                    or current["status"] != DocumentStatus.EMBEDDING
-                    or current["lease_owner"] != self.owner
-                ):
+                gone = doc_id in self.jobs.lost or stop_reason(current, self.owner) is not None
+                if gone or current["status"] != DocumentStatus.EMBEDDING:
                     stop = True
                     return
                 try:
@@ -388,21 +381,13 @@ class Pipeline:
 
     # -- endings ------------------------------------------------------------------------------------
     async def _fail(self, doc_id: str, reason: str) -> None:
-        if not self.catalog.fail(doc_id, reason, self.owner):
-            return await self._after_cancel(doc_id)  # deleted or taken over meanwhile: not this job's failure
-        log.warning("ingestion failed", extra={"fields": {"document_id": doc_id, "reason": reason}})
-        INGEST_FINISHED.labels("failed").inc()
-        dropped = await drop_points(self.jobs, doc_id)  # the upload stays: `retry` runs the job again from it
-        self.catalog.release(doc_id, self.owner, 0.0 if dropped else CLEANUP_RETRY_S)
+        if self.catalog.fail(doc_id, reason, self.owner):  # else deleted or taken over meanwhile: not its failure
+            log.warning("ingestion failed", extra={"fields": {"document_id": doc_id, "reason": reason}})
+            INGEST_FINISHED.labels("failed").inc()
+        await self._after_cancel(doc_id)  # the upload stays: `retry` runs the job again from it
 
     async def _after_cancel(self, doc_id: str) -> None:
+        """Removes what the job wrote (a deleted row goes whole), unless another process holds the row now."""
         doc = self.catalog.get_document(doc_id)
-        if doc is None or doc["lease_owner"] != self.owner:
-            return  # gone, or another process holds it now and cleans up
-        if doc["status"] == DocumentStatus.DELETING:
-            if await purge(self.jobs, doc):
-                return
-            self.catalog.release(doc_id, self.owner, CLEANUP_RETRY_S)
-        else:
-            dropped = await drop_points(self.jobs, doc_id)
-            self.catalog.release(doc_id, self.owner, 0.0 if dropped else CLEANUP_RETRY_S)
+        if doc is not None and doc["lease_owner"] == self.owner:
+            await settle(self.jobs, doc)

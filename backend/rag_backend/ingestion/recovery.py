@@ -52,11 +52,12 @@ async def settle(jobs: Jobs, doc: dict[str, Any]) -> None:
     """Finishes what a leased row that is not a job needs (a deletion, or a failed job's points), then gives it
     back: at once, or after CLEANUP_RETRY_S when the store failed."""
     if doc["status"] == DocumentStatus.DELETING:
-        done = await purge(jobs, doc)
+        if await purge(jobs, doc):
+            return  # the row is gone, and its lease with it
+        done = False
     else:
         done = await drop_points(jobs, doc["id"])
-    if not (done and doc["status"] == DocumentStatus.DELETING):
-        jobs.catalog.release(doc["id"], jobs.owner, 0.0 if done else CLEANUP_RETRY_S)
+    jobs.catalog.release(doc["id"], jobs.owner, 0.0 if done else CLEANUP_RETRY_S)
 
 
 async def purge_now(jobs: Jobs, doc: dict[str, Any]) -> None:
