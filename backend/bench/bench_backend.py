@@ -36,6 +36,7 @@ import httpx
 import numpy as np
 import redis
 from devharness import free_port, host_info, serve, write_results
+from devharness.cpu import process_cpu_s
 
 from rag_backend.chunking import Chunker, load_tokenizer
 from rag_backend.lexical import Lexical
@@ -49,12 +50,6 @@ ML_API_PYTHON = REPO / "ml-api" / ".venv" / "bin" / "python"
 
 def pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 3) if values else float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process from /proc (Linux), to see who used the cores during a phase."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def redis_answers(url: str) -> bool:
@@ -146,10 +141,10 @@ async def _raw_embed(url: str, texts: list[str], batch: int, concurrency: int) -
 def bench_raw_embed(ml_api: str, ml_pid: int, docs: list[tuple[str, str]], args: argparse.Namespace) -> dict[str, Any]:
     chunker = Chunker(load_tokenizer(MODELS / "all-MiniLM-L6-v2"), args.chunk_tokens, args.chunk_overlap)
     texts = [c.text for _, text in docs for c in chunker.chunk(parse_document(text.encode(), "text"))]
-    cpu0 = cpu_seconds(ml_pid)
+    cpu0 = process_cpu_s(ml_pid)
     seconds = asyncio.run(_raw_embed(ml_api, texts, args.embed_batch_size, args.embed_concurrency))
     return {"chunks": len(texts), "seconds": round(seconds, 2), "chunks_per_s": round(len(texts) / seconds, 2),
-            "cpu_s_ml_api": round(cpu_seconds(ml_pid) - cpu0, 2)}  # fmt: skip
+            "cpu_s_ml_api": round(process_cpu_s(ml_pid) - cpu0, 2)}  # fmt: skip
 
 
 # -- queries ----------------------------------------------------------------------------------------
@@ -303,10 +298,10 @@ def main() -> None:
         backend_cmd = [sys.executable, "-m", "rag_backend", "serve"]
         with serve(backend_cmd, be_env, tmp / "backend.log", url=be_url, cwd=REPO, timeout=240, name="backend") as be:
             print("ingestion through the backend ...", flush=True)
-            cpu0 = cpu_seconds(be.pid), cpu_seconds(ml.pid)
+            cpu0 = process_cpu_s(be.pid), process_cpu_s(ml.pid)
             results["ingestion"] = bench_ingestion(be_url, docs, args.files_per_request)
-            results["ingestion"]["cpu_s_backend"] = round(cpu_seconds(be.pid) - cpu0[0], 2)
-            results["ingestion"]["cpu_s_ml_api"] = round(cpu_seconds(ml.pid) - cpu0[1], 2)
+            results["ingestion"]["cpu_s_backend"] = round(process_cpu_s(be.pid) - cpu0[0], 2)
+            results["ingestion"]["cpu_s_ml_api"] = round(process_cpu_s(ml.pid) - cpu0[1], 2)
             results["ingestion"]["ratio_vs_raw_embed"] = round(
                 results["ingestion"]["chunks_per_s"] / results["raw_embed"]["chunks_per_s"], 3
             )

@@ -31,31 +31,13 @@ from typing import Any
 import httpx
 import psycopg
 from devharness import free_port, host_info, serve, spawn, wait_healthy, write_results
+from devharness.cpu import machine_cpu_s, process_cpu_s
 from devharness.postgres import scratch_database
 from devharness.qdrant_standin import start_standin
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
 ML_API_PYTHON = REPO / "ml-api" / ".venv" / "bin" / "python"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int, group: bool = False) -> float:
-    """utime + stime of a live process from /proc (Linux), or with `group` of every process in its process group
-    (a service started by devharness leads its own: the backend's parser forkserver and its children count too)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat") if group else [Path(f"/proc/{pid}/stat")]:
-        with contextlib.suppress(OSError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if not group or int(fields[2]) == pid:
-                total += (int(fields[11]) + int(fields[12])) / TICKS
-    return total
-
-
-def machine_busy_s() -> float:
-    """Busy CPU seconds of the whole machine since boot (user, nice, system, irq, softirq)."""
-    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in Path("/proc/stat").read_text().split()[1:8])
-    return (user + nice + system + irq + softirq) / TICKS
 
 
 def scifact_files(shared: Path, n_docs: int, per_doc: int) -> list[tuple[str, bytes]]:
@@ -134,18 +116,19 @@ def run_workers(n: int, args: argparse.Namespace, ml: Any, files: list[tuple[str
 
         def cpu() -> dict[str, float]:
             pg = postgres_pids(args.postgres_url, db_url)
-            return {"ml_api": cpu_seconds(ml.pid, True), "api": cpu_seconds(api.pid, True),
-                    "standin": cpu_seconds(standin.pid, True), "postgres": sum(map(cpu_seconds, pg)),
-                    "workers": sum(cpu_seconds(w.pid, True) for w in workers),
+            return {"ml_api": process_cpu_s(ml.pid, group=True), "api": process_cpu_s(api.pid, group=True),
+                    "standin": process_cpu_s(standin.pid, group=True),
+                    "postgres": sum(process_cpu_s(p, missing_ok=True) for p in pg),
+                    "workers": sum(process_cpu_s(w.pid, group=True) for w in workers),
                     "bench": sum(os.times()[:2])}  # fmt: skip
 
         def busy() -> float:
             return float(httpx.get(f"{standin.url}/_standin/stats", timeout=30).json()["busy_s"])
 
         print(f"{n} worker(s) x --concurrency {args.concurrency}: ingesting ...", flush=True)
-        load0, cpu0, machine0, busy0 = os.getloadavg(), cpu(), machine_busy_s(), busy()
+        load0, cpu0, machine0, busy0 = os.getloadavg(), cpu(), machine_cpu_s()[0], busy()
         result = ingest(api.url, files, args.files_per_request, args.timeout)
-        cpu1, machine1, busy1 = cpu(), machine_busy_s(), busy()
+        cpu1, machine1, busy1 = cpu(), machine_cpu_s()[0], busy()
         used = {k: round(cpu1[k] - cpu0[k], 2) for k in cpu0}
         other = max(0.0, machine1 - machine0 - sum(used.values()))
         capacity = result["seconds"] * len(os.sched_getaffinity(0))

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from devharness import ServiceFailed, free_port, host_info, serve, spawn, wait_for, wait_healthy, write_results
+from devharness.cpu import machine_cpu_s, process_cpu_s
 
 
 def py(code: str) -> list[str]:
@@ -101,3 +103,24 @@ def test_write_results_is_timestamped_json(tmp_path: Path) -> None:
     assert path.name == "eval-scifact-test-20261121-093005.json"
     assert json.loads(path.read_text()) == data
     assert data["machine"]["cpus"] == os.cpu_count() and data["machine"]["usable_cores"] >= 1
+
+
+def test_cpu_accounting_counts_a_process_its_group_and_the_machine(tmp_path: Path) -> None:
+    """A leader whose child burns CPU: the group's seconds include the child's, the leader's own do not, the
+    machine's busy seconds cover them; a process that is gone raises unless `missing_ok`."""
+    child = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6:\n    pass\n"
+    (tmp_path / "child.py").write_text(child)
+    script = str(tmp_path / "child.py")
+    leader = f"import subprocess, sys, time; subprocess.run([sys.executable, {script!r}]); time.sleep(30)"
+    busy0, _ = machine_cpu_s()
+    proc = subprocess.Popen([sys.executable, "-c", leader], start_new_session=True)
+    try:
+        wait_for(lambda: process_cpu_s(proc.pid, group=True) >= 0.6, 30, 0.05, "the child's CPU seconds")
+        assert process_cpu_s(proc.pid) < 0.5  # the leader itself only started its child
+        assert machine_cpu_s()[0] - busy0 >= 0.5
+    finally:
+        proc.kill()
+        proc.wait()
+    with pytest.raises(OSError):
+        process_cpu_s(proc.pid)
+    assert process_cpu_s(proc.pid, missing_ok=True) == 0.0

@@ -35,6 +35,7 @@ import httpx
 import numpy as np
 import orjson
 from devharness import Service, free_port, host_info, log_tail, serve, write_results
+from devharness.cpu import machine_cpu_s, process_cpu_s
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_latency  # a sibling script, not a package
@@ -139,22 +140,6 @@ def normalize(matrix: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------ CPU accounting
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _process_cpu(pid: int) -> float:
-    """utime + stime of one live process, all its threads (a child's own numbers, not yet reaped)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _machine_cpu() -> tuple[float, float]:
-    """Busy and steal CPU seconds of the whole machine since boot."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (
-        int(v) for v in Path("/proc/stat").read_text().split()[1:9]
-    )
-    return (user + nice + system + irq + softirq) / CLOCK_TICKS, steal / CLOCK_TICKS
-
 
 @contextlib.contextmanager
 def cpu_meter(pids: Sequence[int] = ()) -> Iterator[dict[str, float]]:
@@ -164,13 +149,13 @@ def cpu_meter(pids: Sequence[int] = ()) -> Iterator[dict[str, float]]:
     skewed row can be told from a real difference.
     """
     stats: dict[str, float] = {}
-    busy0, steal0 = _machine_cpu()
-    ours0 = sum(os.times()[:2]) + sum(_process_cpu(p) for p in pids)
+    busy0, steal0 = machine_cpu_s()
+    ours0 = sum(os.times()[:2]) + sum(process_cpu_s(p) for p in pids)
     t0 = time.perf_counter()
     yield stats
     wall = time.perf_counter() - t0
-    busy1, steal1 = _machine_cpu()
-    ours = sum(os.times()[:2]) + sum(_process_cpu(p) for p in pids) - ours0
+    busy1, steal1 = machine_cpu_s()
+    ours = sum(os.times()[:2]) + sum(process_cpu_s(p) for p in pids) - ours0
     capacity = wall * len(os.sched_getaffinity(0))
     other = max(0.0, busy1 - busy0 - ours)
     stats.update(wall_s=wall, ours_s=ours, other_s=other, steal_s=steal1 - steal0, other_share=other / capacity)
