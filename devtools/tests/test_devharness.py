@@ -106,20 +106,27 @@ def test_write_results_is_timestamped_json(tmp_path: Path) -> None:
 
 
 def test_cpu_accounting_counts_a_process_its_group_and_the_machine(tmp_path: Path) -> None:
-    """A leader whose child burns CPU: the group's seconds include the child's, the leader's own do not, the
-    machine's busy seconds cover them; a process that is gone raises unless `missing_ok`."""
-    child = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6:\n    pass\n"
-    (tmp_path / "child.py").write_text(child)
-    script = str(tmp_path / "child.py")
-    leader = f"import subprocess, sys, time; subprocess.run([sys.executable, {script!r}]); time.sleep(30)"
+    """A leader whose first child burns CPU and exits, then whose second child burns CPU for good: the group's
+    seconds include both the reaped child's and the live one's, the leader's own do not, the machine's busy seconds
+    cover them; a process that is gone raises unless `missing_ok`."""
+    burn = "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < float(sys.argv[1]):\n    pass\n"
+    (tmp_path / "burn.py").write_text(burn)
+    script, marker = str(tmp_path / "burn.py"), tmp_path / "first-done"
+    leader = (
+        f"import subprocess, sys, time; subprocess.run([sys.executable, {script!r}, '0.6']); "
+        f"open({str(marker)!r}, 'w').close(); subprocess.Popen([sys.executable, {script!r}, '1e9']); time.sleep(30)"
+    )
     busy0, _ = machine_cpu_s()
     proc = subprocess.Popen([sys.executable, "-c", leader], start_new_session=True)
     try:
-        wait_for(lambda: process_cpu_s(proc.pid, group=True) >= 0.6, 30, 0.05, "the child's CPU seconds")
-        assert process_cpu_s(proc.pid) < 0.5  # the leader itself only started its child
-        assert machine_cpu_s()[0] - busy0 >= 0.5
+        wait_for(marker.exists, 30, 0.05, "the first child to exit")
+        reaped = process_cpu_s(proc.pid, group=True)
+        assert reaped >= 0.6  # gone from /proc, its seconds now in the leader's account of its children
+        wait_for(lambda: process_cpu_s(proc.pid, group=True) >= reaped + 0.3, 30, 0.05, "the live child's seconds")
+        assert process_cpu_s(proc.pid) < 0.5  # the leader itself only started its children
+        assert machine_cpu_s()[0] - busy0 >= 0.8
     finally:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     with pytest.raises(OSError):
         process_cpu_s(proc.pid)
