@@ -1,11 +1,13 @@
-"""`rag-backend serve` (the HTTP API; INGEST_WORKERS ingestion slots in it, 0 for none) and `rag-backend worker`
-(ingestion only, `--concurrency N` jobs at once)."""
+"""`rag-backend serve` (the HTTP API; INGEST_WORKERS ingestion slots in it, 0 for none), `rag-backend worker`
+(ingestion only, `--concurrency N` jobs at once) and `rag-backend import-catalog` (a one-machine stack's SQLite
+catalog into DATABASE_URL's, once, when moving to PostgreSQL)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import uvicorn
 
@@ -22,8 +24,13 @@ def main(argv: list[str] | None = None) -> None:
     worker.add_argument("--concurrency", type=int, help="jobs at once (default WORKER_CONCURRENCY)")
     worker.add_argument("--host", help="bind address of /health, /ready, /metrics (default BACKEND_HOST)")
     worker.add_argument("--port", type=int, help="their port (default WORKER_PORT)")
+    copy = sub.add_parser("import-catalog", help="copy a SQLite catalog and its uploads into DATABASE_URL's")
+    copy.add_argument("--from", dest="source", type=Path, help="the file (default DATA_DIR/catalog.sqlite3)")
+    copy.add_argument("--uploads", type=Path, help="its uploads in flight (default: uploads/ beside the file)")
     args = parser.parse_args(argv)
     settings = get_settings()
+    if args.command == "import-catalog":
+        sys.exit(_import_catalog(args.source or settings.data_dir / "catalog.sqlite3", args.uploads))
     if args.command == "serve":
         _serve("rag_backend.api.app:create_app", args.host or settings.backend_host, args.port or settings.backend_port)
         return
@@ -35,6 +42,29 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["WORKER_CONCURRENCY"] = str(args.concurrency)  # the factory reads it through the settings
         get_settings.cache_clear()
     _serve("rag_backend.api.worker:create_app", args.host or settings.backend_host, args.port or settings.worker_port)
+
+
+def _import_catalog(source: Path, uploads: Path | None) -> int:
+    """Prints what was copied, or why nothing was (exit status 1)."""
+    from rag_backend.catalog import open_catalog
+    from rag_backend.catalog.transfer import copy_catalog
+    from rag_backend.errors import DomainError
+
+    settings = get_settings()
+    if not settings.database_url:
+        print("import-catalog: set DATABASE_URL to the PostgreSQL catalog to copy into", file=sys.stderr)
+        return 2
+    try:
+        target = open_catalog(settings.database_url, settings.data_dir, 1)
+        try:
+            report = copy_catalog(source, uploads or source.parent / "uploads", target)
+        finally:
+            target.close()
+    except DomainError as exc:
+        print(f"import-catalog: {exc}", file=sys.stderr)
+        return 1
+    print(f"import-catalog: {source} -> {target.kind}: {report.summary()}")
+    return 0
 
 
 def _serve(factory: str, host: str, port: int) -> None:

@@ -245,6 +245,51 @@ def test_a_worker_stopped_gracefully_hands_its_job_over_at_once(
             proc.service.stop(20)
 
 
+def test_a_one_machine_stack_moves_to_postgresql_with_its_documents(
+    tmp_path: Path, ml_api: Proc, shared_env: dict[str, str], database_url: str, standin: str
+) -> None:
+    """The upgrade of a compose stack from before PostgreSQL: its API ran on SQLite in DATA_DIR against the Qdrant
+    server that stays. `import-catalog` copies the rows and the upload in flight; the new stack then lists and finds
+    the finished document from its points as they are, and resumes the interrupted job where the old one stopped."""
+    old_env = {k: v for k, v in shared_env.items() if k != "DATABASE_URL"}
+    old = start_backend(tmp_path, ml_api.url, "old", **old_env)
+    try:
+        small = _upload(old, "small.txt", b"Field notes: zeolite crystals line the fumarole vents of the caldera.")
+        with old.client() as c:
+            assert wait_ready(c, small)["status"] == "ready"
+        long = _upload(old, "long.txt", _long_text(400, seed=6))
+        sqlite_path = str(tmp_path / "old-data" / "catalog.sqlite3")
+        _wait_row(sqlite_path, long, lambda r: r and r["status"] == "embedding" and r["chunks_done"] >= 8)
+    finally:
+        assert old.stop()
+    stored = _row(sqlite_path, long)
+    assert 0 < stored["chunks_done"] < stored["chunks"]  # stopped mid-job, its upload still waiting
+
+    env = backend_env(tmp_path / "old-data", ml_api.url, DATABASE_URL=database_url)
+    cmd = [sys.executable, "-m", "rag_backend", "import-catalog"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "documents: 2 added, 0 already present; uploads: 1 copied, 0 missing" in out.stdout
+
+    new = start_backend(tmp_path, ml_api.url, "new", **shared_env)
+    try:
+        with new.client() as c:
+            listed = {d["id"]: d["status"] for d in c.get("/api/documents").json()["documents"]}
+            assert listed.keys() == {small, long}
+            hits = c.post("/api/query", json={"query": "zeolite crystals", "top_k": 3}).json()["results"]
+            assert hits and hits[0]["document_id"] == small  # its points, as the old stack stored them
+            assert wait_ready(c, long, timeout=180)["status"] == "ready"
+        final = _row(database_url, long)
+        assert _metric(new, "rag_ingest_chunks_resumed_total") >= stored["chunks_done"]  # not embedded again
+        space = _space(database_url, "default")
+        assert _points(standin, space, "default", long) == final["chunks"]
+        assert _points(standin, space, "default", small) == _row(database_url, small)["chunks"]
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM uploads").fetchone()[0] == 0
+    finally:
+        new.service.stop(20)
+
+
 @pytest.mark.parametrize(
     ("command", "env", "says"),
     [
