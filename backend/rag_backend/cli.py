@@ -11,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from rag_backend.core.config import WORKER_NEEDS_STORE, get_settings
+from rag_backend.core.config import WORKER_NEEDS_STORE, Settings, get_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "import-catalog":
-        sys.exit(_import_catalog(args.source or settings.data_dir / "catalog.sqlite3", args.uploads))
+        sys.exit(_import_catalog(settings, args.source or settings.data_dir / "catalog.sqlite3", args.uploads))
     if args.command == "serve":
         _serve("rag_backend.api.app:create_app", args.host or settings.backend_host, args.port or settings.backend_port)
         return
@@ -44,13 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     _serve("rag_backend.api.worker:create_app", args.host or settings.backend_host, args.port or settings.worker_port)
 
 
-def _import_catalog(source: Path, uploads: Path | None) -> int:
+def _import_catalog(settings: Settings, source: Path, uploads: Path | None) -> int:
     """Prints what was copied, or why nothing was (exit status 1)."""
     from rag_backend.catalog import open_catalog
     from rag_backend.catalog.transfer import copy_catalog
     from rag_backend.errors import DomainError
 
-    settings = get_settings()
     if not settings.database_url:
         print("import-catalog: set DATABASE_URL to the PostgreSQL catalog to copy into", file=sys.stderr)
         return 2

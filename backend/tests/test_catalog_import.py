@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import backend_env
-from test_catalog import ME, OLD_SQLITE_SCHEMA
+from test_catalog import ME, OLD_SQLITE_SCHEMA, _walk
 
 from rag_backend.catalog import Catalog, DocumentStatus, open_catalog
 from rag_backend.catalog.transfer import copy_catalog
@@ -43,8 +43,8 @@ def _current_source(data_dir: Path) -> dict[str, str]:
         cat.bind_collection("c", "onnx:minilm:384", "space-384")
         for doc in (ready, failed):
             assert cat.take(doc["id"], ME, 30)
-        for stage in (DocumentStatus.PARSING, DocumentStatus.EMBEDDING, DocumentStatus.INDEXING):
-            assert cat.set_stage(ready["id"], stage, ME, chunks=3, chunks_sha="abc")
+        _walk(cat, ready["id"], DocumentStatus.PARSING, DocumentStatus.EMBEDDING, DocumentStatus.INDEXING)
+        cat.set_fields(ready["id"], chunks=3, chunks_sha="abc")
         assert cat.publish(ready["id"], "c", ME) is not None
         assert cat.fail(failed["id"], "unreadable", ME)
         cat.drop_upload(ready["id"])

@@ -84,15 +84,17 @@ def copy_catalog(path: Path, uploads: Path, target: Catalog) -> CopyReport:
 def _copy_collections(conn: Connection, collections: list[dict[str, Any]], report: CopyReport) -> None:
     """Adds the missing collections and binds unbound ones; refuses, before anything is written, a collection bound
     to another embedding model on each side."""
-    existing = {r["name"]: r for r in (dict(m) for m in conn.execute(text("SELECT * FROM collections")).mappings())}
-    clashes = [
-        f"{c['name']!r} ({c['embed_key']} here, {existing[c['name']]['embed_key']} in the target)"
-        for c in collections
-        if c["name"] in existing
-        and c["embed_key"]
-        and existing[c["name"]]["embed_key"]
-        and (c["embed_key"], c["space"]) != (existing[c["name"]]["embed_key"], existing[c["name"]]["space"])
-    ]
+    existing = {r["name"]: dict(r) for r in conn.execute(text("SELECT * FROM collections")).mappings()}
+    clashes = []
+    for c in collections:
+        have = existing.get(c["name"])
+        if (
+            have
+            and c["embed_key"]
+            and have["embed_key"]
+            and (c["embed_key"], c["space"]) != (have["embed_key"], have["space"])
+        ):
+            clashes.append(f"{c['name']!r} ({c['embed_key']} here, {have['embed_key']} in the target)")
     if clashes:
         raise Conflict(
             "collections indexed with another embedding model in the target: " + "; ".join(clashes)
