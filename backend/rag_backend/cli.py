@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "import-catalog":
-        sys.exit(_import_catalog(settings, args.source or settings.data_dir / "catalog.sqlite3", args.uploads))
+        sys.exit(_import_catalog(settings, args.source, args.uploads))
     if args.command == "serve":
         _serve("rag_backend.api.app:create_app", args.host or settings.backend_host, args.port or settings.backend_port)
         return
@@ -44,19 +44,21 @@ def main(argv: list[str] | None = None) -> None:
     _serve("rag_backend.api.worker:create_app", args.host or settings.backend_host, args.port or settings.worker_port)
 
 
-def _import_catalog(settings: Settings, source: Path, uploads: Path | None) -> int:
+def _import_catalog(settings: Settings, source: Path | None, uploads: Path | None) -> int:
     """Prints what was copied, or why nothing was (exit status 1)."""
-    from rag_backend.catalog import open_catalog
+    from rag_backend.catalog import open_catalog, sqlite_paths
     from rag_backend.catalog.transfer import copy_catalog
     from rag_backend.errors import DomainError
 
     if not settings.database_url:
         print("import-catalog: set DATABASE_URL to the PostgreSQL catalog to copy into", file=sys.stderr)
         return 2
+    default_source, default_uploads = sqlite_paths(source.parent if source else settings.data_dir)
+    source = source or default_source
     try:
         target = open_catalog(settings.database_url, settings.data_dir, 1)
         try:
-            report = copy_catalog(source, uploads or source.parent / "uploads", target)
+            report = copy_catalog(source, uploads or default_uploads, target)
         finally:
             target.close()
     except DomainError as exc:

@@ -29,7 +29,13 @@ __all__ = [
     "Collection",
     "DocumentStatus",
     "open_catalog",
+    "sqlite_paths",
 ]
+
+
+def sqlite_paths(data_dir: Path) -> tuple[Path, Path]:
+    """Where the embedded catalog keeps its database and its uploads in flight, under DATA_DIR."""
+    return data_dir / "catalog.sqlite3", data_dir / "uploads"
 
 
 def open_catalog(database_url: str | None, data_dir: Path, pool_size: int = 5) -> Catalog:
@@ -40,4 +46,4 @@ def open_catalog(database_url: str | None, data_dir: Path, pool_size: int = 5) -
         return PostgresCatalog(database_url, pool_size)
     from rag_backend.catalog.sqlite import SqliteCatalog
 
-    return SqliteCatalog(data_dir / "catalog.sqlite3", data_dir / "uploads")
+    return SqliteCatalog(*sqlite_paths(data_dir))

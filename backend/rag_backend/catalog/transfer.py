@@ -25,6 +25,7 @@ from rag_backend.catalog.base import STAGES, Catalog, DocumentStatus
 from rag_backend.errors import Conflict, InvalidInput
 
 _UNFINISHED = {s.value for s in STAGES}  # the job resumes from its upload
+_KEEPS_UPLOAD = _UNFINISHED | {DocumentStatus.FAILED.value}  # failed: kept for `retry`
 
 
 @dataclass(slots=True)
@@ -76,7 +77,7 @@ def copy_catalog(path: Path, uploads: Path, target: Catalog) -> CopyReport:
             values = ", ".join(f":{k}" for k in row)
             conn.execute(text(f"INSERT INTO documents ({names}) VALUES ({values})"), row)
             report.documents_added += 1
-            if doc["status"] in _UNFINISHED or doc["status"] == DocumentStatus.FAILED:  # failed: kept for `retry`
+            if doc["status"] in _KEEPS_UPLOAD:
                 _copy_upload(conn, target, uploads / doc["id"], doc, report)
     return report
 
