@@ -8,7 +8,6 @@ to the client, a failure ends the answer there (marked truncated) rather than re
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import httpx
 import orjson
 
 from rag_backend.core.config import Settings
+from rag_backend.redaction import Sensitive
 
 Message = dict[str, str]
 
@@ -62,7 +62,7 @@ async def _lines(
             await _raise_for_status(response, name)
             async for line in response.aiter_lines():
                 yield line
-    except httpx.TransportError as exc:
+    except httpx.HTTPError as exc:  # unreachable, cut off, or a body that cannot be decoded: the provider failed
         raise ProviderFailed(f"{name} at {url}: {type(exc).__name__} {exc}".strip()) from None
 
 
@@ -203,6 +203,7 @@ class Chain:
     def __init__(self, providers: list[Provider], s: Settings) -> None:
         self.providers = providers
         self.breakers = {p.name: Breaker(s.llm_breaker_failures, s.llm_breaker_reset_s) for p in providers}
+        self.sensitive = Sensitive.of(s)  # a provider's error reaches the caller (fallbacks, truncated): no URL, key
 
     async def stream(
         self, messages: list[Message], outcome: Outcome, cached: Lookup | None = None
@@ -221,21 +222,27 @@ class Chain:
             if not breaker.allow():
                 outcome.attempts.append(Attempt(provider.name, "skipped: circuit open after repeated failures"))
                 continue
-            streamed = False
+            streamed = judged = False
             try:
                 async for text in provider.stream(messages):
                     streamed = True
                     yield text
                 breaker.success()
+                judged = True
             except (ProviderFailed, ProviderRefused) as exc:
                 breaker.failure()
+                judged = True
+                reason = self.sensitive.hide(str(exc))
                 if not streamed:
-                    outcome.attempts.append(Attempt(provider.name, str(exc)))
+                    outcome.attempts.append(Attempt(provider.name, reason))
                     continue
-                outcome.truncated = str(exc)  # tokens already reached the client: end the answer here
-            except asyncio.CancelledError:  # the client left: not the provider's fault
-                breaker.trial_running = False
-                raise
+                outcome.truncated = reason  # tokens already reached the client: end the answer here
+            finally:
+                # Anything else ends a trial without a verdict: the client left (CancelledError, or GeneratorExit
+                # when the stream is closed at a token), or a bug. The next request may try the provider again,
+                # instead of finding it refused until a restart.
+                if not judged:
+                    breaker.trial_running = False
             outcome.provider = provider
             return
 

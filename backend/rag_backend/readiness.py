@@ -5,7 +5,7 @@ Each probe is a real, minimal call on the query path: ml-api embeds one text and
 backend's own key (so a refused key, a missing model or a refused connection shows here, not only in queries),
 the store answers a one-result search on an indexed collection, the cache writes a value and reads it back.
 No HTTP here: the ops route turns a `Readiness` into /ready's answer (503 when `serving` is false) and decides
-who may see the details unredacted (`redact`).
+who may see the details unredacted (`rag_backend.redaction`).
 The catalog answers a `SELECT 1`. Catalog, embeddings, reranker and store are essential; without the cache the
 service is `degraded` (slower, correct); the LLM is reported but never fails readiness, since answers fall back
 to extractive ones.
@@ -14,12 +14,10 @@ to extractive ones.
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 from rag_backend.cache import Cache
 from rag_backend.catalog import Catalog
@@ -166,43 +164,3 @@ async def check(
     }
     components = {name: Component(ok, detail, kinds[name]) for name, (ok, detail) in results.items()}
     return Readiness(decide(results), components)
-
-
-# -- what an unauthenticated caller may see --------------------------------------------------------------------
-
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>,;)]+", re.IGNORECASE)
-_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
-# An absolute path of two or more segments ("/" at the start or after a space, quote, parenthesis or "="): a lone
-# "/info" is an endpoint's name, not a place; configured single-segment dirs are in `places` anyway.
-_PATH = re.compile(r"(?:^|(?<=[\s'\"(=]))/[\w.@%+~-]+/[\w.@%+~/-]*")
-
-
-def secrets_in(keys: Iterable[str | None], urls: Iterable[str | None] = ()) -> list[str]:
-    """The configured keys, and the passwords in configured URLs: never shown to anyone."""
-    out = [k for k in keys if k]
-    for url in urls:
-        if url and "://" in url and (password := urlsplit(url).password):
-            out.append(password)
-    return sorted({s for s in out if len(s) >= 4}, key=len, reverse=True)  # shorter ones would maul the text
-
-
-def redact(text: str, secrets: Iterable[str], places: Iterable[str] = (), *, hide_places: bool) -> str:
-    """`secrets` (and any URL's user:password@) become *** for everyone; with `hide_places`, the configured
-    endpoints and paths (`places`) and anything like a URL or an absolute path become <url> / <path>, leaving
-    the reason readable."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    text = _USERINFO.sub(r"\1***@", text)
-    if hide_places:
-        for place in sorted((p for p in places if p), key=len, reverse=True):
-            text = text.replace(place, "<url>" if "://" in place else "<path>")
-        text = _URL.sub(_url, text)
-        text = _PATH.sub("<path>", text)
-    return text
-
-
-def _url(match: re.Match[str]) -> str:
-    """A URL's trailing "." or ":" is the sentence's, not the URL's: keep it."""
-    url = match.group(0)
-    bare = url.rstrip(".:")
-    return "<url>" + url[len(bare) :]

@@ -27,6 +27,7 @@ class Behaviour:
     token_delay: float = 0.0
     fail_after: int | None = None  # drop the connection after this many tokens
     models: list[str] = field(default_factory=lambda: ["llama3.2:3b"])
+    bad_encoding: bool = False  # say the body is gzip and send bytes that are not (the client's DecodingError)
 
 
 class FakeLLM:
@@ -91,6 +92,8 @@ class FakeLLM:
         def encode(token: str, done: bool) -> bytes:
             return json.dumps({"message": {"role": "assistant", "content": token}, "done": done}).encode() + b"\n"
 
+        if self.behaviour.bad_encoding:
+            return Response(b"not gzip at all", media_type="application/x-ndjson", headers={"content-encoding": "gzip"})
         return StreamingResponse(self._tokens(encode), media_type="application/x-ndjson")
 
     async def _ollama_tags(self, _: Request) -> Response:

@@ -17,7 +17,7 @@ from rag_backend.answers import Answerer, build_prompt, citations
 from rag_backend.cache import RedisCache
 from rag_backend.chunking import load_tokenizer
 from rag_backend.core.config import Settings
-from rag_backend.llm import make_chain
+from rag_backend.llm import Breaker, Chain, Outcome, make_chain
 
 RESULTS = [
     {"id": "r1", "text": "Photovoltaic cells convert sunlight into electricity.", "document_id": "d1",
@@ -26,6 +26,7 @@ RESULTS = [
      "source": "volcano.pdf", "position": 3, "page": 2},
 ]  # fmt: skip
 DEAD = f"http://127.0.0.1:{free_port()}"
+MESSAGES = [{"role": "user", "content": "What do photovoltaic cells do?"}]
 
 
 @pytest.fixture
@@ -140,6 +141,61 @@ async def test_breaker_skips_a_dead_provider_then_retries_it(llm: FakeLLM, cache
         llm.behaviour.status = 200
         events = [e async for e in answerer.stream(f"q {time.time()}", RESULTS)]
         assert done(events)["provider"] == "ollama" and answerer.chain.breakers["ollama"].state == "closed"
+
+
+async def _half_open(chain: Chain, llm: FakeLLM) -> Breaker:
+    """Two failures open the circuit; after reset_s the next request is its one trial."""
+    llm.behaviour.status = 500
+    for _ in range(2):
+        [t async for t in chain.stream(MESSAGES, Outcome())]
+    breaker = chain.breakers["ollama"]
+    assert breaker.state == "open"
+    await anyio.sleep(0.6)
+    assert breaker.state == "half-open"
+    llm.behaviour.status = 200
+    return breaker
+
+
+@pytest.mark.anyio
+async def test_a_trial_the_client_abandons_leaves_the_provider_usable(llm: FakeLLM) -> None:
+    """The trial's stream is closed at its first token (GeneratorExit: the page went away): no verdict, but the next
+    request may try again instead of the provider being refused until a restart."""
+    s = settings(ollama_url=llm.url, llm_providers=["ollama"])
+    async with httpx.AsyncClient() as client:
+        chain = make_chain(s, client)
+        breaker = await _half_open(chain, llm)
+        trial = chain.stream(MESSAGES, Outcome())
+        assert await anext(trial) == "Photovoltaic cells "
+        await trial.aclose()
+        assert not breaker.trial_running and breaker.allow()
+
+
+@pytest.mark.anyio
+async def test_a_body_that_cannot_be_decoded_is_a_failure_not_a_stuck_trial(llm: FakeLLM) -> None:
+    """A provider answering a body httpx cannot decode (httpx.DecodingError) fails its trial like any other failure:
+    the chain falls back and the breaker tries it again after reset_s."""
+    s = settings(ollama_url=llm.url, llm_providers=["ollama"])
+    async with httpx.AsyncClient() as client:
+        chain = make_chain(s, client)
+        breaker = await _half_open(chain, llm)
+        llm.behaviour.bad_encoding = True
+        outcome = Outcome()
+        assert [t async for t in chain.stream(MESSAGES, outcome)] == []
+        assert outcome.provider is None and "DecodingError" in outcome.attempts[0].error
+        assert breaker.state == "open" and not breaker.trial_running
+        await anyio.sleep(0.6)
+        llm.behaviour.bad_encoding = False
+        outcome = Outcome()
+        assert [t async for t in chain.stream(MESSAGES, outcome)] and outcome.provider is not None
+
+
+@pytest.mark.anyio
+async def test_provider_errors_reach_the_caller_without_urls_or_keys(llm: FakeLLM, cache: RedisCache) -> None:
+    secret_url = f"http://admin:hunter22@127.0.0.1:{free_port()}"
+    events, _ = await run(settings(ollama_url=secret_url, openai_base_url=f"{llm.url}/v1"), cache)
+    (fallback,) = done(events)["fallbacks"]
+    assert "ConnectError" in fallback["error"] and "<url>" in fallback["error"]
+    assert "127.0.0.1" not in fallback["error"] and "hunter22" not in fallback["error"]
 
 
 @pytest.mark.anyio

@@ -162,6 +162,38 @@ def test_release_with_a_delay_and_release_all(cat: Catalog) -> None:
     assert cat.take(doc["id"], ME, 30) and cat.take(doc["id"], ME, 30)  # taking what one holds again is fine
 
 
+def test_a_deleted_collection_is_hidden_at_once_then_removed_by_whoever_holds_its_job(opener: Opener) -> None:
+    mine, theirs = opener(), opener()
+    running = _add(mine)
+    waiting = _add(mine, "b.md", "sha-b")
+    mine.bind_collection("c", "ml-api:m:4", "space")
+    (held,) = mine.claim(ME, 30, 1)  # a job of this process holds one document of it
+    assert held["id"] == running["id"]
+
+    assert mine.mark_collection_deleting("c") and not mine.mark_collection_deleting("c")
+    assert theirs.list_collections() == [] and theirs.get_collection("c") is None
+    assert theirs.list_documents("c", None, 10, 0) == ([], 0)
+    assert theirs.get_collection("c", deleting=True).space == "space"  # its clean-up still finds its points
+    assert theirs.create_collection("c")[1] is False  # not created again while on its way out
+    assert theirs.claim(OTHER, 30, 5) == []  # its documents are the collection's job, not one job each
+
+    coll = theirs.claim_collection(OTHER, 1.0)
+    assert coll is not None and coll.name == "c" and mine.claim_collection(ME, 30) is None
+    assert theirs.documents_held("c") == 1  # wait: the running job has not let go of its row yet
+    mine.release(held["id"], ME)
+    assert theirs.documents_held("c") == 0
+
+    time.sleep(1.2)  # the claimer stopped renewing (killed): another takes the deletion over
+    taken = mine.claim_collection(ME, 30)
+    assert taken is not None and taken.lease_owner == ME
+    assert not theirs.drop_collection("c", OTHER)  # fenced: the old holder removes nothing
+    assert mine.has_upload(waiting["id"])
+    assert mine.drop_collection("c", ME)
+    assert mine.get_collection("c", deleting=True) is None and mine.get_document(waiting["id"]) is None
+    assert not mine.has_upload(waiting["id"]) and not mine.has_upload(running["id"])
+    assert theirs.create_collection("c")[1] is True
+
+
 def test_concurrent_claimers_never_take_the_same_job(opener: Opener) -> None:
     setup = opener()
     ids = {_add(setup, name=f"d{i}.md", sha=f"sha-{i}")["id"] for i in range(40)}

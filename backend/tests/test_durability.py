@@ -177,8 +177,11 @@ def test_deadline_fails_with_the_reason_then_retry_endpoint_and_reupload_replace
             (fern,) = upload(c, [("fern.txt", b"Ferns reproduce with spores.")], "doomed")
             wait_for(lambda: c.get(f"/api/documents/{fern['id']}").json()["retry_reason"], 5, what="fern to wait")
             t0 = time.monotonic()
-            assert c.delete("/api/collections/doomed").status_code in (200, 204)
+            assert c.delete("/api/collections/doomed").status_code == 202
             assert time.monotonic() - t0 < 3 and c.get(f"/api/documents/{fern['id']}").status_code == 404
+            # The collection's job waits for the fern's job to let go of its row, then removes it.
+            wait_for(lambda: c.post("/api/collections", json={"name": "doomed"}).status_code == 201, 20,
+                     what="the deleted collection's job to finish")  # fmt: skip
             failed = wait_ready(c, doc["id"], 60)
             assert failed["status"] == "failed" and "gave up after" in failed["error"]
             assert "ml-api unavailable" in failed["error"] and failed["retry_reason"] is None
@@ -216,3 +219,62 @@ def test_deadline_fails_with_the_reason_then_retry_endpoint_and_reupload_replace
             assert not (tmp_path / "dl-data" / "uploads" / broken["id"]).exists()
     finally:
         assert backend.stop()
+
+
+def test_a_collection_deletion_is_a_job_that_survives_a_restart(tmp_path: Path, ml_api: Proc) -> None:
+    """DELETE answers 202 at once and hides the collection; with no ingestion slot in the process (INGEST_WORKERS=0)
+    nothing removes it, so the job is still queued in the catalog when the process stops. The next process claims
+    it: every point, row and upload of the collection is gone, the other collection untouched."""
+    data = tmp_path / "cj-data"
+    backend = start_backend(tmp_path, ml_api.url, name="cj")
+    try:
+        with backend.client() as c:
+            doomed = upload(c, [(f"a{i}.txt", abstract(i)) for i in range(3)], "doomed")
+            (kept,) = upload(c, [("kept.txt", abstract(7))], "kept")
+            for doc in [*doomed, kept]:
+                assert wait_ready(c, doc["id"])["status"] == "ready"
+    finally:
+        assert backend.stop()
+    before = store_counts(data)
+    assert all(before[d["id"]] > 0 for d in doomed)
+
+    backend = start_backend(tmp_path, ml_api.url, name="cj", INGEST_WORKERS="0")
+    try:
+        with backend.client() as c:
+            t0 = time.monotonic()
+            r = c.delete("/api/collections/doomed")
+            assert r.status_code == 202 and time.monotonic() - t0 < 2
+            assert [x["name"] for x in c.get("/api/collections").json()] == ["kept"]
+            r = c.post("/api/query", json={"query": "apoptosis0", "collection": "doomed", "rerank": False})
+            assert r.status_code == 404
+            assert c.get(f"/api/documents/{doomed[0]['id']}").status_code == 404
+    finally:
+        assert backend.stop()
+    db = sqlite3.connect(data / "catalog.sqlite3")
+    assert db.execute("SELECT deleting FROM collections WHERE name = 'doomed'").fetchall() == [(1,)]  # queued
+    db.close()
+
+    backend = start_backend(tmp_path, ml_api.url, name="cj")
+    try:
+        with backend.client() as c:
+            wait_for(lambda: c.post("/api/collections", json={"name": "doomed"}).status_code == 201, 30,
+                     what="the deletion to be resumed")  # fmt: skip
+            assert wait_ready(c, kept["id"])["status"] == "ready"
+    finally:
+        assert backend.stop()
+    after = store_counts(data)
+    assert after == {kept["id"]: before[kept["id"]]}
+    assert not any((data / "uploads").iterdir())
+    points = asyncio.run(_points_of(data, "doomed"))
+    assert points == 0
+
+
+async def _points_of(data: Path, collection: str) -> int:
+    db = sqlite3.connect(data / "catalog.sqlite3")
+    (space,) = db.execute("SELECT space FROM collections WHERE name = 'kept'").fetchone()
+    db.close()
+    store = EdgeStore(data / "qdrant")
+    try:
+        return await store.count(space, collection)
+    finally:
+        await store.close()

@@ -23,8 +23,8 @@ from test_app_errors import indexed_collection, running
 from rag_backend.api.errors import ERRORS, HTTP_KINDS, JSON_BODY_PATHS, ErrorType, classify
 from rag_backend.api.openapi import render
 from rag_backend.api.responses import raises
+from rag_backend.api.wire import body_too_large, unauthorized
 from rag_backend.catalog import COLLECTION_NAME, DocumentStatus
-from rag_backend.core.runtime import body_too_large, unauthorized
 
 COMMITTED = Path(__file__).resolve().parents[2] / "frontend" / "src" / "api" / "openapi.json"
 SPEC: dict[str, Any] = json.loads(render())

@@ -218,14 +218,21 @@ def test_collections_lifecycle(client: httpx.Client, indexed: dict[str, str]) ->
     listing = {c["name"]: c for c in client.get("/api/collections").json()}
     assert listing["scratch"]["ready"] == 1 and listing["scratch"]["embed_model"].startswith("ml-api:")
     assert listing[COLL]["chunks"] > 0
-    assert client.delete("/api/collections/scratch").status_code == 200
+    r = client.delete("/api/collections/scratch")
+    assert r.status_code == 202 and r.json() == {"name": "scratch", "status": "deleting"}
+    # Gone from every view at once, while its job removes the rest.
+    assert "scratch" not in {c["name"] for c in client.get("/api/collections").json()}
     r = client.post("/api/query", json={"query": "kiwis", "collection": "scratch"})
     assert r.status_code == 404 and "does not exist" in r.json()["error"]
     assert client.get(f"/api/documents/{doc_id}").status_code == 404
     assert client.delete("/api/collections/scratch").status_code == 404
-    # Created again under the same name and brought to the same number of changes: no cached result of its
-    # previous life (the kiwi note, deleted) may come back.
-    assert client.post("/api/collections", json={"name": "scratch"}).status_code == 201
+    # Created again under the same name once its job is done (409 until then), and brought to the same number of
+    # changes: no point or cached result of its previous life (the kiwi note, deleted) may come back.
+    deadline = time.monotonic() + 30
+    while (r := client.post("/api/collections", json={"name": "scratch"})).status_code == 409:
+        assert "being deleted" in r.json()["error"] and time.monotonic() < deadline
+        time.sleep(0.1)
+    assert r.status_code == 201
     doc = upload(client, [("other.md", b"# Other\n\nA second note, about ferns and their spores.", "")], "scratch")
     new_id = doc.json()["documents"][0]["id"]
     assert wait_ready(client, new_id)["status"] == "ready"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag_backend.readiness import ESSENTIAL, decide, gather_health, redact
+from rag_backend.readiness import ESSENTIAL, decide, gather_health
+from rag_backend.redaction import redact
 
 UP = (True, "fine")
 DOWN = (False, "gone")

@@ -1,14 +1,18 @@
-"""The two services' shared runtime helpers are one file kept twice on purpose (each image ships only its own
-package); this fails the moment the copies drift."""
+"""The two services' shared helpers are files kept twice on purpose (each image ships only its own package): the
+runtime (logs, no HTTP) and the HTTP edge (api/wire.py). This fails the moment a pair drifts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
-TWINS = [ROOT / "ml-api/ml_api/core/runtime.py", ROOT / "backend/rag_backend/core/runtime.py"]
+TWINS = ["core/runtime.py", "api/wire.py"]
 
 
-def test_runtime_helpers_are_identical() -> None:
-    first, second = (p.read_bytes() for p in TWINS)
-    assert first == second, f"{TWINS[0]} and {TWINS[1]} drifted: copy the edited one over the other"
+@pytest.mark.parametrize("twin", TWINS)
+def test_shared_helpers_are_identical(twin: str) -> None:
+    pair = [ROOT / "ml-api/ml_api" / twin, ROOT / "backend/rag_backend" / twin]
+    first, second = (p.read_bytes() for p in pair)
+    assert first == second, f"{pair[0]} and {pair[1]} drifted: copy the edited one over the other"

@@ -1,4 +1,5 @@
-"""Import boundaries: serving never loads the model tooling, and domain code never loads the web framework.
+"""Import boundaries: serving never loads the model tooling, and nothing outside api/ (core/ included: the twin
+runtime.py) loads the web framework.
 
 Each check runs in a fresh interpreter, so nothing this test process imported earlier can hide a leak.
 """
@@ -8,11 +9,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+PACKAGE = Path(__file__).resolve().parents[1] / "ml_api"
+EDGE = ("ml_api.api", "ml_api.tools", "ml_api.cli", "ml_api.__main__")  # HTTP, offline tooling, the entry point
 DOMAIN = [
     "ml_api.args",
+    "ml_api.core",
+    "ml_api.core.config",
+    "ml_api.core.metrics",
+    "ml_api.core.runtime",
     "ml_api.batching",
     "ml_api.device",
     "ml_api.embedding",
@@ -45,6 +53,16 @@ def test_serve_path_does_not_import_the_tools(entry: str) -> None:
     loaded = _loaded_after(entry)
     assert entry in loaded
     assert _tooling(loaded) == []
+
+
+def test_every_module_outside_the_edge_is_checked() -> None:
+    """A module added outside api/ joins DOMAIN, or this fails: the boundary cannot be left out by omission."""
+    modules = {
+        ".".join(("ml_api", *p.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        for p in PACKAGE.rglob("*.py")
+    }
+    outside = {m for m in modules if m != "ml_api" and not m.startswith(EDGE)}
+    assert outside <= set(DOMAIN), sorted(outside - set(DOMAIN))
 
 
 def test_domain_modules_know_no_http() -> None:

@@ -1,10 +1,11 @@
-"""App factory: every component opens once in the lifespan and closes in reverse order."""
+"""App factory: every component opens once in the lifespan and closes in reverse order (an AsyncExitStack, so a
+failure half-way through startup closes what was already opened)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -23,6 +24,7 @@ from rag_backend.components import open_core
 from rag_backend.core.config import Settings, get_settings
 from rag_backend.core.runtime import setup_logging
 from rag_backend.llm import make_chain
+from rag_backend.redaction import Sensitive
 from rag_backend.reranking import Reranker
 from rag_backend.retrieval import Retriever
 
@@ -35,30 +37,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        core = open_core(settings, settings.ingest_workers)
-        cache = open_cache(settings.redis_url, settings.cache_prefix, settings.cache_local_max_items)
-        reranker = Reranker(core.upstream, settings.rerank_api_url, settings.upstream_key)
-        retriever = Retriever(settings, core.catalog, core.store, core.embedder, reranker, core.lexical, cache)
-        llm_client = httpx.AsyncClient(limits=httpx.Limits(max_connections=32))  # streams; timeouts per call
-        chain = make_chain(settings, llm_client)
-        answerer = Answerer(settings, chain, cache, core.tokenizer)
-        app.state.services = Services(
-            settings, core.catalog, core.store, cache, core.upstream, core.embedder, reranker, core.chunker,
-            core.ingestion, retriever, chain, answerer,
-        )  # fmt: skip
-        await core.ingestion.start()
-        fields = {
-            "port": settings.backend_port, "store": core.store.kind, "cache": cache.kind,
-            "catalog": core.catalog.kind, "ingest_slots": settings.ingest_workers,
-        }  # fmt: skip
-        log.info("ready", extra={"fields": fields})
-        try:
+        # Each part is closed by the stack, in reverse, on a normal stop and when a later part fails to open.
+        async with AsyncExitStack() as stack:
+            core = await stack.enter_async_context(open_core(settings, settings.ingest_workers))
+            cache = open_cache(settings.redis_url, settings.cache_prefix, settings.cache_local_max_items)
+            stack.push_async_callback(cache.close)
+            reranker = Reranker(core.upstream, settings.rerank_api_url, settings.upstream_key)
+            retriever = Retriever(settings, core.catalog, core.store, core.embedder, reranker, core.lexical, cache)
+            llm_client = httpx.AsyncClient(limits=httpx.Limits(max_connections=32))  # streams; timeouts per call
+            stack.push_async_callback(llm_client.aclose)
+            chain = make_chain(settings, llm_client)
+            answerer = Answerer(settings, chain, cache, core.tokenizer)
+            app.state.services = Services(
+                settings, core.catalog, core.store, cache, core.upstream, core.embedder, reranker, core.chunker,
+                core.ingestion, retriever, chain, answerer,
+            )  # fmt: skip
+            await core.ingestion.start()
+            fields = {
+                "port": settings.backend_port, "store": core.store.kind, "cache": cache.kind,
+                "catalog": core.catalog.kind, "ingest_slots": settings.ingest_workers,
+            }  # fmt: skip
+            log.info("ready", extra={"fields": fields})
             yield
-        finally:
-            await core.close()
-            await cache.close()
-            await llm_client.aclose()
-            log.info("stopped")
+        log.info("stopped")
 
     app = FastAPIOffline(  # /docs with Swagger UI's assets served from the package, not a CDN
         title="rag-backend",
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Document ingestion, hybrid retrieval with rerank, caching.",
         swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
+    app.state.sensitive = Sensitive.of(settings)  # what every error a caller sees leaves out
     install_error_handlers(app)
     app.include_router(router)
     document_errors(app)

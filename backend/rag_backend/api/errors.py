@@ -20,9 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from rag_backend import errors
+from rag_backend.api.wire import describe_validation, error_response
 from rag_backend.catalog import CatalogUnavailable
-from rag_backend.core.runtime import describe_validation, error_response
 from rag_backend.llm import ProviderFailed, ProviderRefused
+from rag_backend.redaction import Sensitive
 from rag_backend.store import DimensionMismatch, StoreError
 
 log = logging.getLogger("rag_backend.api")
@@ -36,7 +37,7 @@ class ErrorType(StrEnum):
     enum is this list, so a kind added here (and only here) reaches the page's generated types."""
 
     VALIDATION = "validation"  # the request is malformed or breaks the schema (400, 405, 413 body, 415, 422)
-    AUTH = "auth"  # API_KEY is set and the request lacks it (core/runtime.py's unauthorized)
+    AUTH = "auth"  # API_KEY is set and the request lacks it (api/wire.py's unauthorized)
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
@@ -108,7 +109,12 @@ def row_for(cls: type[BaseException]) -> Row | None:
     return None
 
 
-def classify(exc: BaseException) -> Mapped:
+ANYONE = Sensitive()  # nothing configured: any URL, absolute path and URL password is still hidden
+
+
+def classify(exc: BaseException, sensitive: Sensitive = ANYONE) -> Mapped:
+    """The exception's answer. Its message is what a caller sees: keys, passwords, internal URLs and paths hidden
+    (`sensitive`: the configured ones; any URL or absolute path either way)."""
     row = row_for(type(exc))
     if row is None:
         return Mapped(500, ErrorType.INTERNAL, f"internal error: {type(exc).__name__}")
@@ -116,7 +122,7 @@ def classify(exc: BaseException) -> Mapped:
     if not type(exc).__module__.startswith("rag_backend"):  # a library's message needs its class to make sense
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     message = f"{row.reason}: {text}" if row.reason else text
-    return Mapped(row.status, row.error_type, message, _retry_after(exc, row))
+    return Mapped(row.status, row.error_type, sensitive.hide(message), _retry_after(exc, row))
 
 
 def _retry_after(exc: BaseException, row: Row) -> float | None:
@@ -130,13 +136,18 @@ def _retry_after(exc: BaseException, row: Row) -> float | None:
     return row.retry_after
 
 
-def mapped_response(exc: BaseException) -> Response:
-    m = classify(exc)
+def sensitive_of(request: Request) -> Sensitive:
+    """What the app hides in its errors (create_app puts it on app.state)."""
+    return getattr(request.app.state, "sensitive", None) or ANYONE
+
+
+def mapped_response(exc: BaseException, sensitive: Sensitive = ANYONE) -> Response:
+    m = classify(exc, sensitive)
     return error_response(m.status, m.error_type, m.message, retry_after=m.retry_after)
 
 
 async def _mapped(request: Request, exc: Exception) -> Response:
-    response = mapped_response(exc)
+    response = mapped_response(exc, sensitive_of(request))
     if response.status_code >= 500:  # a dependency is down: worth a line in the log, without a traceback
         log.warning("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
     return response
@@ -177,7 +188,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     if row_for(type(exc)) is not None:
         return await _mapped(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return mapped_response(exc)
+    return mapped_response(exc, sensitive_of(request))
 
 
 def install_error_handlers(app: FastAPI) -> None:

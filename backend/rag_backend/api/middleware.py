@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag_backend.api.errors import CrossOriginRefused, mapped_response
+from rag_backend.api.wire import body_too_large, key_matches, unauthorized
 from rag_backend.core.metrics import REQUEST_LATENCY
-from rag_backend.core.runtime import body_too_large, key_matches, unauthorized
 
 LIMIT_SETTING = "MAX_REQUEST_MB"
 API_PREFIX = "/api"  # what the API key and the cross-site guard protect; /health, /ready, /metrics, docs stay open

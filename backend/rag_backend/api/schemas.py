@@ -189,6 +189,13 @@ class CollectionInfo(Reply):
     created_at: float
 
 
+class CollectionDeletion(Reply):
+    name: str
+    status: Literal["deleting"] = Field(
+        description="Hidden from listings, uploads and queries now; a job removes its documents, points and uploads"
+    )
+
+
 class ReadyComponent(Reply):
     ok: bool
     detail: str = Field(description="What the probe saw; URLs and paths redacted unless the caller holds API_KEY")

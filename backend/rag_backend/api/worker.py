@@ -40,17 +40,19 @@ def create_worker_app(settings: Settings, concurrency: int) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        core = open_core(settings, concurrency)
-        app.state.core = core
-        await core.ingestion.start()
-        owner = core.ingestion.jobs.owner
-        fields = {"owner": owner, "concurrency": concurrency, "catalog": core.catalog.kind, "store": core.store.kind}
-        log.info("worker ready", extra={"fields": fields})
-        try:
+        async with open_core(settings, concurrency) as core:
+            app.state.core = core
+            await core.ingestion.start()
+            owner = core.ingestion.jobs.owner
+            fields = {
+                "owner": owner,
+                "concurrency": concurrency,
+                "catalog": core.catalog.kind,
+                "store": core.store.kind,
+            }
+            log.info("worker ready", extra={"fields": fields})
             yield
-        finally:
-            await core.close()
-            log.info("worker stopped", extra={"fields": {"owner": owner}})
+        log.info("worker stopped", extra={"fields": {"owner": owner}})
 
     app = FastAPI(title="rag-backend worker", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
 

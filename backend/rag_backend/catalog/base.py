@@ -18,7 +18,6 @@ out another claims the row and resumes it.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -32,6 +31,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy import exc as sa_exc
 
 from rag_backend.errors import UpstreamUnavailable
+from rag_backend.pools import Pool
 
 
 class DocumentStatus(StrEnum):
@@ -81,6 +81,9 @@ class Collection:
     space: str | None
     version: int
     created_at: float
+    deleting: int = 0  # hidden from every listing and query; its job removes points, uploads and rows
+    lease_owner: str | None = None  # the process removing it (a deleting collection is a job, like a document)
+    lease_until: float | None = None
 
 
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,20 +111,22 @@ def _set_clause(fields: Mapping[str, Any]) -> str:
 class Catalog:
     """The shared SQL. Subclasses give the engine, the database clock, the claim's locking and upload storage.
 
-    Calls are short single statements or small transactions, synchronous. Async code on a request path calls them
-    through `run`, which moves them off the event loop where they cross a network (PostgreSQL); ingestion slots call
-    them directly (a round trip per batch, next to an embedding call, in a process that serves no queries).
+    Calls are short single statements or small transactions, synchronous. Async code (every route, the ingestion
+    slots, clean-up) calls them only through `run`, the one async facade: on the catalog's own bounded pool of
+    threads, on both engines, so neither a PostgreSQL round trip nor a SQLite `BEGIN IMMEDIATE` waiting up to 5 s
+    for another writer ever holds the event loop. Synchronous callers (the CLI, migrations) call them directly.
     """
 
     now_sql = ""  # the database clock as epoch seconds, in SQL
     claim_lock = ""  # what the claim's inner SELECT appends to skip rows other claimers hold
     kind = ""
-    offload = False  # whether `run` moves a call off the event loop (a network round trip blocks it)
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, threads: int) -> None:
         self.engine = engine
+        self.pool = Pool(f"catalog-{self.kind}", threads)
 
     def close(self) -> None:
+        self.pool.close()
         self.engine.dispose()
 
     # -- plumbing -----------------------------------------------------------------------------------
@@ -151,11 +156,9 @@ class Catalog:
             return conn.execute(text(sql), _plain(params)).rowcount
 
     async def run(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
-        """Calls one of this catalog's methods from async code: inline where a call is a local file read (SQLite,
-        ~0.1 ms), in a thread where it is a network round trip (PostgreSQL), so the event loop keeps serving."""
-        if self.offload:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        return fn(*args, **kwargs)
+        """Calls one of this catalog's methods from async code, on the catalog's pool: the event loop keeps
+        serving while the database answers (or a SQLite writer waits for the lock)."""
+        return await self.pool.run(fn, *args, **kwargs)
 
     def ping(self) -> None:
         """Raises CatalogUnavailable unless the database answers (readiness)."""
@@ -175,9 +178,10 @@ class Catalog:
         raise NotImplementedError
 
     # -- collections --------------------------------------------------------------------------------
-    def get_collection(self, name: str) -> Collection | None:
+    def get_collection(self, name: str, deleting: bool = False) -> Collection | None:
+        """A live collection; with `deleting`, one on its way out too (its clean-up needs its space)."""
         row = self._one("SELECT * FROM collections WHERE name = :name", name=name)
-        return Collection(**row) if row else None
+        return Collection(**row) if row and (deleting or not row["deleting"]) else None
 
     def create_collection(self, name: str) -> tuple[Collection, bool]:
         """Returns (collection, created).
@@ -189,7 +193,7 @@ class Catalog:
             "ON CONFLICT (name) DO NOTHING",
             name=name, version=time.time_ns() // 1000, now=time.time(),
         )  # fmt: skip
-        return self.get_collection(name), created == 1  # type: ignore[return-value]
+        return self.get_collection(name, deleting=True), created == 1  # type: ignore[return-value]
 
     def bind_collection(self, name: str, embed_key: str, space: str) -> Collection:
         """Records the embedding model on first use; the caller compares it on every later use."""
@@ -197,7 +201,7 @@ class Catalog:
             "UPDATE collections SET embed_key = :key, space = :space WHERE name = :name AND embed_key IS NULL",
             key=embed_key, space=space, name=name,
         )  # fmt: skip
-        return self.get_collection(name)  # type: ignore[return-value]
+        return self.get_collection(name, deleting=True)  # type: ignore[return-value]
 
     def list_collections(self) -> list[dict[str, Any]]:
         return self._all(
@@ -206,14 +210,72 @@ class Catalog:
                       COALESCE(SUM(CASE WHEN d.status = :ready THEN 1 END), 0) AS ready,
                       COALESCE(SUM(CASE WHEN d.status = :failed THEN 1 END), 0) AS failed
                FROM collections c LEFT JOIN documents d ON d.collection = c.name AND d.status != :deleting
+               WHERE c.deleting = 0
                GROUP BY c.name, c.embed_key, c.space, c.version, c.created_at ORDER BY c.name""",
             ready=DocumentStatus.READY, failed=DocumentStatus.FAILED, deleting=DocumentStatus.DELETING,
         )  # fmt: skip
 
-    def delete_collection_rows(self, name: str) -> None:
+    def mark_collection_deleting(self, name: str) -> bool:
+        """Hides the collection and every document of it at once (listings, queries, uploads to it stop seeing it);
+        its job removes the rest. False if there is no such live collection."""
         with self._tx() as conn:
-            conn.execute(text("DELETE FROM documents WHERE collection = :name"), {"name": name})
-            conn.execute(text("DELETE FROM collections WHERE name = :name"), {"name": name})
+            marked = conn.execute(
+                text("UPDATE collections SET deleting = 1, version = version + 1 WHERE name = :n AND deleting = 0"),
+                {"n": name},
+            ).rowcount
+            if marked:
+                conn.execute(
+                    text("UPDATE documents SET status = :deleting, updated_at = :now "
+                         "WHERE collection = :n AND status != :deleting"),
+                    {"deleting": DocumentStatus.DELETING.value, "now": time.time(), "n": name},
+                )  # fmt: skip
+        return marked == 1
+
+    def claim_collection(self, owner: str, lease_s: float) -> Collection | None:
+        """Takes one deleting collection that nobody holds, leased to `owner` (the oldest first)."""
+        now = self.now_sql
+        rows = self._all(
+            f"""UPDATE collections SET lease_owner = :owner, lease_until = {now} + :lease
+                WHERE name IN (SELECT name FROM collections
+                               WHERE deleting = 1 AND (lease_until IS NULL OR lease_until < {now})
+                               ORDER BY created_at LIMIT 1 {self.claim_lock})
+                RETURNING *""",
+            owner=owner, lease=lease_s,
+        )  # fmt: skip
+        return Collection(**rows[0]) if rows else None
+
+    def documents_held(self, name: str) -> int:
+        """Documents of a collection that a running job still holds (it stops at its next step and cleans up)."""
+        row = self._one(
+            f"""SELECT COUNT(*) AS n FROM documents WHERE collection = :n AND lease_owner IS NOT NULL
+                AND lease_until >= {self.now_sql}""",
+            n=name,
+        )  # fmt: skip
+        return int(row["n"]) if row else 0
+
+    def release_collection(self, name: str, owner: str, retry_in_s: float = 0.0) -> None:
+        until = f"{self.now_sql} + :retry" if retry_in_s > 0 else "NULL"
+        self._run(
+            f"UPDATE collections SET lease_owner = NULL, lease_until = {until} WHERE name = :n AND lease_owner = :o",
+            n=name, o=owner, retry=retry_in_s,
+        )  # fmt: skip
+
+    def drop_collection(self, name: str, owner: str) -> bool:
+        """The last step of a collection's deletion, once its points are gone: rows and uploads, fenced by the
+        lease (False, nothing removed, if another process holds it now)."""
+        with self._tx() as conn:
+            fenced = conn.execute(
+                text("UPDATE collections SET lease_until = lease_until WHERE name = :n AND lease_owner = :o"),
+                {"n": name, "o": owner},
+            ).rowcount
+            if not fenced:
+                return False
+            ids = [r[0] for r in conn.execute(text("SELECT id FROM documents WHERE collection = :n"), {"n": name})]
+            conn.execute(text("DELETE FROM documents WHERE collection = :n"), {"n": name})
+            conn.execute(text("DELETE FROM collections WHERE name = :n"), {"n": name})
+        for doc_id in ids:
+            self.drop_upload(doc_id)
+        return True
 
     @staticmethod
     def _bump(conn: Connection, name: str) -> None:
@@ -385,6 +447,7 @@ class Catalog:
                        attempts = attempts + CASE WHEN status IN {_IN_STAGES} THEN 1 ELSE 0 END
                 WHERE id IN (SELECT id FROM documents
                              WHERE {_WORK} AND (lease_until IS NULL OR lease_until < {now})
+                             AND collection NOT IN (SELECT name FROM collections WHERE deleting = 1)
                              ORDER BY created_at LIMIT :limit {self.claim_lock})
                 RETURNING *""",
             owner=owner, lease=lease_s, limit=limit,
@@ -399,7 +462,9 @@ class Catalog:
         ) == 1  # fmt: skip
 
     def renew(self, owner: str, lease_s: float) -> dict[str, str]:
-        """Extends every lease `owner` holds; returns {id: status} of what it still holds (the heartbeat)."""
+        """Extends every lease `owner` holds; returns {id: status} of the documents it still holds (the heartbeat)."""
+        self._run(f"UPDATE collections SET lease_until = {self.now_sql} + :lease WHERE lease_owner = :owner",
+                  owner=owner, lease=lease_s)  # fmt: skip
         rows = self._all(
             f"UPDATE documents SET lease_until = {self.now_sql} + :lease WHERE lease_owner = :owner "
             "RETURNING id, status",
@@ -418,4 +483,5 @@ class Catalog:
     def release_all(self) -> int:
         """Every lease ends now: for a process that knows it is the catalog's only user (the embedded store is
         one process's), so that what its previous run left is resumed at once instead of after the lease."""
+        self._run("UPDATE collections SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
         return self._run("UPDATE documents SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")

@@ -32,7 +32,6 @@ class PostgresCatalog(Catalog):
     now_sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
     claim_lock = "FOR UPDATE SKIP LOCKED"
     kind = "postgres"
-    offload = True
 
     def __init__(self, url: str, pool_size: int = 5) -> None:
         engine = create_engine(
@@ -43,11 +42,11 @@ class PostgresCatalog(Catalog):
             pool_recycle=1800,
             connect_args={"connect_timeout": 5, "application_name": "rag-backend"},
         )
-        super().__init__(engine)
+        super().__init__(engine, threads=pool_size)  # a thread per pooled connection: none waits for the other
         try:
             migrate(engine)
         except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            engine.dispose()
+            self.close()
             where = make_url(url).render_as_string(hide_password=True)
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise CatalogUnavailable(f"cannot open the catalog at {where}: {reason}") from None

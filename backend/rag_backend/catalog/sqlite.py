@@ -17,6 +17,7 @@ from rag_backend.catalog.base import Catalog
 from rag_backend.catalog.migrate import migrate
 
 BUSY_TIMEOUT_S = 5.0  # how long a write waits for another process's transaction before CatalogUnavailable
+THREADS = 4  # readers go on in parallel under WAL; writers queue on the lock in these threads, not on the loop
 
 
 class SqliteCatalog(Catalog):
@@ -39,7 +40,7 @@ class SqliteCatalog(Catalog):
         def _begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-        super().__init__(engine)
+        super().__init__(engine, threads=THREADS)
         migrate(engine)
 
     def upload_path(self, doc_id: str) -> Path:

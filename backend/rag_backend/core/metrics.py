@@ -24,7 +24,9 @@ INGEST_CHUNKS = Counter("rag_ingest_chunks_total", "Chunks indexed")
 INGEST_RESUMED = Counter(
     "rag_ingest_chunks_resumed_total", "Chunks a job taken over from a stopped process did not embed again"
 )
-INGEST_CLAIMS = Counter("rag_ingest_claims_total", "Rows this process leased", ["kind"])  # job|resume|cleanup
+INGEST_CLAIMS = Counter(
+    "rag_ingest_claims_total", "Rows this process leased", ["kind"]
+)  # job|resume|cleanup|collection
 INGEST_DEPENDENCY_DOWN = Gauge(
     "rag_ingest_dependency_down", "1 while ingestion waits out an outage of this dependency", ["dependency"]
 )

@@ -1,9 +1,9 @@
 """Ingestion: uploads become indexed, published documents; one facade over the package's parts.
 
-- `submission`: accept an upload (dedup, replacement, stored bytes), delete documents and collections;
+- `submission`: accept an upload (dedup, replacement, stored bytes), delete documents, queue a collection's deletion;
 - `pipeline`: the slots that claim jobs from the catalog (leases, heartbeat, takeover), parse → chunk → embed →
   upsert → publish, with `pump` batching embeddings across documents;
-- `recovery`: remove a document's points, upload and row, whichever process gets there;
+- `recovery`: remove a document's (or a deleted collection's) points, uploads and rows, whichever process gets there;
 - `outages`: wait out a dependency's outage (backoff, one trial call at a time, a deadline) instead of failing;
 - `state`: the catalog, store and process identity they share.
 
@@ -46,23 +46,24 @@ class Ingestion:
         """With the embedded store this process is the catalog's only user: what its previous run was doing is
         resumed at once. Elsewhere other processes may hold leases, which run out on their own."""
         if self.jobs.store.kind == "qdrant-edge":
-            self.jobs.catalog.release_all()
+            await self.jobs.catalog.run(self.jobs.catalog.release_all)
         self.pipeline.start()
 
     async def stop(self) -> None:
         """Unfinished jobs stay in their stage with their leases ended; the next claimer resumes them."""
         await self.pipeline.stop()
+        self.submission.close()
 
     async def submit(
         self, collection: str, filename: str | None, data: bytes, content_type: str | None
     ) -> dict[str, Any]:
         return await self.submission.submit(collection, filename, data, content_type)
 
-    def retry(self, doc_id: str) -> dict[str, Any]:
-        return self.submission.retry(doc_id)
+    async def retry(self, doc_id: str) -> dict[str, Any]:
+        return await self.submission.retry(doc_id)
 
     async def delete_document(self, doc_id: str) -> dict[str, Any] | None:
         return await self.submission.delete_document(doc_id)
 
-    async def delete_collection(self, name: str) -> None:
-        await self.submission.delete_collection(name)
+    async def delete_collection(self, name: str) -> bool:
+        return await self.submission.delete_collection(name)

@@ -160,10 +160,10 @@ class Retrier:
                     outage.abandon(trial)
                     raise
                 outage.failed(exc, trial)
-                self._waiting(doc_id, outage, reason_of(exc))
+                await self._waiting(doc_id, outage, reason_of(exc))
                 continue
             outage.succeeded(trial)
-            self._resumed(doc_id)
+            await self._resumed(doc_id)
             return result
 
     async def _admit(self, doc_id: str, outage: Outage) -> bool:
@@ -171,12 +171,12 @@ class Retrier:
             trial = await outage.turn(CHECK_EVERY_S)
             if trial is not None:
                 return trial
-            self._waiting(doc_id, outage, outage.reason)
+            await self._waiting(doc_id, outage, outage.reason)
 
-    def _waiting(self, doc_id: str, outage: Outage, reason: str) -> None:
+    async def _waiting(self, doc_id: str, outage: Outage, reason: str) -> None:
         """Records the wait; raises JobCancelled if the document left its job, LeaseLost if another process took
         it, GaveUp past the deadline."""
-        doc = self.catalog.get_document(doc_id)
+        doc = await self.catalog.run(self.catalog.get_document, doc_id)
         if (stop := stop_reason(doc, self.owner)) is not None:
             raise stop
         assert doc is not None
@@ -188,9 +188,11 @@ class Retrier:
         keep = outage.trial_running and doc["next_retry_at"] is not None
         next_at = doc["next_retry_at"] if keep else round(outage.next_try_wall(), 1)
         if doc["waiting_since"] != since or doc["retry_reason"] != reason or doc["next_retry_at"] != next_at:
-            self.catalog.set_fields(doc_id, waiting_since=since, retry_reason=reason, next_retry_at=next_at)
+            fields = {"waiting_since": since, "retry_reason": reason, "next_retry_at": next_at}
+            await self.catalog.run(self.catalog.set_fields, doc_id, **fields)
 
-    def _resumed(self, doc_id: str) -> None:
-        doc = self.catalog.get_document(doc_id)
+    async def _resumed(self, doc_id: str) -> None:
+        doc = await self.catalog.run(self.catalog.get_document, doc_id)
         if doc is not None and doc["waiting_since"] is not None:
-            self.catalog.set_fields(doc_id, waiting_since=None, retry_reason=None, next_retry_at=None)
+            fields = {"waiting_since": None, "retry_reason": None, "next_retry_at": None}
+            await self.catalog.run(self.catalog.set_fields, doc_id, **fields)

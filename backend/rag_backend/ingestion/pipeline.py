@@ -13,6 +13,10 @@ batches are all stored. Upserting a point again with its id overwrites it: a chu
 Every call to ml-api / the embeddings API / the store goes through `outages`, which waits out transient failures; a
 permanent failure (or the retry deadline) ends as the document's `failed` state with its reason, its partial points
 are dropped and its upload is kept for a retry.
+
+Nothing here blocks the event loop (the API process runs these slots beside its routes): catalog calls go through
+`catalog.run` (the catalog's pool), parsing and chunking run on this pipeline's own pool of one thread per slot.
+A slot with no document to claim claims a deleted collection to remove (`recovery.purge_collection`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from rag_backend.catalog import STAGES, CatalogUnavailable, DocumentStatus
+from rag_backend.catalog import STAGES, CatalogUnavailable, Collection, DocumentStatus
 from rag_backend.chunking import Chunk, Chunker
 from rag_backend.core.config import Settings
 from rag_backend.core.metrics import INGEST_CHUNKS, INGEST_CLAIMS, INGEST_FINISHED, INGEST_RESUMED, STORE_LATENCY
@@ -35,10 +39,11 @@ from rag_backend.embedding import Embedder, check_identity, space_for
 from rag_backend.errors import DomainError
 from rag_backend.ingestion.outages import JobCancelled, LeaseLost, Outage, Retrier, stop_reason
 from rag_backend.ingestion.pump import EmbedPump
-from rag_backend.ingestion.recovery import delete_points, purge_now, settle
+from rag_backend.ingestion.recovery import delete_points, purge_collection, purge_now, settle
 from rag_backend.ingestion.state import Jobs
 from rag_backend.lexical import Lexical
 from rag_backend.parsing import ParseError, ParseLimits, parse_isolated
+from rag_backend.pools import Pool
 from rag_backend.store import ChunkPayload, ChunkPoint, StoreError
 
 log = logging.getLogger("rag_backend.ingestion")
@@ -109,6 +114,8 @@ class Pipeline:
         self.embedder_outage = Outage(name, *backoff, metric="embedder")
         self.store_outage = Outage("the vector store", *backoff, metric="store")
         self._free = asyncio.Semaphore(slots)
+        # Parsing waits on its forked parser (up to PARSE_TIMEOUT_S) and chunking is CPU: a thread per slot.
+        self.parsing = Pool("parse", slots)
         self._loops: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_heartbeat = time.monotonic()
@@ -135,17 +142,21 @@ class Pipeline:
         self._loops = []
         for doc_id in held:
             with contextlib.suppress(CatalogUnavailable):
-                self.catalog.release(doc_id, self.owner)
+                await self.catalog.run(self.catalog.release, doc_id, self.owner)
         self.jobs.running.clear()
         if self.slots:
             await self.pump.stop()
+        self.parsing.close()
 
     # -- claiming and leases ------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
         while True:
             await self._free.acquire()
             try:
-                claimed = self.catalog.claim(self.owner, self.s.ingest_lease_s, 1)
+                claimed = await self.catalog.run(self.catalog.claim, self.owner, self.s.ingest_lease_s, 1)
+                if not claimed and (coll := await self._claim_collection()) is not None:
+                    self._spawn(self._run_collection(coll))
+                    continue
             except CatalogUnavailable as exc:
                 log.warning("cannot claim jobs: %s", exc.message)
                 claimed = []
@@ -156,6 +167,20 @@ class Pipeline:
                     await asyncio.wait_for(self.jobs.wake.wait(), self.s.ingest_poll_s)
                 continue
             self._spawn(self._run(claimed[0]))
+
+    async def _claim_collection(self) -> Collection | None:
+        return await self.catalog.run(self.catalog.claim_collection, self.owner, self.s.ingest_lease_s)
+
+    async def _run_collection(self, coll: Collection) -> None:
+        INGEST_CLAIMS.labels("collection").inc()
+        try:
+            await purge_collection(self.jobs, coll)
+        except CatalogUnavailable as exc:
+            log.warning("catalog unavailable: the collection's deletion resumes once its lease ends (%s)", exc.message)
+        except Exception:  # never let one deletion kill a slot; the lease runs out and it is claimed again
+            log.exception("deletion of collection %s crashed", coll.name)
+        finally:
+            self._free.release()
 
     def _spawn(self, step: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(step)
@@ -168,7 +193,7 @@ class Pipeline:
         while True:
             await asyncio.sleep(self.s.ingest_lease_s / 3)
             try:
-                held = self.catalog.renew(self.owner, self.s.ingest_lease_s)
+                held = await self.catalog.run(self.catalog.renew, self.owner, self.s.ingest_lease_s)
             except CatalogUnavailable as exc:
                 if time.monotonic() - self.last_heartbeat > self.s.ingest_lease_s * 2 / 3:
                     log.warning("catalog unreachable past the lease: stopping every job (%s)", exc.message)
@@ -177,15 +202,15 @@ class Pipeline:
             self.last_heartbeat = time.monotonic()
             self.jobs.lost.update(self.jobs.running - held.keys())
 
-    def _stopped(self, doc_id: str) -> Exception:
+    async def _stopped(self, doc_id: str) -> Exception:
         """Why a fenced write did not land: the row left its job (cancelled) or another process holds it."""
-        return stop_reason(self.catalog.get_document(doc_id), self.owner) or JobCancelled()
+        return stop_reason(await self.catalog.run(self.catalog.get_document, doc_id), self.owner) or JobCancelled()
 
-    def _stage(self, doc_id: str, stage: DocumentStatus, **fields: Any) -> None:
+    async def _stage(self, doc_id: str, stage: DocumentStatus, **fields: Any) -> None:
         if doc_id in self.jobs.lost:
             raise LeaseLost
-        if not self.catalog.set_stage(doc_id, stage, self.owner, **fields):
-            raise self._stopped(doc_id)
+        if not await self.catalog.run(self.catalog.set_stage, doc_id, stage, self.owner, **fields):
+            raise await self._stopped(doc_id)
 
     # -- scheduling ---------------------------------------------------------------------------------
     async def _run(self, doc: dict[str, Any]) -> None:
@@ -251,15 +276,15 @@ class Pipeline:
         if doc["attempts"] > MAX_ATTEMPTS:
             raise ParseError(f"gave up after {MAX_ATTEMPTS} attempts: the process running it stopped every time")
         start = time.perf_counter()
-        self._stage(doc_id, DocumentStatus.PARSING, progress=0.02)
-        data = await asyncio.to_thread(self.catalog.read_upload, doc_id)
+        await self._stage(doc_id, DocumentStatus.PARSING, progress=0.02)
+        data = await self.catalog.run(self.catalog.read_upload, doc_id)
         if data is None:
             raise ParseError("the upload is no longer stored; upload the file again")
-        parsed = await asyncio.to_thread(parse_isolated, data, doc["format"], ParseLimits.from_settings(self.s))
+        parsed = await self.parsing.run(parse_isolated, data, doc["format"], ParseLimits.from_settings(self.s))
         pages = max((s.page or 0 for s in parsed.sections), default=0) or None
 
-        self._stage(doc_id, DocumentStatus.CHUNKING, progress=0.08, title=parsed.title, pages=pages)
-        chunks = await asyncio.to_thread(self.chunker.chunk, parsed)
+        await self._stage(doc_id, DocumentStatus.CHUNKING, progress=0.08, title=parsed.title, pages=pages)
+        chunks = await self.parsing.run(self.chunker.chunk, parsed)
         if not chunks:
             raise ParseError("no text to index after chunking")
         digest = chunks_sha(chunks)
@@ -274,13 +299,13 @@ class Pipeline:
                 await self._storing(doc_id, lambda: delete_points(self.jobs, doc))
 
         identity = await self._embedding(doc_id, self.embedder.identity)
-        coll = self.catalog.get_collection(collection)
+        coll = await self.catalog.run(self.catalog.get_collection, collection)
         check_identity(collection, coll.embed_key if coll else None, identity)
         space = space_for(identity)
         await self._storing(doc_id, lambda: self.store.ensure_space(space, identity.dim))
-        coll = self.catalog.bind_collection(collection, identity.key, space)
+        coll = await self.catalog.run(self.catalog.bind_collection, collection, identity.key, space)
         check_identity(collection, coll.embed_key, identity)  # a concurrent job may have bound it first
-        self._stage(
+        await self._stage(
             doc_id, DocumentStatus.EMBEDDING, progress=0.1 + 0.85 * resume_from / len(chunks), chunks=len(chunks),
             chunks_done=resume_from, chunks_sha=digest, has_points=1,
         )  # fmt: skip
@@ -290,18 +315,18 @@ class Pipeline:
         doc_id, collection = job.doc["id"], job.doc["collection"]
         await self._embed_and_upsert(job)
 
-        self._stage(doc_id, DocumentStatus.INDEXING, progress=0.97)
+        await self._stage(doc_id, DocumentStatus.INDEXING, progress=0.97)
         stored = await self._storing(doc_id, lambda: self.store.count(job.space, collection, doc_id))
         if stored != len(job.chunks):
             raise StoreError(f"store holds {stored} of {len(job.chunks)} chunks after indexing")
-        replaced = self.catalog.publish(doc_id, collection, self.owner)
+        replaced = await self.catalog.run(self.catalog.publish, doc_id, collection, self.owner)
         if replaced is None:
-            raise self._stopped(doc_id)
+            raise await self._stopped(doc_id)
         INGEST_CHUNKS.inc(len(job.chunks) - job.resume_from)
         INGEST_FINISHED.labels("ready").inc()
-        self.catalog.drop_upload(doc_id)
+        await self.catalog.run(self.catalog.drop_upload, doc_id)
         for old_id in replaced:
-            if old := self.catalog.get_document(old_id):
+            if old := await self.catalog.run(self.catalog.get_document, old_id):
                 await purge_now(self.jobs, old)
         seconds = round(time.perf_counter() - job.started, 3)
         log.info("indexed", extra={"fields": {"document_id": doc_id, "chunks": len(job.chunks), "seconds": seconds}})
@@ -324,7 +349,7 @@ class Pipeline:
             async with gate:
                 if stop:
                     return
-                current = self.catalog.get_document(doc_id)
+                current = await self.catalog.run(self.catalog.get_document, doc_id)
                 gone = doc_id in self.jobs.lost or stop_reason(current, self.owner) is not None
                 if gone or current["status"] != DocumentStatus.EMBEDDING:
                     stop = True
@@ -349,9 +374,10 @@ class Pipeline:
             while prefix in stored:
                 prefix = min(prefix + size, len(chunks))
             progress = 0.1 + 0.85 * prefix / len(chunks)
-            if not self.catalog.set_stage(
-                doc_id, DocumentStatus.EMBEDDING, self.owner, chunks_done=prefix, progress=progress
-            ):
+            if not await self.catalog.run(
+                self.catalog.set_stage, doc_id, DocumentStatus.EMBEDDING, self.owner, chunks_done=prefix,
+                progress=progress,
+            ):  # fmt: skip
                 stop = True
 
         # gather, not a TaskGroup: every write finishes (or fails) before the caller cleans up, so no
@@ -361,7 +387,7 @@ class Pipeline:
         if errors:
             raise errors[0]
         if stop:
-            raise self._stopped(doc_id)
+            raise await self._stopped(doc_id)
 
     def _point(self, doc: dict[str, Any], title: str | None, chunk: Chunk, vector: Any) -> ChunkPoint:
         indices, values = self.lexical.document(chunk.text)
@@ -381,13 +407,15 @@ class Pipeline:
 
     # -- endings ------------------------------------------------------------------------------------
     async def _fail(self, doc_id: str, reason: str) -> None:
-        if self.catalog.fail(doc_id, reason, self.owner):  # else deleted or taken over meanwhile: not its failure
+        if await self.catalog.run(
+            self.catalog.fail, doc_id, reason, self.owner
+        ):  # else deleted or taken over meanwhile: not its failure
             log.warning("ingestion failed", extra={"fields": {"document_id": doc_id, "reason": reason}})
             INGEST_FINISHED.labels("failed").inc()
         await self._after_cancel(doc_id)  # the upload stays: `retry` runs the job again from it
 
     async def _after_cancel(self, doc_id: str) -> None:
         """Removes what the job wrote (a deleted row goes whole), unless another process holds the row now."""
-        doc = self.catalog.get_document(doc_id)
+        doc = await self.catalog.run(self.catalog.get_document, doc_id)
         if doc is not None and doc["lease_owner"] == self.owner:
             await settle(self.jobs, doc)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import qdrant_edge as qe
 
+from rag_backend.pools import Pool
 from rag_backend.store.base import (
     COLLECTION_FIELD,
     DENSE,
@@ -37,6 +38,7 @@ from rag_backend.store.base import (
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+STORE_THREADS = 4  # searches of concurrent queries and ingestion upserts; the engine serialises what it must
 
 
 def _edge_collection_filter(collection: str, document_id: str | None = None) -> qe.Filter:
@@ -111,8 +113,9 @@ class _EdgeSpace:
 class EdgeStore:
     """The Qdrant engine in-process: one ``EdgeShard`` per space under ``<data_dir>/<space>/``.
 
-    Edge calls are synchronous and run in worker threads. Note: qdrant-edge-py 0.9 keeps the GIL during its calls
-    (optimize included), so a long optimize still stalls the event loop even from a thread; chunked upserts and
+    Edge calls are synchronous and run in the store's own bounded pool of threads (never the loop's default
+    executor, which parsing or the catalog could otherwise fill). Note: qdrant-edge-py 0.9 keeps the GIL during its
+    calls (optimize included), so a long optimize still stalls the event loop even from a thread; chunked upserts and
     a debounced, rare optimize keep those stalls short and infrequent.
 
     Edge shards do not build HNSW indexes by themselves, so the store runs ``shard.optimize()`` in the background
@@ -144,6 +147,7 @@ class EdgeStore:
         self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
+        self._pool = Pool("store", STORE_THREADS)
 
     @property
     def data_dir(self) -> Path:
@@ -155,7 +159,7 @@ class EdgeStore:
         """Run an edge call in a thread; tracked so ``close()`` never closes a shard under a running call."""
         if self._closed:
             raise StoreError(f"qdrant-edge store at {self._dir} is closed ({what} on space {space!r})")
-        inner = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        inner = asyncio.ensure_future(self._pool.run(fn, *args))
         self._inflight.add(inner)
         inner.add_done_callback(self._inflight.discard)
         inner.add_done_callback(_consume_exception)
@@ -414,10 +418,11 @@ class EdgeStore:
             errors: list[str] = []
             for s in self._spaces.values():
                 try:
-                    await asyncio.to_thread(_edge_close, s.shard)
+                    await self._pool.run(_edge_close, s.shard)
                 except Exception as exc:
                     errors.append(f"{s.path}: {exc}")
             self._spaces.clear()
+        self._pool.close()
         if errors:
             raise StoreError("closing qdrant-edge shards failed: " + "; ".join(errors))
 

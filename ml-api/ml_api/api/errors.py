@@ -2,7 +2,7 @@
 
 Domain code raises `ml_api.errors` classes and knows no HTTP; this module is the only place a status code is
 chosen for them. A failure leaves in the shape its route family's clients parse: TEI's {"error": reason,
-"error_type": kind} (`core.runtime.error_response`, shared word for word with the backend) everywhere, except
+"error_type": kind} (`api.wire.error_response`, shared word for word with the backend) everywhere, except
 under /v1/ and /v2/, where OpenAI's {"error": {"message", "type", "param", "code"}} is what the openai client
 (and vLLM, which serves the Cohere v2 routes the same way) reads into `APIError.message`.
 """
@@ -18,7 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ml_api.core.runtime import describe_validation, error_response, printable
+from ml_api.api.wire import describe_validation, error_response
+from ml_api.core.runtime import printable
 from ml_api.errors import (
     BatchTooLarge,
     ClientGone,

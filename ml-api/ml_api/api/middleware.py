@@ -8,8 +8,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ml_api.api.errors import error_for
+from ml_api.api.wire import CHALLENGE, UNAUTHORIZED, key_matches, too_large_reason
 from ml_api.core import metrics
-from ml_api.core.runtime import CHALLENGE, UNAUTHORIZED, key_matches, too_large_reason
 
 OPEN_PATHS = {"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 DOCS_ASSETS = "/static-offline-docs/"  # Swagger UI's files, served from the fastapi-offline package

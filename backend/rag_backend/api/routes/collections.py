@@ -1,4 +1,4 @@
-"""/api/collections: list, create, delete (a collection's documents and points go with it)."""
+"""/api/collections: list, create, delete (a job: a collection's documents and points go with it)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from fastapi import APIRouter
 
 from rag_backend.api.deps import CatalogDep, IngestionDep
 from rag_backend.api.responses import raises
-from rag_backend.api.schemas import CollectionCreate, CollectionInfo
+from rag_backend.api.schemas import CollectionCreate, CollectionDeletion, CollectionInfo
 from rag_backend.catalog import CatalogUnavailable
 from rag_backend.errors import Conflict, NotFound
-from rag_backend.store import StoreError
 
 router = APIRouter(prefix="/api/collections", tags=["collections"])
 CATALOG_DOWN = CatalogUnavailable  # every route here reads or writes the catalog
@@ -29,15 +28,17 @@ async def list_collections(catalog: CatalogDep) -> Any:
 
 @router.post("", status_code=201, response_model=CollectionInfo, responses=raises(Conflict, CATALOG_DOWN))
 async def create_collection(catalog: CatalogDep, body: CollectionCreate) -> Any:
-    _, created = await catalog.run(catalog.create_collection, body.name)
+    coll, created = await catalog.run(catalog.create_collection, body.name)
     if not created:
-        raise Conflict(f"collection '{body.name}' already exists")
+        state = "is being deleted; create it again once it is gone" if coll.deleting else "already exists"
+        raise Conflict(f"collection '{body.name}' {state}")
     return next(collection(r) for r in await catalog.run(catalog.list_collections) if r["name"] == body.name)
 
 
-@router.delete("/{name}", responses=raises(NotFound, StoreError, CATALOG_DOWN))
-async def delete_collection(catalog: CatalogDep, ingestion: IngestionDep, name: str) -> dict[str, Any]:
-    if await catalog.run(catalog.get_collection, name) is None:
+@router.delete("/{name}", status_code=202, response_model=CollectionDeletion, responses=raises(NotFound, CATALOG_DOWN))
+async def delete_collection(ingestion: IngestionDep, name: str) -> Any:
+    """202 at once: the collection leaves listings and queries now; a job (whichever backend process or worker
+    claims it, resumed after a restart) removes its documents, points and uploads."""
+    if not await ingestion.delete_collection(name):
         raise NotFound(f"collection '{name}' does not exist")
-    await ingestion.delete_collection(name)
-    return {"name": name, "deleted": True}
+    return {"name": name, "status": "deleting"}

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.datastructures import UploadFile
 
 from rag_backend.api.deps import CatalogDep, IngestionDep, SettingsDep
-from rag_backend.api.errors import Mapped, classify
+from rag_backend.api.errors import Mapped, classify, sensitive_of
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import Document, DocumentList, UploadResponse, check_collection_name
+from rag_backend.api.wire import error_response
 from rag_backend.catalog import COLLECTION_NAME, CatalogUnavailable, DocumentStatus
-from rag_backend.core.runtime import error_response
 from rag_backend.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedFormat
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
@@ -90,7 +90,7 @@ async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDe
             try:
                 doc = await ingestion.submit(collection, f.filename, data, f.content_type)
             except Exception as exc:
-                refusal = classify(exc)
+                refusal = classify(exc, sensitive_of(request))
                 if refusal.status >= 500:  # not this file's fault: the request fails as a whole
                     raise
                 refused.append(refusal)  # this file is refused; the others still go in
@@ -128,7 +128,7 @@ async def get_document(catalog: CatalogDep, doc_id: str) -> Any:
 )
 async def retry_document(ingestion: IngestionDep, doc_id: str) -> Any:
     """Runs a failed document's job again from its stored upload (no re-upload). 409 unless it is failed."""
-    return document(ingestion.retry(doc_id))
+    return document(await ingestion.retry(doc_id))
 
 
 @router.delete("/{doc_id}", responses=raises(NotFound, CATALOG_DOWN))  # a store failure: purged by the next claimer

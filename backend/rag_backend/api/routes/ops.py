@@ -13,10 +13,10 @@ from rag_backend import __version__, readiness
 from rag_backend.api.deps import CatalogDep, ServicesDep
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import ReadyReport
+from rag_backend.api.wire import key_matches
 from rag_backend.catalog import CatalogUnavailable, DocumentStatus
-from rag_backend.core.config import Settings
 from rag_backend.core.metrics import INGEST_JOBS
-from rag_backend.core.runtime import key_matches
+from rag_backend.redaction import Sensitive
 
 router = APIRouter(tags=["operations"])
 
@@ -41,25 +41,13 @@ async def ready(request: Request, svc: ServicesDep) -> JSONResponse:
     result = await readiness.check(
         svc.embedder, svc.reranker, svc.store, svc.cache, svc.chain, svc.catalog, s.ready_timeout_s
     )
-    secrets, places = _sensitive(s)
+    sensitive = Sensitive.of(s)
     hide = not (s.api_key and key_matches(dict(request.scope["headers"]), s.api_key))
     components = {
-        name: asdict(c) | {"detail": readiness.redact(c.detail, secrets, places, hide_places=hide)}
-        for name, c in result.components.items()
+        name: asdict(c) | {"detail": sensitive.hide(c.detail, places=hide)} for name, c in result.components.items()
     }
     body = {"status": result.status, "components": components}
     return JSONResponse(body, status_code=200 if result.serving else 503)
-
-
-def _sensitive(s: Settings) -> tuple[list[str], list[str]]:
-    """What /ready must never show (keys, passwords) and what only key holders see (endpoints, paths)."""
-    urls = [
-        s.embed_api_url, s.rerank_api_url, s.openai_embed_base_url, s.qdrant_url, s.redis_url, s.ollama_url,
-        s.openai_base_url, s.database_url,
-    ]  # fmt: skip
-    keys = [s.api_key, s.ml_api_key, s.qdrant_api_key, s.openai_api_key, s.openai_embed_api_key]
-    places = [u.rstrip("/") for u in urls if u] + [str(s.data_dir), str(s.data_dir.resolve()), s.chunk_tokenizer]
-    return readiness.secrets_in(keys, urls), places
 
 
 @router.get("/info")

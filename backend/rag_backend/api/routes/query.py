@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
 from rag_backend.api.deps import AnswererDep, ChainDep, RetrieverDep, SettingsDep
-from rag_backend.api.errors import classify
+from rag_backend.api.errors import classify, sensitive_of
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import QueryRequest, QueryResponse
 from rag_backend.catalog import CatalogUnavailable
@@ -82,7 +82,7 @@ def sse(event: str, data: Any) -> bytes:
 
 @router.post("/api/query/stream", response_class=StreamingResponse, responses={200: EVENTS, **RETRIEVAL})
 async def query_stream(
-    body: QueryRequest, settings: SettingsDep, retriever: RetrieverDep, answerer: AnswererDep
+    request: Request, body: QueryRequest, settings: SettingsDep, retriever: RetrieverDep, answerer: AnswererDep
 ) -> StreamingResponse:
     """Server-Sent Events: `results`, then `token`s and `citations` (with `"generate": true`), then `done`.
 
@@ -106,7 +106,7 @@ async def query_stream(
                 yield sse("done", {"timings": timings, "retrieval_cached": out["cached"]})
         except Exception as exc:  # the status line is gone: report in-band
             log.exception("stream failed")
-            mapped = classify(exc)
+            mapped = classify(exc, sensitive_of(request))
             yield sse("error", {"error": mapped.message, "error_type": mapped.error_type})
 
     headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
