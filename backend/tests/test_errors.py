@@ -27,7 +27,9 @@ from rag_backend.cache import RedisCache
 from rag_backend.catalog import CatalogUnavailable, open_catalog
 from rag_backend.catalog import sqlite as sqlite_catalog
 from rag_backend.core.config import Settings
+from rag_backend.errors import UpstreamUnavailable
 from rag_backend.llm import OllamaProvider, ProviderFailed, ProviderRefused
+from rag_backend.redaction import Sensitive
 from rag_backend.store import (
     ChunkPoint,
     DimensionMismatch,
@@ -209,14 +211,15 @@ async def test_redis_down_never_reaches_the_client_through_the_cache_and_is_a_50
 
 
 @pytest.mark.anyio
-async def test_ml_api_down_is_a_503_naming_the_url(call: Any) -> None:
+async def test_ml_api_down_is_a_503_without_its_internal_url(call: Any) -> None:
     upstream = Upstream(timeout_s=2, retries=0)
 
     async def embed() -> Any:
         return await upstream.post_json("ml-api", f"{DEAD_URL}/embed", {"inputs": ["x"]})
 
     try:
-        assert_error(await call(embed), 503, "upstream_unavailable", "ml-api unavailable", DEAD_URL)
+        body = assert_error(await call(embed), 503, "upstream_unavailable", "ml-api unavailable at <url>")
+        assert "127.0.0.1" not in body["error"]
     finally:
         await upstream.close()
 
@@ -273,8 +276,38 @@ async def test_llm_provider_errors_are_mapped(call: Any) -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: refusal)) as client:
             return [t async for t in OllamaProvider(client, settings).stream(messages)]
 
-    assert_error(await call(down), 503, "upstream_unavailable", "LLM provider unavailable", DEAD_URL)
+    body = assert_error(await call(down), 503, "upstream_unavailable", "LLM provider unavailable", "<url>")
+    assert DEAD_URL not in body["error"]
     assert_error(await call(refused), 502, "upstream_error", "LLM provider refused", "401", "bad key")
+
+
+@pytest.mark.anyio
+async def test_configured_secrets_and_places_never_reach_a_caller(tmp_path: Path) -> None:
+    """An upstream error that echoes a key, a password or a configured endpoint is answered without them, as /ready
+    hides them; the log keeps the whole text."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        ml_api_key="sk-live-abcdef",
+        redis_url="redis://cache:s3cretpw@redis.internal:6379/0",
+        data_dir=tmp_path / "secret-place",
+    )
+    app = FastAPI()
+    app.state.sensitive = Sensitive.of(settings)
+    install_error_handlers(app)
+
+    async def leaky() -> Any:
+        raise UpstreamUnavailable(
+            f"ml-api unavailable: refused key sk-live-abcdef; redis://cache:s3cretpw@redis.internal:6379/0 down; "
+            f"wrote {tmp_path / 'secret-place' / 'catalog.sqlite3'}"
+        )
+
+    app.add_api_route("/provoke", leaky, methods=["GET"])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        error = (await client.get("/provoke")).json()["error"]
+    assert error.startswith("ml-api unavailable: refused key ***;"), error
+    for hidden in ("sk-live-abcdef", "s3cretpw", "redis.internal", "secret-place"):
+        assert hidden not in error, error
 
 
 @pytest.mark.anyio

@@ -1,6 +1,7 @@
 """The page's nginx in front of scaled backends, run for real: frontend/nginx/default.conf.template rendered as the
-image renders it, served by the machine's nginx (Debian's `nginx-light`; the test skips without one), with a
-stand-in for Docker's DNS that answers `backend` with the replicas' addresses and stand-in backends on 127.0.0.x.
+image renders it, served by the machine's nginx (Debian's `nginx-light`, which .ci/run installs; without one the
+tests fail, never skip), with a stand-in for Docker's DNS that answers `backend` with the replicas' addresses and
+stand-in backends on 127.0.0.x.
 
 It shows what `docker compose up --scale backend=N` relies on: requests spread over every replica, a replica added
 to DNS gets traffic once the cached answer expires, one that went away is skipped without an error, and port 8000
@@ -30,8 +31,15 @@ from devharness import free_port, serve
 
 TEMPLATE = ROOT / "frontend" / "nginx" / "default.conf.template"
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
-pytestmark = pytest.mark.skipif(NGINX is None, reason="no nginx binary (apt-get install nginx-light)")
 REPLICAS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _nginx_installed() -> None:
+    """`make test` needs the real nginx: a missing binary fails every test here with the fix, instead of a skip that
+    a green run would hide."""
+    if NGINX is None:
+        pytest.fail("no nginx binary: apt-get install nginx-light (.ci/run installs it) to run the page's nginx")
 
 
 class FakeDNS:

@@ -2,7 +2,8 @@ import { act, render, screen, waitFor, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { App } from '../src/App'
-import type { DocumentInfo } from '../src/api/types'
+import { ApiError } from '../src/api/client'
+import type { DocumentInfo, UploadItem } from '../src/api/types'
 import { UploadQueue } from '../src/lib/uploads'
 import { READY, installFetch, json, result, sse, type Handler } from './fakes'
 
@@ -168,14 +169,33 @@ describe('App', () => {
 
   it('shows each upload with its own progress and error', async () => {
     backend()
-    const { uploads } = renderApp()
-    act(() => {
-      uploads.add([new File(['x'], 'bad.zip')], 'default')
+    // The backend's two answers: one file accepted (its bytes sent in steps, then indexed), the other refused with
+    // a reason. Each task must show its own.
+    let finishGood: (item: UploadItem) => void = () => {}
+    const upload = vi.fn((file: File, _c: string, onProgress: (f: number) => void): Promise<UploadItem> => {
+      if (file.name === 'bad.zip') {
+        return Promise.reject(new ApiError('bad.zip: unsupported file type (zip)', 415, 'unsupported_format'))
+      }
+      onProgress(0.4)
+      return new Promise((resolve) => (finishGood = resolve))
     })
-    // The queue's fake upload returns undefined: the file fails on its own, with a reason.
-    const task = await screen.findByTestId('upload-task')
-    await waitFor(() => expect(task).toHaveTextContent('Failed'))
-    expect(within(task).getByRole('button', { name: 'Retry' })).toBeInTheDocument()
-    expect(within(task).getByRole('alert')).not.toBeEmptyDOMElement()
+    const get = vi.fn(async (): Promise<DocumentInfo> => ({ ...solar, id: 'd9', filename: 'good.md' }))
+    const uploads = new UploadQueue({ upload, get }, { pollMs: 10 })
+    render(<App uploads={uploads} />)
+    act(() => {
+      uploads.add([new File(['# good'], 'good.md'), new File(['x'], 'bad.zip')], 'default')
+    })
+    const [good, bad] = await screen.findAllByTestId('upload-task')
+    expect(good).toHaveTextContent('good.md')
+    await waitFor(() => expect(good).toHaveTextContent('Uploading 40%'))
+    await waitFor(() => expect(bad).toHaveTextContent('Failed'))
+    expect(within(bad).getByRole('alert')).toHaveTextContent('bad.zip: unsupported file type (zip)')
+    expect(within(bad).getByRole('button', { name: 'Retry' })).toBeInTheDocument()
+    expect(within(good).queryByRole('alert')).not.toBeInTheDocument()
+
+    act(() => finishGood({ ...solar, id: 'd9', filename: 'good.md', status: 'queued', progress: 0, duplicate: false }))
+    await waitFor(() => expect(good).toHaveTextContent('Ready'))
+    expect(get).toHaveBeenCalledWith('d9')
+    expect(bad).toHaveTextContent('Failed') // the other task's outcome is its own
   })
 })

@@ -50,14 +50,33 @@ def _start_and_expect_failure(tmp_path, **env: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_this_machine_resolves_to_cpu() -> None:
-    from ml_api.device import detect
+def test_auto_follows_what_this_machines_runtimes_report() -> None:
+    """`detect` decides from the installed runtimes, whatever the host has: CPU here, CUDA on a GPU box."""
+    import onnxruntime as ort
 
-    assert detect("auto", fp16=True).device == "cpu"  # no GPU in CI; the GPU path is exercised on the device machine
+    from ml_api.device import cuda_driver_sees_gpu, detect, torch_available
+
+    if torch_available():
+        import torch
+
+        cuda = torch.cuda.is_available()
+    else:
+        cuda = cuda_driver_sees_gpu()
+    assert detect("auto", fp16=True).device == plan_device("auto", ort.get_available_providers(), cuda).device
+
+
+NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}  # a machine without a usable GPU, on any host (a GPU box included)
+
+
+def test_a_machine_without_a_usable_gpu_resolves_to_cpu() -> None:
+    code = "from ml_api.device import detect; print(detect('auto', fp16=True).device)"
+    out = subprocess.run([sys.executable, "-c", code], env=base_env(**NO_GPU), capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    assert out.stdout.split()[-1] == "cpu"
 
 
 def test_cuda_requested_without_gpu_fails_loudly(tmp_path) -> None:
-    out = _start_and_expect_failure(tmp_path, DEVICE="cuda")
+    out = _start_and_expect_failure(tmp_path, DEVICE="cuda", **NO_GPU)
     assert "startup failed" in out and "DEVICE=cuda but no usable GPU" in out
 
 
