@@ -12,9 +12,12 @@ import httpx
 import pytest
 from conftest import TOKENIZER, free_port
 
+from rag_backend import components
+from rag_backend.api import app as app_module
 from rag_backend.api.app import create_app
 from rag_backend.api.deps import Services
 from rag_backend.core.config import Settings
+from rag_backend.store import StoreError
 
 DEAD_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
 SPACE = "chunks_test_4"
@@ -143,3 +146,35 @@ async def test_unknown_routes_methods_and_documents(tmp_path: Path) -> None:
         assert r.status_code == 401 and r.json()["error_type"] == "auth" and r.headers["www-authenticate"] == "Bearer"
         r = await client.delete("/api/collections/missing", headers={"authorization": "Bearer k3y"})
         assert r.status_code == 404 and r.json()["error_type"] == "not_found"
+
+
+async def test_a_failure_half_way_through_startup_closes_what_was_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Startup runs through an exit stack: when a part fails to open, the parts opened before it are closed (the
+    catalog's connections and threads, the store's shards), not left to the garbage collector."""
+    opened: dict[str, Any] = {}
+    real_catalog, real_store = components.open_catalog, components.open_store
+
+    def catalog(*args: Any, **kwargs: Any) -> Any:
+        opened["catalog"] = real_catalog(*args, **kwargs)
+        return opened["catalog"]
+
+    def store(**kwargs: Any) -> Any:
+        opened["store"] = real_store(**kwargs)
+        return opened["store"]
+
+    def broken_chain(*_: Any) -> Any:
+        raise RuntimeError("LLM chain misconfigured")
+
+    monkeypatch.setattr(components, "open_catalog", catalog)
+    monkeypatch.setattr(components, "open_store", store)
+    monkeypatch.setattr(app_module, "make_chain", broken_chain)
+    app = create_app(Settings(_env_file=None, data_dir=tmp_path / "data", chunk_tokenizer=str(TOKENIZER)))  # type: ignore[call-arg]
+    with pytest.raises(RuntimeError, match="misconfigured"):
+        async with app.router.lifespan_context(app):
+            pass
+    with pytest.raises(RuntimeError, match="shutdown"):  # its pool of threads is gone, its engine disposed
+        await opened["catalog"].run(opened["catalog"].ping)
+    with pytest.raises(StoreError, match="closed"):
+        await opened["store"].ensure_space("s", 4)
