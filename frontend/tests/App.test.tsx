@@ -193,7 +193,17 @@ describe('App', () => {
     expect(within(bad).getByRole('button', { name: 'Retry' })).toBeInTheDocument()
     expect(within(good).queryByRole('alert')).not.toBeInTheDocument()
 
-    act(() => finishGood({ ...solar, id: 'd9', filename: 'good.md', status: 'queued', progress: 0, duplicate: false }))
+    const accepted: UploadItem = {
+      filename: 'good.md',
+      id: 'd9',
+      job_id: 'd9',
+      status: 'queued',
+      duplicate: false,
+      replaces: null,
+      error: null,
+      error_type: null,
+    }
+    act(() => finishGood(accepted))
     await waitFor(() => expect(good).toHaveTextContent('Ready'))
     expect(get).toHaveBeenCalledWith('d9')
     expect(bad).toHaveTextContent('Failed') // the other task's outcome is its own

@@ -94,7 +94,11 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Delete Collection */
+        /**
+         * Delete Collection
+         * @description 202 at once: the collection leaves listings and queries now; a job (whichever backend process or worker
+         *     claims it, resumed after a restart) removes its documents, points and uploads.
+         */
         delete: operations["delete_collection_api_collections__name__delete"];
         options?: never;
         head?: never;
@@ -299,6 +303,17 @@ export interface components {
         CollectionCreate: {
             /** Name */
             name: string;
+        };
+        /** CollectionDeletion */
+        CollectionDeletion: {
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @description Hidden from listings, uploads and queries now; a job removes its documents, points and uploads
+             * @constant
+             */
+            status: "deleting";
         };
         /** CollectionInfo */
         CollectionInfo: {
@@ -1070,14 +1085,12 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Successful Response */
-            200: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CollectionDeletion"];
                 };
             };
             /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
@@ -1109,7 +1122,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The store is unreachable or misconfigured; the message says what and where. The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
