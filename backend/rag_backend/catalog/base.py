@@ -483,5 +483,6 @@ class Catalog:
     def release_all(self) -> int:
         """Every lease ends now: for a process that knows it is the catalog's only user (the embedded store is
         one process's), so that what its previous run left is resumed at once instead of after the lease."""
-        self._run("UPDATE collections SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+        # A deletion given back after a store failure is tried at once too: the new process may find the store back.
+        self._run("UPDATE collections SET lease_owner = NULL, lease_until = NULL WHERE lease_until IS NOT NULL")
         return self._run("UPDATE documents SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
