@@ -48,6 +48,15 @@ MODELS = REPO / "models"
 ML_API_PYTHON = REPO / "ml-api" / ".venv" / "bin" / "python"
 
 
+def ml_api_env(port: int) -> dict[str, str]:
+    """ml-api on the repository's models, quiet, on a port of the benchmark's (DEVICE from the environment)."""
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")} | {
+        "PORT": str(port), "HOST": "127.0.0.1", "DEVICE": os.environ.get("DEVICE", "auto"),
+        "MODELS_DIR": str(MODELS), "EMBED_MODEL": str(MODELS / "all-MiniLM-L6-v2"),
+        "RERANK_MODEL": str(MODELS / "minilm-l6-crossencoder-test"), "HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+
+
 def pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 3) if values else float("nan")
 
@@ -272,11 +281,7 @@ def main() -> None:
     ml_port, be_port = free_port(), free_port()
     ml_url, be_url = f"http://127.0.0.1:{ml_port}", f"http://127.0.0.1:{be_port}"
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    ml_env = base | {
-        "PORT": str(ml_port), "HOST": "127.0.0.1", "DEVICE": os.environ.get("DEVICE", "auto"),
-        "MODELS_DIR": str(MODELS), "EMBED_MODEL": str(MODELS / "all-MiniLM-L6-v2"),
-        "RERANK_MODEL": str(MODELS / "minilm-l6-crossencoder-test"), "HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING",
-    }  # fmt: skip
+    ml_env = ml_api_env(ml_port)
     results: dict[str, Any] = {"machine": host_info()}
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     ml_cmd = [str(ML_API_PYTHON), "-m", "ml_api", "serve"]

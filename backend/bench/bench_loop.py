@@ -31,18 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
+from bench_backend import ML_API_PYTHON, MODELS, REPO, ml_api_env, pct
 from devharness import free_port, host_info, serve, write_results
 
-REPO = Path(__file__).resolve().parents[2]
-MODELS = REPO / "models"
-ML_API_PYTHON = REPO / "ml-api" / ".venv" / "bin" / "python"
 LIGHT = ("/health", "/api/documents", "/api/collections")
 GOAL_P99_MS = 50.0
-
-
-def pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 2) if values else float("nan")
 
 
 def scifact(shared: Path, n: int) -> list[str]:
@@ -204,11 +197,7 @@ def main() -> None:
     ml_port, be_port = free_port(), free_port()
     ml_url, be_url = f"http://127.0.0.1:{ml_port}", f"http://127.0.0.1:{be_port}"
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    ml_env = base | {
-        "PORT": str(ml_port), "HOST": "127.0.0.1", "DEVICE": os.environ.get("DEVICE", "auto"),
-        "MODELS_DIR": str(MODELS), "EMBED_MODEL": str(MODELS / "all-MiniLM-L6-v2"),
-        "RERANK_MODEL": str(MODELS / "minilm-l6-crossencoder-test"), "HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING",
-    }  # fmt: skip
+    ml_env = ml_api_env(ml_port)
     be_env = base | {
         "BACKEND_PORT": str(be_port), "BACKEND_HOST": "127.0.0.1", "DATA_DIR": str(tmp / "data"),
         "EMBED_API_URL": ml_url, "RERANK_API_URL": ml_url, "INGEST_WORKERS": str(args.ingest_workers),

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from bench_backend import ml_api_env
 from devharness import free_port, host_info, serve, spawn, wait_healthy, write_results
 from devharness.cpu import machine_cpu_s, process_cpu_s
 from devharness.postgres import scratch_database
@@ -164,11 +165,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     ml_port = free_port()
-    ml_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")} | {
-        "PORT": str(ml_port), "HOST": "127.0.0.1", "DEVICE": os.environ.get("DEVICE", "auto"),
-        "MODELS_DIR": str(MODELS), "EMBED_MODEL": str(MODELS / "all-MiniLM-L6-v2"),
-        "RERANK_MODEL": str(MODELS / "minilm-l6-crossencoder-test"), "HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING",
-    }  # fmt: skip
+    ml_env = ml_api_env(ml_port)
     ml_cmd = [str(ML_API_PYTHON), "-m", "ml_api", "serve"]
     results: dict[str, Any] = {"machine": host_info(), "args": {k: str(v) for k, v in vars(args).items()}}
     with serve(ml_cmd, ml_env, tmp / "ml.log", url=f"http://127.0.0.1:{ml_port}", cwd=REPO, timeout=240) as ml:

@@ -67,6 +67,18 @@ def store_counts(data_dir: Path) -> dict[str, int]:
     return asyncio.run(count())
 
 
+def hold_store(space: Path) -> subprocess.Popen[bytes]:
+    """Another process opens the embedded store's shard (as a second backend on the same DATA_DIR would): the
+    backend's store calls fail until it is killed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import qdrant_edge as qe, sys, time\nshard = qe.EdgeShard.load({str(space)!r}, None)\n"
+         "print('held', flush=True)\ntime.sleep(600)"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+    return holder
+
+
 def test_ml_api_sigkill_mid_ingestion_loses_no_document(tmp_path: Path) -> None:
     """40 abstracts are being embedded when ml-api is SIGKILLed; it comes back on the same port a few seconds later.
 
@@ -132,13 +144,8 @@ def test_store_locked_by_another_process_waits_then_resumes(tmp_path: Path, ml_a
     finally:
         assert first.stop()
     (space,) = [p for p in (tmp_path / "st-data" / "qdrant").iterdir() if p.is_dir()]
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import qdrant_edge as qe, sys, time\nshard = qe.EdgeShard.load({str(space)!r}, None)\n"
-         "print('held', flush=True)\ntime.sleep(600)"],
-        stdout=subprocess.PIPE,
-    )  # fmt: skip
+    holder = hold_store(space)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
         backend = start_backend(tmp_path, ml_api.url, name="st", INGEST_RETRY_MAX_S="2", INGEST_WORKERS="8")
         try:
             with backend.client() as c:
@@ -240,13 +247,8 @@ def test_a_collection_deletion_is_a_job_that_survives_a_restart(tmp_path: Path, 
     assert all(before[d["id"]] > 0 for d in doomed)
 
     (space,) = [p for p in (data / "qdrant").iterdir() if p.is_dir()]
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import qdrant_edge as qe, sys, time\nshard = qe.EdgeShard.load({str(space)!r}, None)\n"
-         "print('held', flush=True)\ntime.sleep(600)"],
-        stdout=subprocess.PIPE,
-    )  # fmt: skip
+    holder = hold_store(space)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
         backend = start_backend(tmp_path, ml_api.url, name="cj")
         try:
             with backend.client() as c:
