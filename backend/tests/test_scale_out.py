@@ -27,6 +27,7 @@ import httpx
 import psycopg
 import pytest
 from conftest import Proc, backend_env, free_port, start, start_backend, wait_ready
+from devharness import wait_for
 from devharness.qdrant_standin import start_standin
 
 from rag_backend.store import QdrantServerStore
@@ -204,6 +205,26 @@ def test_two_api_processes_serve_one_catalog_and_a_deletion_reaches_the_worker(
         with psycopg.connect(database_url) as conn:
             assert conn.execute("SELECT count(*) FROM uploads").fetchone()[0] == 0
         assert _points(standin, space, "shared") == _row(database_url, small)["chunks"]
+
+        # The whole collection deleted through A while the worker embeds another long document of it: 202 at once,
+        # gone from B's listing; the worker's job lets go of its row, then the worker claims the collection's job.
+        other = _upload(a, "other.txt", _long_text(800, seed=3), collection="shared")
+        _wait_row(database_url, other, lambda r: r and r["status"] == "embedding" and r["chunks_done"] >= 8)
+        with a.client() as c:
+            assert c.delete("/api/collections/shared").status_code == 202
+        with b.client() as c:
+            assert "shared" not in {x["name"] for x in c.get("/api/collections").json()}
+            assert c.post("/api/query", json={"query": "Section 2", "collection": "shared"}).status_code == 404
+
+        def collection_gone() -> bool:
+            with psycopg.connect(database_url) as conn:
+                return conn.execute("SELECT count(*) FROM collections WHERE name = 'shared'").fetchone()[0] == 0
+
+        wait_for(collection_gone, 30, what="the worker to finish the collection's deletion")
+        assert _points(standin, space, "shared") == 0 and _row(database_url, small) is None
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM uploads").fetchone()[0] == 0
+        assert _metric(worker, "rag_ingest_claims_total", '{kind="collection"}') >= 1
         health = httpx.get(f"{worker.url}/ready", timeout=10)
         assert health.status_code == 200 and health.json()["components"]["leases"]["ok"], health.text
     finally:

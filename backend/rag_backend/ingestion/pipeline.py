@@ -16,7 +16,8 @@ are dropped and its upload is kept for a retry.
 
 Nothing here blocks the event loop (the API process runs these slots beside its routes): catalog calls go through
 `catalog.run` (the catalog's pool), parsing and chunking run on this pipeline's own pool of one thread per slot.
-A slot with no document to claim claims a deleted collection to remove (`recovery.purge_collection`).
+A batch's points (BM25 vectors, payloads) are built on a pool of their own. A slot with no document to claim claims
+a deleted collection to remove (`recovery.purge_collection`).
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ class Pipeline:
         self._free = asyncio.Semaphore(slots)
         # Parsing waits on its forked parser (up to PARSE_TIMEOUT_S) and chunking is CPU: a thread per slot.
         self.parsing = Pool("parse", slots)
+        # A batch's points (BM25 vectors from Qdrant's tokenizer, payloads): CPU work, never on the loop.
+        self.preparing = Pool("points", 2)
         self._loops: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_heartbeat = time.monotonic()
@@ -147,6 +150,7 @@ class Pipeline:
         if self.slots:
             await self.pump.stop()
         self.parsing.close()
+        self.preparing.close()
 
     # -- claiming and leases ------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
@@ -360,7 +364,7 @@ class Pipeline:
                 except BaseException:
                     stop = True
                     raise
-            points = [self._point(doc, job.title, chunk, vec) for chunk, vec in zip(batch, vectors, strict=True)]
+            points = await self.preparing.run(self._points, doc, job.title, batch, vectors)
             t0 = time.perf_counter()
             try:
                 await self._storing(doc_id, lambda: self.store.upsert(job.space, points))
@@ -388,6 +392,9 @@ class Pipeline:
             raise errors[0]
         if stop:
             raise await self._stopped(doc_id)
+
+    def _points(self, doc: dict[str, Any], title: str | None, chunks: list[Chunk], vectors: Any) -> list[ChunkPoint]:
+        return [self._point(doc, title, chunk, vec) for chunk, vec in zip(chunks, vectors, strict=True)]
 
     def _point(self, doc: dict[str, Any], title: str | None, chunk: Chunk, vector: Any) -> ChunkPoint:
         indices, values = self.lexical.document(chunk.text)

@@ -352,7 +352,7 @@ class EdgeStore:
         s = await self._get(space)
         if s is None:
             raise StoreError(f"space {space!r} does not exist under {self._dir}; call ensure_space first")
-        prepared = prepare_points(space, s.dim, points)
+        prepared = await self._pool.run(prepare_points, space, s.dim, points)  # validation: CPU, off the loop
         for i in range(0, len(prepared), self._UPSERT_CHUNK):
             chunk = prepared[i : i + self._UPSERT_CHUNK]
             await self._run("upsert", space, _edge_upsert, s.shard, chunk)
