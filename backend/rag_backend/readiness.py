@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ from rag_backend.errors import DomainError
 from rag_backend.llm import Chain
 from rag_backend.reranking import Reranker
 from rag_backend.store import SearchFilter, SearchRequest, VectorStore
+from rag_backend.upstream import UpstreamBusy, busy_fails_fast
 
 ESSENTIAL = ("catalog", "embeddings", "reranker", "store")
 Status = Literal["ready", "degraded", "unavailable"]
@@ -35,6 +37,9 @@ PROBE_TEXT = "readiness probe"
 # One cache key per process: replicas sharing a Redis never read each other's probe value.
 CACHE_PROBE_KEY = f"ready-probe:{uuid.uuid4().hex}"
 CACHE_PROBE_TTL_S = 60
+# A successful ml-api probe (one embedding, one rerank pair) stands this long, so probes every few seconds from
+# several replicas do not each send ml-api a forward pass; a failed one is retried on the next probe.
+ML_API_PROOF_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +143,39 @@ async def cache_probe(cache: Cache) -> tuple[bool, str]:
     return True, detail
 
 
+async def busy_is_up(probe: Awaitable[tuple[bool, str]]) -> tuple[bool, str]:
+    """A 429 means the upstream is up and full: the replica stays ready (queries get the 429's Retry-After),
+    instead of every replica leaving the Service at once when ml-api is saturated."""
+    token = busy_fails_fast.set(True)
+    try:
+        return await probe
+    except UpstreamBusy as exc:
+        return True, f"busy (counted as up): {exc.message}"
+    finally:
+        busy_fails_fast.reset(token)
+
+
+class Recent:
+    """Successful upstream probe results, kept for ML_API_PROOF_S; concurrent probes share one call in flight."""
+
+    def __init__(self, ttl_s: float = ML_API_PROOF_S) -> None:
+        self.ttl_s = ttl_s
+        self._ok: dict[str, tuple[float, tuple[bool, str]]] = {}
+        self._running: dict[str, asyncio.Future[tuple[bool, str]]] = {}
+
+    async def __call__(self, name: str, probe: Callable[[], Awaitable[tuple[bool, str]]]) -> tuple[bool, str]:
+        hit = self._ok.get(name)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
+        running = self._running.get(name)
+        if running is None or running.done():
+            running = self._running[name] = asyncio.ensure_future(busy_is_up(probe()))
+        result = await asyncio.shield(running)
+        if result[0]:
+            self._ok[name] = (time.monotonic(), result)
+        return result
+
+
 async def check(
     embedder: Embedder,
     reranker: Reranker,
@@ -146,11 +184,13 @@ async def check(
     chain: Chain,
     catalog: Catalog,
     timeout_s: float,
+    recent: Recent | None = None,
 ) -> Readiness:
+    recent = recent or Recent(0.0)
     checks: dict[str, Awaitable[tuple[bool, str]]] = {
         "catalog": catalog_probe(catalog),
-        "embeddings": embeddings_probe(embedder),
-        "reranker": reranker.health(),
+        "embeddings": recent("embeddings", lambda: embeddings_probe(embedder)),
+        "reranker": recent("reranker", reranker.health),
         "store": store_probe(store, catalog),
         "cache": cache_probe(cache),
         "llm": llm_health(chain),

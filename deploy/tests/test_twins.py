@@ -1,14 +1,19 @@
-"""The two services' shared runtime helpers are one file kept twice on purpose (each image ships only its own
-package); this fails the moment the copies drift."""
+"""The two services' shared runtime helpers are files kept twice on purpose (each image ships only its own
+package); this fails the moment a pair of copies drifts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
-TWINS = [ROOT / "ml-api/ml_api/core/runtime.py", ROOT / "backend/rag_backend/core/runtime.py"]
+TWINS = ["core/runtime.py", "core/tracing.py"]
 
 
-def test_runtime_helpers_are_identical() -> None:
-    first, second = (p.read_bytes() for p in TWINS)
-    assert first == second, f"{TWINS[0]} and {TWINS[1]} drifted: copy the edited one over the other"
+@pytest.mark.parametrize("name", TWINS)
+def test_runtime_helpers_are_identical(name: str) -> None:
+    first, second = ROOT / "ml-api/ml_api" / name, ROOT / "backend/rag_backend" / name
+    assert first.read_bytes() == second.read_bytes(), (
+        f"{first} and {second} drifted: copy the edited one over the other"
+    )

@@ -20,6 +20,7 @@ from rag_backend.api.responses import install as document_errors
 from rag_backend.api.routes import router
 from rag_backend.cache import open_cache
 from rag_backend.components import open_core
+from rag_backend.core import tracing
 from rag_backend.core.config import Settings, get_settings
 from rag_backend.core.runtime import setup_logging
 from rag_backend.llm import make_chain
@@ -32,6 +33,8 @@ log = logging.getLogger("rag_backend")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     setup_logging("backend", settings.log_level, settings.log_json, quiet=("httpx",))
+    if tracing.setup("backend"):
+        tracing.instrument_httpx()  # every call to ml-api and the LLM providers carries the request's traceparent
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await core.close()
             await cache.close()
             await llm_client.aclose()
+            tracing.shutdown()
             log.info("stopped")
 
     app = FastAPIOffline(  # /docs with Swagger UI's assets served from the package, not a CDN
@@ -84,4 +88,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=max_body,
         allowed_origins=settings.cors_allow_origins,
     )
+    tracing.instrument_app(app)  # outermost (no-op when off): the request's span covers the guard's answers too
     return app

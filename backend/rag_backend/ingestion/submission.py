@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from rag_backend.catalog import DocumentStatus
+from rag_backend.core import tracing
 from rag_backend.core.config import Settings
 from rag_backend.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedFormat
 from rag_backend.ingestion.recovery import purge_now
@@ -53,7 +54,7 @@ class Submission:
         sha = hashlib.sha256(data).hexdigest()
         if dup := await run(self.catalog.find_duplicate, collection, sha):
             return {**dup, "duplicate": True}
-        doc = await run(self.catalog.add_document, collection, name, fmt, len(data), sha, data)
+        doc = await run(self.catalog.add_document, collection, name, fmt, len(data), sha, data, tracing.traceparent())
         self.jobs.wake.set()
         for old in await run(self.catalog.retired, collection, name):
             await purge_now(self.jobs, old)
