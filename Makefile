@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install models dev test test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy k8s-tools bench-ml bench-backend bench-scale bench-venvs gpu-check lock clean
+.PHONY: help install models dev test test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy k8s-tools bench-ml bench-backend bench-scale bench-probes bench-venvs gpu-check lock clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -46,6 +46,7 @@ help:
 	@echo "                 BENCH_ARGS=\"--help\" lists its knobs; the Infinity venv is built first (make bench-venvs)"
 	@echo "make bench-backend  backend benchmark (ingestion vs raw ml-api embed, query latency, store search at 100k)"
 	@echo "make bench-scale ingestion chunks/s with 1, 2 and 4 worker processes on PostgreSQL against one ml-api"
+	@echo "make bench-probes ml-api /live latency and backend /ready while ml-api is saturated (loopback, bounded)"
 	@echo "make gpu-check   ml-api on a GPU machine vs its CPU (python3 with torch; nothing downloaded, no make install)"
 	@echo "                 GPU_CHECK_ARGS=\"--help\" lists its knobs; scripts/gpu-check --pack first (docs/benchmarks.md)"
 	@echo "make eval        retrieval quality of the stack on SciFact (reference, dense, hybrid, hybrid + rerank)"
@@ -168,6 +169,10 @@ bench-backend: models
 # Needs the machine's PostgreSQL (BENCH_POSTGRES_URL, or --postgres-url): it creates and drops a database of its own.
 bench-scale: models
 	$(BACKEND_PY) backend/bench/bench_scale.py $(BENCH_ARGS)
+
+# Loopback only, bounded by --seconds and --max-requests; exits 1 when a probe criterion fails (docs/benchmarks.md).
+bench-probes: models
+	$(BACKEND_PY) backend/bench/bench_probes.py $(BENCH_ARGS)
 
 bench-venvs: $(INFINITY_VENV)/.installed
 
