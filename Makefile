@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install models dev test test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy k8s-tools bench-ml bench-backend bench-scale bench-loop bench-venvs gpu-check lock clean
+.PHONY: help install models dev test test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy k8s-tools bench-ml bench-backend bench-scale bench-loop bench-probes bench-venvs gpu-check lock clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -47,6 +47,7 @@ help:
 	@echo "make bench-backend  backend benchmark (ingestion vs raw ml-api embed, query latency, store search at 100k)"
 	@echo "make bench-scale ingestion chunks/s with 1, 2 and 4 worker processes on PostgreSQL against one ml-api"
 	@echo "make bench-loop  backend event loop: p50/p99 of no-inference routes and queries, idle vs ingesting vs deleting"
+	@echo "make bench-probes ml-api /live latency and backend /ready while ml-api is saturated (loopback, bounded)"
 	@echo "make gpu-check   ml-api on a GPU machine vs its CPU (python3 with torch; nothing downloaded, no make install)"
 	@echo "                 GPU_CHECK_ARGS=\"--help\" lists its knobs; scripts/gpu-check --pack first (docs/benchmarks.md)"
 	@echo "make eval        retrieval quality of the stack on SciFact (reference, dense, hybrid, hybrid + rerank)"
@@ -172,6 +173,9 @@ bench-scale: models
 
 bench-loop: models
 	$(BACKEND_PY) backend/bench/bench_loop.py $(BENCH_ARGS)
+# Loopback only, bounded by --seconds and --max-requests; exits 1 when a probe criterion fails (docs/benchmarks.md).
+bench-probes: models
+	$(BACKEND_PY) backend/bench/bench_probes.py $(BENCH_ARGS)
 
 bench-venvs: $(INFINITY_VENV)/.installed
 

@@ -138,7 +138,7 @@ def check_services(s: dict, example: str) -> None:
         "ml-api: root models/ mounted read-only at /models",
     )
     check(ml["environment"].get("MODELS_DIR") == "/models", "ml-api: MODELS_DIR=/models")
-    check("/health" in health_test(ml), "ml-api: healthcheck probes /health")
+    check("/ready" in health_test(ml), "ml-api: healthcheck probes /ready (readiness: what depends_on waits for)")
     check(
         any(p.get("target") == 8001 and str(p.get("published")) == "8001" for p in ml.get("ports") or []),
         "ml-api: 8001 published",

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from rag_backend import traces
 from rag_backend.cache import Cache, digest
 from rag_backend.chunking import TokenCounter
 from rag_backend.core.config import Settings
@@ -132,12 +133,14 @@ class Answerer:
 
         outcome = Outcome()
         parts: list[str] = []
+        generating = time.perf_counter()
         if context:
             async for text in self.chain.stream(messages, outcome, cached):
                 parts.append(text)
                 yield "token", {"text": text}
         if (provider := outcome.provider) is not None:
             answer = "".join(parts)
+            traces.llm(generating, provider.name, provider.model, outcome.cached, messages, answer, self.tokenizer)
             if not outcome.cached and outcome.truncated is None and answer.strip():
                 body = orjson.dumps({"answer": answer})
                 await self.cache.set("answer", cache_key(provider), body, self.s.cache_ttl_answer_s)

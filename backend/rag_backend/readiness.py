@@ -14,8 +14,10 @@ to extractive ones.
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +28,7 @@ from rag_backend.errors import DomainError
 from rag_backend.llm import Chain
 from rag_backend.reranking import Reranker
 from rag_backend.store import SearchFilter, SearchRequest, VectorStore
+from rag_backend.upstream import UpstreamBusy, busy_fails_fast
 
 ESSENTIAL = ("catalog", "embeddings", "reranker", "store")
 Status = Literal["ready", "degraded", "unavailable"]
@@ -33,6 +36,12 @@ PROBE_TEXT = "readiness probe"
 # One cache key per process: replicas sharing a Redis never read each other's probe value.
 CACHE_PROBE_KEY = f"ready-probe:{uuid.uuid4().hex}"
 CACHE_PROBE_TTL_S = 60
+# A successful ml-api probe (one embedding, one rerank pair) stands this long, so probes every few seconds from
+# several replicas do not each send ml-api a forward pass; a failed one is retried on the next probe.
+ML_API_PROOF_S = 10.0
+# A probe that ml-api accepted but did not answer in time, within this long of a success, is ml-api busy (its queue
+# long), not down: a hung ml-api fails its own liveness and is restarted; a refused connection is down at once.
+ML_API_SLOW_GRACE_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +145,49 @@ async def cache_probe(cache: Cache) -> tuple[bool, str]:
     return True, detail
 
 
+async def busy_is_up(probe: Awaitable[tuple[bool, str]]) -> tuple[bool, str]:
+    """A 429 means the upstream is up and full: the replica stays ready (queries get the 429's Retry-After),
+    instead of every replica leaving the Service at once when ml-api is saturated."""
+    token = busy_fails_fast.set(True)
+    try:
+        return await probe
+    except UpstreamBusy as exc:
+        return True, f"busy (counted as up): {exc.message}"
+    finally:
+        busy_fails_fast.reset(token)
+
+
+class Recent:
+    """Successful upstream probe results, kept for ML_API_PROOF_S; concurrent probes share one call in flight; a
+    slow answer soon after a success counts as busy (ML_API_SLOW_GRACE_S)."""
+
+    def __init__(self, ttl_s: float = ML_API_PROOF_S, grace_s: float = ML_API_SLOW_GRACE_S) -> None:
+        self.ttl_s, self.grace_s = ttl_s, grace_s
+        self._ok: dict[str, tuple[float, tuple[bool, str]]] = {}
+        self._running: dict[str, asyncio.Future[tuple[bool, str]]] = {}
+
+    async def __call__(
+        self, name: str, probe: Callable[[], Awaitable[tuple[bool, str]]], timeout_s: float | None = None
+    ) -> tuple[bool, str]:
+        hit = self._ok.get(name)
+        age = None if hit is None else time.monotonic() - hit[0]
+        if hit is not None and age is not None and age < self.ttl_s:
+            return hit[1]
+        running = self._running.get(name)
+        if running is None or running.done():
+            running = self._running[name] = asyncio.ensure_future(busy_is_up(probe()))
+        try:
+            # Under the caller's own bound (gather_health), so that a slow answer is judged here.
+            result = await asyncio.wait_for(asyncio.shield(running), None if timeout_s is None else 0.8 * timeout_s)
+        except TimeoutError:
+            if age is None or age > self.grace_s:
+                raise
+            return True, f"busy (counted as up): no answer within {0.8 * timeout_s:g}s, {age:.0f}s after a success"
+        if result[0]:
+            self._ok[name] = (time.monotonic(), result)
+        return result
+
+
 async def check(
     embedder: Embedder,
     reranker: Reranker,
@@ -144,11 +196,13 @@ async def check(
     chain: Chain,
     catalog: Catalog,
     timeout_s: float,
+    recent: Recent | None = None,
 ) -> Readiness:
+    recent = recent or Recent(0.0)
     checks: dict[str, Awaitable[tuple[bool, str]]] = {
         "catalog": catalog_probe(catalog),
-        "embeddings": embeddings_probe(embedder),
-        "reranker": reranker.health(),
+        "embeddings": recent("embeddings", lambda: embeddings_probe(embedder), timeout_s),
+        "reranker": recent("reranker", reranker.health, timeout_s),
         "store": store_probe(store, catalog),
         "cache": cache_probe(cache),
         "llm": llm_health(chain),

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import orjson
 
+from rag_backend import traces
 from rag_backend.cache import Cache, digest
 from rag_backend.catalog import Catalog
+from rag_backend.core import tracing
 from rag_backend.core.config import Settings
 from rag_backend.core.metrics import STORE_LATENCY
 from rag_backend.embedding import Embedder, EmbedIdentity, check_identity
@@ -150,27 +152,34 @@ class Retriever:
         requests: list[SearchRequest] = []
         if p.dense and identity:
             progress.stage = "embedding the query"
-            vector = await self.query_embedding(identity, p.query)
+            with tracing.span("query embedding"):
+                vector = await self.query_embedding(identity, p.query)
             timings["embed_ms"] = _ms(t)
             requests.append(SearchRequest(using="dense", dense=vector.tolist(), limit=pool, filter=flt))
         if p.sparse:
+            t = time.perf_counter()
             requests.append(SearchRequest(using="bm25", sparse=self.lexical.query(p.query), limit=pool, filter=flt))
+            traces.stage("bm25 query", t)
         t = time.perf_counter()
         progress.stage = "searching the store"
         rankings = await self.store.search_batch(space, requests)
         timings["search_ms"] = _ms(t)
+        traces.stage("search", t, using=[r.using for r in requests], limit=pool)  # dense and BM25: one round trip
         STORE_LATENCY.labels("search").observe(timings["search_ms"] / 1000)
 
+        t = time.perf_counter()
         if len(rankings) == 1:
             fused = [(h, h.score) for h in rankings[0]]
         else:
             fused = rrf(rankings, self.s.rrf_k)
         fused = fused[:pool]
+        traces.stage("fusion", t, rankings=len(rankings), candidates=len(fused))
         rerank_scores: list[float | None] = [None] * len(fused)
         if p.rerank and fused:
             t = time.perf_counter()
             progress.stage = f"reranking {len(fused)} candidates"
-            scores = await self.reranker.scores(p.query, [h.payload.get("text", "") for h, _ in fused])
+            with tracing.span("rerank", {"candidates": len(fused)}):
+                scores = await self.reranker.scores(p.query, [h.payload.get("text", "") for h, _ in fused])
             timings["rerank_ms"] = _ms(t)
             order = sorted(range(len(fused)), key=lambda i: scores[i], reverse=True)
             fused = [fused[i] for i in order]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,15 @@ class UpstreamTimeout(UpstreamUnavailable):
     """An upstream took the request but did not answer in time: it may still be doing the work, so a caller
     that re-sends multiplies it (ingestion halves its batches instead of re-sending them whole). Maps (HTTP)
     through its parent."""
+
+
+class UpstreamBusy(UpstreamUnavailable):
+    """The upstream answered 429: up, and full. Raised at once (no retry) where `busy_fails_fast` is set, as in
+    readiness probes, which count it as up; elsewhere a 429 is retried and ends as its parent."""
+
+
+# Set by readiness probes: a 429 ends the call at once as UpstreamBusy instead of being retried.
+busy_fails_fast: ContextVar[bool] = ContextVar("busy_fails_fast", default=False)
 
 
 class Upstream:
@@ -118,6 +128,9 @@ class Upstream:
                     raise UpstreamError(f"{target} refused the request ({response.status_code}): {reason}")
                 failure = f"{target} at {url} answered {response.status_code}: {reason}"
                 retry_after = response.headers.get("retry-after")
+                if response.status_code == 429 and busy_fails_fast.get():
+                    UPSTREAM_LATENCY.labels(target, outcome).observe(time.perf_counter() - start)
+                    raise UpstreamBusy(failure, retry_after=_seconds(retry_after))
             UPSTREAM_LATENCY.labels(target, outcome).observe(time.perf_counter() - start)
             if attempt + 1 < attempts:
                 delay = min(4.0, 0.25 * 2**attempt) * (0.5 + random.random())

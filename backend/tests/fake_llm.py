@@ -101,7 +101,7 @@ class FakeLLM:
 
     async def _openai_chat(self, request: Request) -> Response:
         self.requests.append({"protocol": "openai", "auth": request.headers.get("authorization"),
-                              **(await request.json())})  # fmt: skip
+                              "traceparent": request.headers.get("traceparent"), **(await request.json())})  # fmt: skip
         if self.behaviour.status != 200:
             return await self._error()
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from conftest import Proc, free_port, start_backend, start_ml_api, wait_ready
+from devharness import wait_for
 
 ML_KEY = "ml-key-7f3a9c0d"
 WRONG_KEY = "not-the-ml-key-41b2e8"
@@ -116,3 +119,40 @@ def test_callers_without_the_key_see_no_paths_urls_or_secrets(
         assert keyed_ml_api.url in holder.json()["components"]["reranker"]["detail"] or "127.0.0.1" in holder.text
     finally:
         backend.stop()
+
+
+HEAVY = ["an extended discussion of climate feedback loops and ocean heat uptake " * 10] * 256
+
+
+def _embed_calls(ml: Proc) -> float:
+    """ml-api's count of /v1/embeddings requests, whatever their status."""
+    lines = httpx.get(ml.url + "/metrics", timeout=5).text.splitlines()
+    return sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith('mlapi_requests_total{route="/v1/embeddings"'))
+
+
+def test_a_saturated_ml_api_is_busy_not_down_and_a_proof_stands_briefly(tmp_path: Path) -> None:
+    """ml-api full (429): every replica stays ready instead of leaving the Service at once; a probe's result
+    stands ten seconds, so probes do not each send ml-api a forward pass."""
+    ml = start_ml_api(tmp_path / "busy-ml-api.log", free_port(), MAX_CONCURRENT_REQUESTS="2")
+    backend = start_backend(tmp_path, ml.url)
+    try:
+        with ThreadPoolExecutor(2) as pool, backend.client() as c:
+            heavy = [pool.submit(httpx.post, ml.url + "/embed", json={"inputs": HEAVY}, timeout=300) for _ in range(2)]
+            wait_for(lambda: httpx.get(ml.url + "/info").json()["queue"]["in_flight"] >= 2, 60, what="ml-api full")
+            t0 = time.monotonic()
+            r = c.get("/ready")
+            took = time.monotonic() - t0
+            assert r.status_code == 200 and r.json()["status"] == "ready", r.text
+            parts = r.json()["components"]
+            assert parts["embeddings"]["detail"].startswith("busy (counted as up)"), parts
+            assert parts["reranker"]["detail"].startswith("busy (counted as up)"), parts
+            assert took < 5, f"/ready waited {took:.1f}s on a full ml-api (429s are not retried in probes)"
+            time.sleep(0.2)  # ml-api counts a request just after answering it
+            calls = _embed_calls(ml)
+            assert c.get("/ready").status_code == 200
+            time.sleep(0.2)
+            assert _embed_calls(ml) == calls  # the result stands: this probe sent ml-api nothing
+            assert all(h.result().status_code == 200 for h in heavy)
+    finally:
+        backend.stop()
+        ml.stop()

@@ -156,10 +156,10 @@ def test_everything_lands_in_one_namespace(docs: tuple[Doc, ...]) -> None:
 
 
 def test_every_deployment_has_probes(docs: tuple[Doc, ...]) -> None:
-    """Liveness on /health, readiness on /ready where the service has one (ml-api's /health already runs both
-    models; the page's nginx answers /healthz itself), each on a port the container opens."""
+    """Liveness on /health (ml-api: /live, which never queues behind clients), readiness on /ready (the page's
+    nginx answers /healthz itself), each on a port the container opens."""
     expected = {
-        "ml-api": ("/health", "/health"),
+        "ml-api": ("/live", "/ready"),
         "backend": ("/health", "/ready"),
         "worker": ("/health", "/ready"),
         "frontend": ("/healthz", "/healthz"),

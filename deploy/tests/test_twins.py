@@ -1,5 +1,5 @@
 """The two services' shared helpers are files kept twice on purpose (each image ships only its own package): the
-runtime (logs, no HTTP) and the HTTP edge (api/wire.py). This fails the moment a pair drifts."""
+runtime (logs, no HTTP), tracing and the HTTP edge (api/wire.py). This fails the moment a pair drifts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TWINS = ["core/runtime.py", "api/wire.py"]
+TWINS = ["core/runtime.py", "core/tracing.py", "api/wire.py"]
 
 
 @pytest.mark.parametrize("twin", TWINS)

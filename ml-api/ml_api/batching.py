@@ -39,6 +39,7 @@ class _Item(Generic[P]):
     enqueued: float
     started: float = 0.0
     finished: float = 0.0
+    batch: int = 0  # size of the batch it ran in (trace attributes)
 
 
 @dataclass(slots=True)
@@ -46,6 +47,11 @@ class BatchTiming:
     queue_s: float = 0.0
     inference_s: float = 0.0
     batches: int = 0
+    # perf_counter marks and the largest batch this request's items rode in: what the trace spans are made of
+    enqueued: float = 0.0
+    started: float = 0.0
+    finished: float = 0.0
+    batch_size: int = 0
 
 
 def plan_batches(lengths: Sequence[int], max_tokens: int, max_size: int, split_padding: int) -> list[list[int]]:
@@ -115,6 +121,14 @@ class Batcher(Generic[P, R]):
         self._queue_gauge = metrics.QUEUE_SIZE.labels(name)
         self._outstanding_tokens = 0  # submitted and not yet answered (queued or in the running batch)
         self._tokens_per_s: float | None = None  # moving average over recent batches
+        # What liveness and readiness read (ml_api.health): no queueing, no forward pass.
+        self.last_success: float | None = None  # perf_counter when a batch last finished without error
+        self.running_since: float | None = None  # perf_counter when the batch now on the device started
+
+    @property
+    def alive(self) -> bool:
+        """The scheduling task runs (it ends only on stop, or on a bug that would leave every request hanging)."""
+        return self._task is not None and not self._task.done()
 
     def drain_seconds(self) -> float:
         """Time to answer everything submitted so far at the recent rate (one batch a second before any ran)."""
@@ -166,6 +180,8 @@ class Batcher(Generic[P, R]):
             first = min(it.started for it in items)
             timing.queue_s = first - now
             timing.inference_s = max(it.finished for it in items) - first
+            timing.enqueued, timing.started, timing.finished = now, first, first + timing.inference_s
+            timing.batch_size = max(it.batch for it in items)
         return list(results)
 
     def _take_window(self) -> list[_Item[P]]:
@@ -216,12 +232,15 @@ class Batcher(Generic[P, R]):
                 if not batch:
                     continue
                 started = time.perf_counter()
+                self.running_since = started
                 for it in batch:
                     it.started = started
+                    it.batch = len(batch)
                     metrics.QUEUE_TIME.labels(self.name).observe(started - it.enqueued)
                 try:
                     results = await loop.run_in_executor(self._executor, self._execute, [it.payload for it in batch])
                 except Exception as exc:
+                    self.running_since = None
                     log.exception("batch failed", extra={"fields": {"model": self.name, "size": len(batch)}})
                     self._settled(batch)
                     for it in batch:
@@ -229,6 +248,7 @@ class Batcher(Generic[P, R]):
                             it.future.set_exception(exc)
                     continue
                 finished = time.perf_counter()
+                self.running_since, self.last_success = None, finished
                 self._settled(batch)
                 self._observe(sum(it.length for it in batch), finished - started)
                 metrics.INFERENCE.labels(self.name).observe(finished - started)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +15,13 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
+from ml_api import traces
 from ml_api.args import EngineArgs
 from ml_api.batching import Batcher, BatchTiming
-from ml_api.core import metrics
+from ml_api.core import metrics, tracing
 from ml_api.device import DevicePlan, detect
 from ml_api.embedding import Direction, Embedder, is_oom, normalize_rows
-from ml_api.errors import BatchTooLarge, DomainError, InferenceFailed, InvalidInput, ModelError, Overloaded, Unhealthy
+from ml_api.errors import BatchTooLarge, DomainError, InferenceFailed, InvalidInput, ModelError, Overloaded
 from ml_api.registry import provenance, resolve_embedder, resolve_reranker
 from ml_api.reranking import load_reranker, sigmoid
 
@@ -264,36 +264,21 @@ class Engine:
             items = await asyncio.to_thread(tokenize, *args)
         timing.tokenization_s = time.perf_counter() - t0
         metrics.TOKENIZATION.labels(model).observe(timing.tokenization_s)
+        if tracing.ENABLED:
+            traces.tokenized(model, t0, len(items))
         return items
 
     @staticmethod
     async def _submit(batcher: Batcher, payloads: list, lengths: list[int], timing: BatchTiming) -> list:
         try:
-            return await batcher.submit(payloads, lengths, timing)
+            rows = await batcher.submit(payloads, lengths, timing)
+            if tracing.ENABLED:
+                traces.batched(batcher.name, timing, lengths)
+            return rows
         except (asyncio.CancelledError, DomainError):
             raise
         except Exception as exc:
             raise InferenceFailed(f"{batcher.name} inference failed: {exc}", out_of_memory=is_oom(exc)) from exc
-
-    async def health(self) -> dict[str, str]:
-        """A real forward pass through each model's queue; raises Unhealthy with the reason when one fails."""
-
-        async def check() -> None:
-            vec = await self.embed(["health check"])
-            if vec.shape != (1, self.embedder.dimension) or not np.isfinite(vec).all():
-                raise RuntimeError(f"embedder returned {vec.shape} or non-finite values")
-            scored = await self.rerank("health", ["check"], raw_scores=True)
-            if len(scored) != 1 or not math.isfinite(scored[0].score):
-                raise RuntimeError("reranker returned a non-finite score")
-
-        timeout = self.args.health_timeout_s
-        try:
-            await asyncio.wait_for(check(), timeout=timeout)
-        except TimeoutError:
-            raise Unhealthy(f"forward pass did not finish in {timeout}s") from None
-        except Exception as exc:
-            raise Unhealthy(f"forward pass failed: {exc}") from exc
-        return {"embed": "ok", "rerank": "ok"}
 
     def info(self) -> dict[str, Any]:
         a = self.args

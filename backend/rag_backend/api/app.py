@@ -21,6 +21,7 @@ from rag_backend.api.responses import install as document_errors
 from rag_backend.api.routes import router
 from rag_backend.cache import open_cache
 from rag_backend.components import open_core
+from rag_backend.core import tracing
 from rag_backend.core.config import Settings, get_settings
 from rag_backend.core.runtime import setup_logging
 from rag_backend.llm import make_chain
@@ -34,11 +35,14 @@ log = logging.getLogger("rag_backend")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     setup_logging("backend", settings.log_level, settings.log_json, quiet=("httpx",))
+    if tracing.setup("backend"):
+        tracing.instrument_httpx()  # every call to ml-api and the LLM providers carries the request's traceparent
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Each part is closed by the stack, in reverse, on a normal stop and when a later part fails to open.
         async with AsyncExitStack() as stack:
+            stack.callback(tracing.shutdown)  # last out: the spans of the stop are exported too
             core = await stack.enter_async_context(open_core(settings, settings.ingest_workers))
             cache = open_cache(settings.redis_url, settings.cache_prefix, settings.cache_local_max_items)
             stack.push_async_callback(cache.close)
@@ -86,4 +90,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=max_body,
         allowed_origins=settings.cors_allow_origins,
     )
+    tracing.instrument_app(app)  # outermost (no-op when off): the request's span covers the guard's answers too
     return app

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rag_backend import __version__
 from rag_backend.components import open_core
+from rag_backend.core import tracing
 from rag_backend.core.config import WORKER_NEEDS_STORE, Settings, get_settings
 from rag_backend.core.runtime import setup_logging
 from rag_backend.readiness import catalog_probe, gather_health
@@ -40,6 +41,8 @@ def create_worker_app(settings: Settings, concurrency: int) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if tracing.setup("backend-worker"):
+            tracing.instrument_httpx()
         async with open_core(settings, concurrency) as core:
             app.state.core = core
             await core.ingestion.start()
@@ -51,7 +54,10 @@ def create_worker_app(settings: Settings, concurrency: int) -> FastAPI:
                 "store": core.store.kind,
             }
             log.info("worker ready", extra={"fields": fields})
-            yield
+            try:
+                yield
+            finally:
+                tracing.shutdown()
         log.info("worker stopped", extra={"fields": {"owner": owner}})
 
     app = FastAPI(title="rag-backend worker", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -291,11 +291,18 @@ class Catalog:
         )  # fmt: skip
 
     def add_document(
-        self, collection: str, filename: str, fmt: str, size: int, sha256: str, data: bytes
+        self,
+        collection: str,
+        filename: str,
+        fmt: str,
+        size: int,
+        sha256: str,
+        data: bytes,
+        trace_parent: str | None = None,
     ) -> dict[str, Any]:
         """Inserts a queued document with its upload, in one transaction. Older uploads of the same name that are
         failed or still in flight are replaced at once (now `deleting`: see `retired`); a ready one is replaced
-        when this one is published."""
+        when this one is published. `trace_parent`: the upload request's span, which the job's spans link to."""
         now = time.time()
         doc_id = str(uuid.uuid4())
         with self._tx() as conn:
@@ -308,10 +315,10 @@ class Catalog:
                 self._bump(conn, collection)
             conn.execute(
                 text("""INSERT INTO documents(id, collection, filename, format, size, sha256, status, created_at,
-                                              updated_at)
-                        VALUES (:id, :c, :f, :fmt, :size, :sha, :queued, :now, :now)"""),
+                                              updated_at, trace_parent)
+                        VALUES (:id, :c, :f, :fmt, :size, :sha, :queued, :now, :now, :tp)"""),
                 {"id": doc_id, "c": collection, "f": filename, "fmt": fmt, "size": size, "sha": sha256,
-                 "queued": DocumentStatus.QUEUED.value, "now": now},
+                 "queued": DocumentStatus.QUEUED.value, "now": now, "tp": trace_parent},
             )  # fmt: skip
             self._store_upload(conn, doc_id, data)
         return self.get_document(doc_id)  # type: ignore[return-value]

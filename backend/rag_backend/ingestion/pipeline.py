@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from rag_backend import traces
 from rag_backend.catalog import STAGES, CatalogUnavailable, Collection, DocumentStatus
 from rag_backend.chunking import Chunk, Chunker
 from rag_backend.core.config import Settings
@@ -170,7 +171,7 @@ class Pipeline:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.jobs.wake.wait(), self.s.ingest_poll_s)
                 continue
-            self._spawn(self._run(claimed[0]))
+            self._spawn(traces.job(self._run(claimed[0]), claimed[0]))
 
     async def _claim_collection(self) -> Collection | None:
         return await self.catalog.run(self.catalog.claim_collection, self.owner, self.s.ingest_lease_s)
@@ -286,9 +287,12 @@ class Pipeline:
             raise ParseError("the upload is no longer stored; upload the file again")
         parsed = await self.parsing.run(parse_isolated, data, doc["format"], ParseLimits.from_settings(self.s))
         pages = max((s.page or 0 for s in parsed.sections), default=0) or None
+        traces.stage("parse", start, bytes=len(data), pages=pages or 0)
 
         await self._stage(doc_id, DocumentStatus.CHUNKING, progress=0.08, title=parsed.title, pages=pages)
+        chunked = time.perf_counter()
         chunks = await self.parsing.run(self.chunker.chunk, parsed)
+        traces.stage("chunk", chunked, chunks=len(chunks))
         if not chunks:
             raise ParseError("no text to index after chunking")
         digest = chunks_sha(chunks)
@@ -319,11 +323,15 @@ class Pipeline:
         doc_id, collection = job.doc["id"], job.doc["collection"]
         await self._embed_and_upsert(job)
 
+        indexed = time.perf_counter()
         await self._stage(doc_id, DocumentStatus.INDEXING, progress=0.97)
         stored = await self._storing(doc_id, lambda: self.store.count(job.space, collection, doc_id))
         if stored != len(job.chunks):
             raise StoreError(f"store holds {stored} of {len(job.chunks)} chunks after indexing")
+        traces.stage("index", indexed, points=stored)
+        publishing = time.perf_counter()
         replaced = await self.catalog.run(self.catalog.publish, doc_id, collection, self.owner)
+        traces.stage("publish", publishing, replaced=len(replaced or ()))
         if replaced is None:
             raise await self._stopped(doc_id)
         INGEST_CHUNKS.inc(len(job.chunks) - job.resume_from)
@@ -360,7 +368,9 @@ class Pipeline:
                     return
                 try:
                     texts = [c.text for c in batch]
+                    embedding = time.perf_counter()
                     vectors = await self._embedding(doc_id, lambda: self.pump.embed(texts))
+                    traces.stage("embed batch", embedding, first_chunk=first, chunks=len(texts))
                 except BaseException:
                     stop = True
                     raise
@@ -372,6 +382,7 @@ class Pipeline:
                 stop = True
                 raise
             STORE_LATENCY.labels("upsert").observe(time.perf_counter() - t0)
+            traces.stage("index batch", t0, first_chunk=first, points=len(points))
             stored.add(first)
             if first != prefix:
                 return

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from rag_backend.catalog import DocumentStatus
+from rag_backend.core import tracing
 from rag_backend.core.config import Settings
 from rag_backend.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedFormat
 from rag_backend.ingestion.recovery import purge_now
@@ -67,7 +68,7 @@ class Submission:
         sha = await self.hashing.run(sha256_hex, data)  # hashlib releases the GIL: the loop goes on meanwhile
         if dup := await run(self.catalog.find_duplicate, collection, sha):
             return {**dup, "duplicate": True}
-        doc = await run(self.catalog.add_document, collection, name, fmt, len(data), sha, data)
+        doc = await run(self.catalog.add_document, collection, name, fmt, len(data), sha, data, tracing.traceparent())
         self.jobs.wake.set()
         for old in await run(self.catalog.retired, collection, name):
             await purge_now(self.jobs, old)

@@ -15,10 +15,12 @@ from ml_api.api.errors import install_error_handlers
 from ml_api.api.middleware import GuardMiddleware
 from ml_api.api.routes import router
 from ml_api.args import EngineArgs
+from ml_api.core import tracing
 from ml_api.core.config import Settings, get_settings
 from ml_api.core.runtime import setup_logging
 from ml_api.engine import Engine
 from ml_api.errors import DeviceUnavailable, ModelError
+from ml_api.health import Readiness
 
 log = logging.getLogger("ml_api")
 
@@ -26,6 +28,7 @@ log = logging.getLogger("ml_api")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     setup_logging("ml-api", settings.log_level, settings.log_json)
+    tracing.setup("ml-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,11 +39,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise SystemExit(f"ml-api startup failed: {exc}") from None
         engine.start()
         app.state.engine = engine
+        app.state.readiness = Readiness(engine)
         log.info("ready", extra={"fields": {"port": settings.port, "device": engine.plan.device}})
         try:
             yield
         finally:
             await engine.stop()
+            tracing.shutdown()
             log.info("stopped")
 
     app = FastAPIOffline(  # /docs with Swagger UI's assets served from the package, not a CDN
@@ -58,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_allow_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
-            expose_headers=["x-total-time", "x-inference-time", "x-queue-time", "x-tokenization-time"],
+            expose_headers=["traceparent", "x-total-time", "x-inference-time", "x-queue-time", "x-tokenization-time"],
         )
     app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_request_bytes=settings.max_request_bytes)
+    tracing.instrument_app(app)  # outermost (no-op when off): the request's span covers the guard's answers too
     return app

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from ml_api.core.config import Settings
 from ml_api.engine import Engine
 from ml_api.errors import Unhealthy
+from ml_api.health import Readiness
 
 
 def get_engine(request: Request) -> Engine:
@@ -19,6 +20,11 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def get_readiness(request: Request) -> Readiness:
+    get_engine(request)  # 503 before the models load
+    return request.app.state.readiness
+
+
 def get_app_settings(request: Request) -> Settings:
     """The settings this app was created with (not re-read from the environment)."""
     return request.app.state.settings
@@ -26,3 +32,4 @@ def get_app_settings(request: Request) -> Settings:
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ReadinessDep = Annotated[Readiness, Depends(get_readiness)]

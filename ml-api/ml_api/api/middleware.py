@@ -11,14 +11,14 @@ from ml_api.api.errors import error_for
 from ml_api.api.wire import CHALLENGE, UNAUTHORIZED, key_matches, too_large_reason
 from ml_api.core import metrics
 
-OPEN_PATHS = {"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+OPEN_PATHS = {"/health", "/live", "/ready", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 DOCS_ASSETS = "/static-offline-docs/"  # Swagger UI's files, served from the fastapi-offline package
 # Every POST route: each takes a JSON body (metrics label known routes by path, the rest as "other").
 JSON_ROUTES = {
     *("/", "/embed", "/embed_all", "/rerank", "/tokenize", "/decode"),  # TEI
     *("/v1/embeddings", "/v1/rerank", "/v1/embed", "/v2/embed", "/v2/rerank"),  # OpenAI, Cohere v1/v2, Jina
 }
-KNOWN_ROUTES = {*JSON_ROUTES, "/health", "/info", "/metrics", "/v1/models"}
+KNOWN_ROUTES = {*JSON_ROUTES, "/health", "/live", "/ready", "/info", "/metrics", "/v1/models"}
 NOT_JSON = "Content-Type must be application/json (with curl: -H 'Content-Type: application/json')"
 
 

@@ -1,4 +1,4 @@
-"""`/health`, `/info`, `/metrics`: what orchestrators, operators and dashboards read."""
+"""`/live`, `/ready`, `/health`, `/info`, `/metrics`: what orchestrators, operators and dashboards read."""
 
 from __future__ import annotations
 
@@ -10,21 +10,34 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from ml_api import __version__
-from ml_api.api.deps import EngineDep, SettingsDep
+from ml_api.api.deps import EngineDep, ReadinessDep, SettingsDep
 from ml_api.api.errors import ERRORS
 from ml_api.api.routes.common import json_response
 from ml_api.api.schemas.common import ErrorBody
 from ml_api.core.metrics import REGISTRY
 from ml_api.engine import Engine
 from ml_api.errors import BatchTooLarge
+from ml_api.health import liveness
 
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/health", responses={503: {"model": ErrorBody}})
-async def health(engine: EngineDep) -> Response:
-    """200 only when a real forward pass of both models succeeds."""
-    return json_response({"status": "ok", **await engine.health()})
+@router.get("/live", responses={503: {"model": ErrorBody}})
+async def live(engine: EngineDep) -> Response:
+    """Liveness: the batchers run and none is stuck; reads state only, never queues behind clients."""
+    return json_response({"status": "alive", "batchers": liveness(engine)})
+
+
+@router.get("/ready", responses={429: {"model": ErrorBody}, 503: {"model": ErrorBody}})
+async def ready(readiness: ReadinessDep) -> Response:
+    """Readiness: each model answered within the last 30 s, or answers a forward pass now (admitted like a client)."""
+    return json_response({"status": "ready", **await readiness.ready()})
+
+
+@router.get("/health", responses={429: {"model": ErrorBody}, 503: {"model": ErrorBody}})
+async def health(readiness: ReadinessDep) -> Response:
+    """TEI's /health: readiness's rule, its original body."""
+    return json_response({"status": "ok", **dict.fromkeys(await readiness.ready(), "ok")})
 
 
 def tei_info(engine: Engine) -> dict[str, Any]:

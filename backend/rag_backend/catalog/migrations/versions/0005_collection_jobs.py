@@ -1,14 +1,14 @@
 """Deleting a collection is a job: the collection is hidden at once (`deleting`) and leased to whoever removes it.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
