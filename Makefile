@@ -210,6 +210,9 @@ lock: | $(UV)
 	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cpu.in --extra cpu --extra full --group dev \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
 		$(UV_FIND) -o requirements/cpu.txt
+	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cpu.in --extra cpu --extra full \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
+		$(UV_FIND) -o requirements/cpu-full.txt
 	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cuda.in --extra gpu --extra full \
 		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
 		-o requirements/gpu.txt

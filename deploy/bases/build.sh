@@ -42,8 +42,9 @@ die() { log "$*"; exit 1; }
 
 RECIPE=$(cat "$0" "$HERE"/nginx/* "$HERE"/postgres/* "$HERE"/qdrant/* | sha256sum | cut -c1-16)
 
-current() { # NAME: the image exists and was built from this recipe
-  [[ $($PODMAN image inspect --format "{{index .Labels \"rag.standin.recipe\"}}" "${IMAGE[$1]}" 2>/dev/null) == "$RECIPE" ]]
+current() { # NAME: the image exists and was built from this recipe (qdrant: always rebuilt, from the layer cache,
+  # since it follows the backend image and devharness)
+  [[ $1 != qdrant ]] && [[ $($PODMAN image inspect --format "{{index .Labels \"rag.standin.recipe\"}}" "${IMAGE[$1]}" 2>/dev/null) == "$RECIPE" ]]
 }
 
 # One bookworm minbase rootfs for every stand-in, kept as a tarball in the cache.

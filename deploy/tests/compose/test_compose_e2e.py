@@ -218,7 +218,8 @@ def test_slim_variant_serves_the_default_slot(stack: Stack, http: httpx.Client, 
         (row,) = [c for c in stack.containers() if c["Service"] == "ml-api"]
         assert row["Image"].endswith("cpu-slim"), row
         stack.wait_healthy(timeout=HEALTH_TIMEOUT_S)
-        torch = stack.compose("exec", "-T", "ml-api", "python", "-c", "import importlib.util as u; print(u.find_spec('torch'))")
+        probe = "import importlib.util as u; print(u.find_spec('torch'))"
+        torch = stack.compose("exec", "-T", "ml-api", "python", "-c", probe)
         assert torch.strip() == "None", "the slim image carries torch"
         r = http.post(
             f"{stack.ml}/rerank",
