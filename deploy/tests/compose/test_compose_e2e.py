@@ -16,13 +16,16 @@ format across restarts and upgrades, snapshots, and the cluster override.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
-import docs
 import httpx
 import pytest
-from conftest import SERVICES, Stack, wait_for
+from compose_stack import SERVICES, Stack, docs, http, stack, wait_for
+
+pytestmark = pytest.mark.skipif(os.environ.get("RAG_COMPOSE_E2E") != "1", reason="needs the stack: make test-compose")
+__all__ = ["http", "stack"]  # the fixtures, imported for pytest to find
 
 INGEST_TIMEOUT_S = 600
 HEALTH_TIMEOUT_S = 600

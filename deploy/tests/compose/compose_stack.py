@@ -1,5 +1,6 @@
 """The running compose stack, as `scripts/containers test` (make test-compose) brings it up: its engine, ports and
-Compose command come from .stack/engine.env through the environment. Outside that command every test here skips."""
+Compose command come from .stack/engine.env through the environment. A module of helpers and fixtures, not a
+conftest.py: deploy/tests' modules import their own `conftest`, which a second one would shadow."""
 
 from __future__ import annotations
 
@@ -19,17 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 # The backend's own test documents (real PDF, DOCX, HTML and Markdown files built with fpdf2 and python-docx).
 sys.path.insert(0, str(ROOT / "backend" / "tests"))
+import docs  # noqa: E402, F401  (re-exported to the tests: the backend's real test documents)
 
 SERVICES = ("ml-api", "backend", "worker", "frontend", "postgres", "redis", "qdrant")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("RAG_COMPOSE_E2E") != "1":
-        skip = pytest.mark.skip(reason="needs the running stack: make test-compose")
-        here = Path(__file__).parent
-        for item in items:
-            if here in Path(item.path).parents:  # a collection hook sees every module's items: only ours
-                item.add_marker(skip)
 
 
 @dataclass
@@ -132,17 +125,3 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, every: float =
             last = exc
         time.sleep(every)
     raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
-    """A failed test carries the state and the last log lines of every container."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call" and report.failed and "stack" in getattr(item, "funcargs", {}):
-        stack: Stack = item.funcargs["stack"]
-        try:
-            state = "\n".join(f"{c.get('Name')}: {c.get('State')} {c.get('Health') or ''}" for c in stack.containers())
-            report.sections.append(("containers", state + "\n\n" + stack.logs(100)))
-        except Exception as exc:  # the report must not hide the failure itself
-            report.sections.append(("containers", f"could not read the stack's state: {exc}"))
