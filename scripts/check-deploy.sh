@@ -120,7 +120,7 @@ fi
 
 echo "hadolint (--failure-threshold warning):"
 mapfile -t dockerfiles < <(find . \( -name .git -o -name node_modules -o -name .venv -o -name .tools -o -name .bench -o -path ./models \) -prune \
-  -o -type f \( -name Dockerfile -o -name 'Dockerfile.*' -o -name '*.Dockerfile' \) ! -name '*.dockerignore' -print | sort)
+  -o -type f \( -name Dockerfile -o -name 'Dockerfile.*' -o -name '*.Dockerfile' -o -name Containerfile \) ! -name '*.dockerignore' -print | sort)
 if ((${#dockerfiles[@]} == 0)); then
   echo "check-deploy: no Dockerfile found" >&2
   exit 1
@@ -131,7 +131,7 @@ for dockerfile in "${dockerfiles[@]}"; do
 done
 
 echo "shellcheck:"
-mapfile -t scripts < <({ ls scripts/*.sh scripts/stack scripts/gpu-check; find deploy -name '*.sh'; } | sort -u)
+mapfile -t scripts < <({ ls scripts/*.sh scripts/stack scripts/containers scripts/gpu-check; find deploy frontend/nginx \( -name '*.sh' -o -name '*.envsh' \); } | sort -u)
 "$SHELLCHECK" "${scripts[@]}"
 ok "${scripts[*]}"
 

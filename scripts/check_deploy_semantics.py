@@ -101,7 +101,16 @@ def check_variants(configs: dict[str, dict], example: str) -> None:
             cs["ml-api"]["environment"].get("DEVICE") == "cpu" and gs["ml-api"]["environment"].get("DEVICE") == "auto",
             f"[{key}] ml-api DEVICE: auto (GPU file), cpu (CPU override)",
         )
-        check(all(gs[n].get("image") == cs[n].get("image") for n in gs), f"[{key}] both variants run the same images")
+        check(
+            all(gs[n].get("image") == cs[n].get("image") for n in gs if n != "ml-api"),
+            f"[{key}] both variants run the same images, but ml-api",
+        )
+        check(
+            cs["ml-api"]["image"] == gs["ml-api"]["image"].replace(":latest-", ":latest-cpu-")
+            and cs["ml-api"]["build"].get("target") == "runtime-cpu"
+            and gs["ml-api"]["build"].get("target") == "runtime",
+            f"[{key}] ml-api: the CUDA image (target runtime), its CPU build with the CPU file (runtime-cpu)",
+        )
 
 
 def check_services(s: dict, example: str) -> None:

@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         "prepare", parents=[common], help="defaults: MiniLM (PyPI package), test reranker, models/reranker slot"
     )
     prepare.add_argument("--reranker", default=None, help="hub id for models/reranker (BAAI/bge-reranker-base)")
+    prepare.add_argument(
+        "--onnx-twin", action="store_true", help="also export models/reranker to its onnx/, which slim serves"
+    )
     for name, text in (
         ("export", "export an embedder (dir or HF id) to ONNX"),
         ("add-reranker", "copy a cross-encoder (dir or HF id) into models/"),

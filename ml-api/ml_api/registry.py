@@ -20,6 +20,9 @@ log = logging.getLogger("ml_api.registry")
 
 MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"
+# A reranker checkpoint's ONNX export kept inside it (`make models` writes models/reranker/onnx), which the slim
+# variant serves in place of the checkpoint, so one RERANK_MODEL fits both variants.
+ONNX_TWIN = "onnx"
 POOLED, TOKENS = "sentence_embedding", "token_embeddings"  # the embedder graph's outputs (/embed, /embed_all)
 
 
@@ -117,6 +120,9 @@ def resolve_reranker(spec: str) -> Path:
             return path
         if not (path / "config.json").is_file():
             raise ModelError(f"RERANK_MODEL={spec!r} has no config.json; not a Hugging Face cross-encoder directory")
+        twin = read_manifest(path / ONNX_TWIN) or {}
+        if not torch_available() and twin.get("format") == "onnx" and (path / ONNX_TWIN / ONNX_FILE).is_file():
+            return path / ONNX_TWIN
         _reranker_needs_torch(spec)
         return path
     if spec.startswith((".", "/")) or "models/" in spec or spec.count("/") != 1:

@@ -19,7 +19,9 @@ def run(args: argparse.Namespace, models_dir: Path) -> int:
     try:
         if args.action == "prepare":
             shared = Path(os.environ.get("SHARED_DIR", "../shared"))
-            done = prepare_defaults(models_dir, shared if shared.is_dir() else None, args.reranker)
+            done = prepare_defaults(
+                models_dir, shared if shared.is_dir() else None, args.reranker, onnx_twin_too=args.onnx_twin
+            )
             for line in done.lines:
                 print(line)
             if done.warning:  # on stderr, after the lines, so it is the last thing `make models` shows

