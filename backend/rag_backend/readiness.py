@@ -14,10 +14,9 @@ to extractive ones.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
