@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Validates the deployment files without a Docker engine (CI has none):
 #   - docker-compose.yml alone and with docker-compose.cpu.yml, through the real Compose v2 binary (`config`), for the
-#     default services and every profile (ollama, monitoring, logging, all together), with no .env (a clean
+#     default services and every profile (ollama, monitoring, logging, tracing, all together), with no .env (a clean
 #     checkout), with .env.example, and with your .env when there is one; the same with the 3-node Qdrant override
 #     (docker-compose.qdrant-cluster.yml) on top;
 #   - what the files promise (compose semantics below): services per profile, GPU reservations and the CPU override
@@ -49,7 +49,7 @@ MAIN=docker-compose.yml
 CPU=docker-compose.cpu.yml
 CLUSTER=docker-compose.qdrant-cluster.yml
 EXAMPLE=${EXAMPLE:-.env.example}
-PROFILES=(ollama monitoring logging)
+PROFILES=(ollama monitoring logging tracing)
 checks=0
 ok() { checks=$((checks + 1)); echo "  ok  $*"; }
 

@@ -19,6 +19,8 @@ import re
 import sys
 from pathlib import Path
 
+import yaml
+
 # The sibling modules live next to this file; put its directory on sys.path so they import both when it runs as a
 # script and when it is loaded by path (deploy/tests uses importlib.util.spec_from_file_location).
 if str(Path(__file__).resolve().parent) not in sys.path:
@@ -36,7 +38,13 @@ from check_deploy_monitoring import (
 from check_deploy_scale_out import SCALED, check_nginx, check_qdrant_cluster
 
 DEFAULT = {"ml-api", "backend", "worker", "frontend", "postgres", "redis", "qdrant"}
-PROFILES = {"ollama": {"ollama"}, "monitoring": {"prometheus", "grafana"}, "logging": {"elasticsearch", "filebeat"}}
+PROFILES = {
+    "ollama": {"ollama"},
+    "monitoring": {"prometheus", "grafana"},
+    "logging": {"elasticsearch", "filebeat"},
+    "tracing": {"otel-collector", "jaeger"},
+}
+TRACING = ROOT / "deploy/tracing/otel-collector.yaml"
 GPU_SERVICES = {"ml-api", "ollama"}
 LOCAL_ONLY = {
     "postgres": [5432],
@@ -318,6 +326,17 @@ def check_profiles(s: dict) -> None:
         (f.get("depends_on") or {}).get("elasticsearch", {}).get("condition") == "service_healthy",
         "filebeat: waits for a healthy elasticsearch",
     )
+    col, jaeger = s["otel-collector"], s["jaeger"]
+    col_cfg = mounts(col, "/etc/otelcol/config.yaml")
+    check(len(col_cfg) == 1 and Path(col_cfg[0]["source"]).resolve() == TRACING, "otel-collector: config mounted")
+    exporters = str(yaml.safe_load(TRACING.read_text())["exporters"])
+    check("jaeger:4317" in exporters, "otel-collector: exports to jaeger:4317")
+    check(
+        all(str(p.get("host_ip")) == "127.0.0.1" for p in jaeger.get("ports") or []) and limits(jaeger).get("memory"),
+        "jaeger: UI on 127.0.0.1 only, memory limit",
+    )
+    for name in ("ml-api", "backend", "worker"):
+        check("OTEL_EXPORTER_OTLP_ENDPOINT" in s[name]["environment"], f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT passed")
 
 
 def check_settings(s: dict, example: str) -> None:

@@ -33,9 +33,8 @@ async def health() -> dict[str, str]:
     responses={503: {"model": ReadyReport, "description": "The query path does not work: see the components"}},
 )
 async def ready(request: Request, svc: ServicesDep) -> JSONResponse:
-    """The catalog, ml-api (one embedding, one rerank pair, with the backend's key; a success stands 10 s, a 429
-    counts as up: busy, not down), a store search and a cache write+read, each reported; 503 unless the query path
-    works, `degraded` without cache. Only a caller holding
+    """The catalog, ml-api (one embedding, one rerank pair, with the backend's key), a store search and a cache
+    write+read, each reported; 503 unless the query path works, `degraded` without cache. Only a caller holding
     API_KEY sees endpoints and paths: everyone else (everyone, when no API_KEY is set) sees the statuses and reasons
     with URLs and paths redacted; keys and passwords are never shown."""
     s = svc.settings
