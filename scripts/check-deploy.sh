@@ -171,4 +171,4 @@ else
   echo "  skip deploy/tests: no pytest at $DEPLOY_TESTS_PY (\`make install\` makes the backend venv)"
 fi
 
-echo "check-deploy: all passed (${checks} checks; not covered without a Docker engine: image build and run)"
+echo "check-deploy: all passed (${checks} checks; images built and run by make test-compose)"

@@ -27,6 +27,7 @@ exit 0
 
 def stack(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"), "STACK_GPU": "1"}
+    base["STACK_ENGINE_ENV"] = "/dev/null"  # never the engine of a stack `make compose-up` brought up here
     base.update(env or {})
     return subprocess.run([str(STACK), *args], env=base, cwd=cwd or ROOT, capture_output=True, text=True, timeout=30)
 
@@ -270,3 +271,15 @@ def test_no_docker_at_all_is_a_clear_error(tmp_path):
         (tmp_path / tool).symlink_to(found)
     r = stack("status", env={"PATH": str(tmp_path)})
     assert r.returncode == 2 and "docker compose" in r.stderr
+
+
+def test_a_stack_from_make_compose_up_is_driven_through_its_engine(fake_docker):
+    """`make compose-up` leaves .stack/engine.env (Compose command, DOCKER_HOST, ports): every command uses it."""
+    env, calls, tmp = fake_docker
+    engine_env = tmp / "engine.env"
+    engine_env.write_text(
+        "CONTAINER_ENGINE=docker\nSTACK_COMPOSE='docker --log-level warn compose'\nFRONTEND_PORT=41000\n"
+    )
+    r = stack("status", env={**env, "STACK_ENGINE_ENV": str(engine_env)})
+    assert r.returncode == 0, r.stderr
+    assert calls()[-1][:4] == ["--log-level", "warn", "compose", "-f"]
