@@ -15,10 +15,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from ml_api.device import DevicePlan
-from ml_api.embedding import open_session
 from ml_api.errors import ModelError
 from ml_api.registry import ONNX_FILE, read_manifest
 from ml_api.reranking import CrossEncoder, Pair, PairTokenizer
+from ml_api.session import open_session
 
 log = logging.getLogger("ml_api.onnx_reranker")
 
@@ -41,6 +41,7 @@ class OnnxReranker(CrossEncoder):
         if not manifest or manifest.get("kind") != "reranker" or manifest.get("format") != "onnx":
             raise ModelError(f"{path} is not an ONNX reranker made by `ml-api models add-reranker --onnx`")
         self.path = path
+        self.manifest = manifest
         self.name = manifest.get("name") or path.name
         self.precision: str = manifest.get("precision", "fp32")
         file = path / manifest.get("file", ONNX_FILE)

@@ -24,7 +24,8 @@ from ml_api.device import DevicePlan
 from ml_api.errors import DeviceUnavailable, ModelError
 from ml_api.onnx_reranker import OnnxReranker, to_fp16
 from ml_api.registry import resolve_reranker
-from ml_api.reranking import Reranker, load_reranker
+from ml_api.loading import load_reranker
+from ml_api.torch_reranker import Reranker
 from ml_api.tools.export_reranker import rank_agreement
 
 CPU = DevicePlan("cpu", ["CPUExecutionProvider"], False, "test")
@@ -182,7 +183,7 @@ def test_onnx_reranker_never_imports_torch(exported) -> None:
         "from pathlib import Path\n"
         "from ml_api.device import DevicePlan\n"
         "from ml_api.engine import Engine\n"
-        "from ml_api.reranking import load_reranker\n"
+        "from ml_api.loading import load_reranker\n"
         "plan = DevicePlan('cpu', ['CPUExecutionProvider'], False, 'test')\n"
         f"rr = load_reranker(Path({str(exported['int8'])!r}), plan)\n"
         "print(type(rr).__name__, rr.score([('q', 'a passage'), ('q', 'another')]).shape)\n"

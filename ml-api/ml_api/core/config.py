@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     rerank_model: str = "models/reranker"  # the slot `make models` fills (bge-reranker-base, or a fallback)
     embed_model_name: str | None = None  # name reported in /info and the OpenAI "model" field
     rerank_model_name: str | None = None
+    # Several models of a kind in one process: `name=path,name=path`, the first the default; they replace
+    # EMBED_MODEL / RERANK_MODEL (and their *_NAME). Requests pick one by its name in `model`.
+    embed_models: str = ""
+    rerank_models: str = ""
+    models_max_memory_mb: float | None = Field(None, gt=0)  # empty: the device's free memory
+    tokenization_workers: int = Field(0, ge=0)  # threads tokenising long inputs; 0 = one per core
     device: Literal["auto", "cuda", "cpu"] = "auto"
     rerank_fp16: bool = True  # only applies on CUDA
     rerank_max_length: int = Field(512, ge=8)
@@ -52,7 +58,9 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("api_key", "embed_model_name", "rerank_model_name", "max_batch_tokens", mode="before")
+    @field_validator(
+        "api_key", "embed_model_name", "rerank_model_name", "max_batch_tokens", "models_max_memory_mb", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None

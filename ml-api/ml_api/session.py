@@ -1,0 +1,65 @@
+"""ONNX Runtime plumbing both ONNX model kinds share: the session, padding, and reading an OOM from its message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ml_api.device import DevicePlan
+from ml_api.errors import DeviceUnavailable, ModelError
+
+
+def is_oom(exc: BaseException) -> bool:
+    """ONNX Runtime reports allocation failures only in the message text."""
+    text = str(exc).lower()
+    return "out of memory" in text or "failed to allocate memory" in text or "cudaerrormemoryallocation" in text
+
+
+def open_session(
+    file: Path, plan: DevicePlan, intra_op_threads: int = 0, model: bytes | None = None
+) -> ort.InferenceSession:
+    """An ONNX Runtime session on the planned providers (both ONNX models, embedder and reranker, use it).
+
+    `model` is the graph's bytes when the caller changed it in memory (fp16 on CUDA); `file` then names it.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    # Spinning worker threads would burn the cores the HTTP side needs between batches.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers: list = []
+    for name in plan.ort_providers:
+        if name == "CUDAExecutionProvider":
+            providers.append(
+                (
+                    name,
+                    {
+                        "device_id": 0,
+                        "arena_extend_strategy": "kSameAsRequested",
+                        "cudnn_conv_algo_search": "HEURISTIC",
+                    },
+                )
+            )
+        else:
+            providers.append(name)
+    try:
+        session = ort.InferenceSession(str(file) if model is None else model, options, providers=providers)
+    except Exception as exc:
+        raise ModelError(f"onnxruntime cannot load {file}: {exc}") from exc
+    if plan.device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        raise DeviceUnavailable(f"CUDA was planned but onnxruntime fell back to {session.get_providers()}")
+    return session
+
+
+def pad_batch(rows: list[np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token rows to the longest; returns (ids, attention mask), both int64."""
+    longest = max(len(r) for r in rows)
+    ids = np.full((len(rows), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), longest), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
