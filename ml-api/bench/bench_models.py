@@ -176,8 +176,8 @@ def compare_rerankers(args: argparse.Namespace) -> dict[str, Any]:
     from FlagEmbedding import FlagReranker
 
     from ml_api.onnx_reranker import OnnxReranker
-    from ml_api.torch_reranker import Reranker
     from ml_api.tools.export_reranker import CPU, export_reranker, rank_agreement
+    from ml_api.torch_reranker import Reranker
 
     source = args.source or str(REPO / "models" / "minilm-l6-crossencoder-test")
     data = shared_dir() / "data" / "scifact"

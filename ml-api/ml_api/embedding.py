@@ -12,7 +12,7 @@ from tokenizers import Tokenizer
 from ml_api.device import DevicePlan
 from ml_api.errors import InputTooLong, InvalidInput, ModelError, Unsupported
 from ml_api.registry import ONNX_FILE, POOLED, TOKENS, dtype, read_manifest
-from ml_api.session import open_session, pad_batch
+from ml_api.session import DEFAULT_THREADS, Threads, open_session, pad_batch
 from ml_api.truncation import Direction, compactor, encode_all
 
 log = logging.getLogger("ml_api.embedding")
@@ -43,7 +43,7 @@ def load_tokenizers(path: Path, max_length: int) -> tuple[Tokenizer, dict[str, T
 
 
 class Embedder:
-    def __init__(self, path: Path, plan: DevicePlan, intra_op_threads: int = 0) -> None:
+    def __init__(self, path: Path, plan: DevicePlan, threads: Threads = DEFAULT_THREADS) -> None:
         manifest = read_manifest(path)
         if not manifest or manifest.get("kind") != "embedding":
             raise ModelError(f"{path} is not an embedding model made by `ml-api models export` (no manifest.json)")
@@ -58,7 +58,7 @@ class Embedder:
         self._compact = compactor(self._untruncated)
         self.vocab_size: int = self._untruncated.get_vocab_size(with_added_tokens=True)
 
-        self.session = open_session(path / manifest.get("file", ONNX_FILE), plan, intra_op_threads)
+        self.session = open_session(path / manifest.get("file", ONNX_FILE), plan, threads)
         self.providers: list[str] = self.session.get_providers()
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         outputs = [o.name for o in self.session.get_outputs()]
@@ -71,8 +71,8 @@ class Embedder:
         return {
             "path": str(self.path),
             "source_name": self.name,
-            "dimensions": self.dimension,
-            "max_tokens": self.max_length,
+            "dimension": self.dimension,
+            "max_length": self.max_length,
             "pooling": self.pooling,
             "dtype": dtype(self.manifest),
             "quantization": self.manifest.get("quantization"),

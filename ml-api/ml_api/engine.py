@@ -40,7 +40,7 @@ from ml_api.errors import (
 from ml_api.loading import EmbeddingModel, RerankModel, check_fits, load_embedder, load_reranker, resolve, weight_bytes
 from ml_api.registry import provenance
 from ml_api.reranking import sigmoid
-from ml_api.session import is_oom
+from ml_api.session import Threads, is_oom
 
 log = logging.getLogger("ml_api.engine")
 T = TypeVar("T")
@@ -129,7 +129,7 @@ class Engine:
             "padding_split_tokens": args.padding_split_tokens,
             "sort_window_tokens": args.sort_window_tokens,
         }
-        threads = args.ort_intra_op_threads
+        threads = Threads(args.ort_intra_op_threads, args.ort_allow_spinning)
         limit = args.max_concurrent_requests
         self.embedders: dict[str, EmbedSlot] = {}
         for n, (name, spec) in enumerate(args.embed_models):
@@ -290,7 +290,7 @@ class Engine:
         """
         slot = self.embedding(model)
         if dimensions is not None and dimensions > slot.model.dimension:
-            raise InvalidInput(f"dimensions={dimensions} exceeds {slot.name}'s {slot.model.dimension}")
+            raise InvalidInput(f"dimensions={dimensions} exceeds the model's {slot.model.dimension} ({slot.name})")
         timing = timing or Timing()
         ids = await self._token_rows(slot, inputs, truncate, direction, timing)
         lengths = [len(r) for r in ids]
@@ -449,12 +449,12 @@ class Engine:
     def info(self) -> dict[str, Any]:
         a = self.args
         models = self.models()
-        embed, rerank = self.default_embedder, self.default_reranker
+        embed, rerank = self.default_embedder, self.default_reranker  # listed first of their kind
         return {
             "models": models,
             # The defaults under their former keys, so readers of the one-model /info keep working.
-            "embedding": next(m for m in models if m["id"] == embed.name and m["kind"] == "embedding"),
-            "reranking": next(m for m in models if m["id"] == rerank.name and m["kind"] == "reranker"),
+            "embedding": {"model": embed.name, **next(m for m in models if m["kind"] == "embedding")},
+            "reranking": {"model": rerank.name, **next(m for m in models if m["kind"] == "reranker")},
             "device": self.plan.device,
             "device_reason": self.plan.reason,
             "tokenization_workers": self.tokenization_workers,

@@ -18,6 +18,7 @@ from ml_api.embedding import Direction, Embedder
 from ml_api.errors import ModelError
 from ml_api.registry import ONNX_FILE, read_manifest, resolve_embedder, resolve_reranker
 from ml_api.reranking import Pair
+from ml_api.session import DEFAULT_THREADS, Threads
 
 
 class EmbeddingModel(Protocol):
@@ -54,17 +55,19 @@ class RerankModel(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-def load_embedder(path: Path, plan: DevicePlan, intra_op_threads: int = 0) -> EmbeddingModel:
+def load_embedder(path: Path, plan: DevicePlan, threads: Threads = DEFAULT_THREADS) -> EmbeddingModel:
     """Every embedder is an ONNX export today; a second runtime would be chosen here, as for rerankers."""
-    return Embedder(path, plan, intra_op_threads)
+    return Embedder(path, plan, threads)
 
 
-def load_reranker(path: Path, plan: DevicePlan, max_length: int = 512, intra_op_threads: int = 0) -> RerankModel:
+def load_reranker(
+    path: Path, plan: DevicePlan, max_length: int = 512, threads: Threads = DEFAULT_THREADS
+) -> RerankModel:
     """ONNX Runtime for a directory whose manifest says format "onnx", FlagReranker for any other checkpoint."""
     if (read_manifest(path) or {}).get("format") == "onnx":
         from ml_api.onnx_reranker import OnnxReranker
 
-        return OnnxReranker(path, plan, max_length, intra_op_threads)
+        return OnnxReranker(path, plan, max_length, threads)
     from ml_api.torch_reranker import Reranker  # torch itself loads only when one is built
 
     return Reranker(path, plan, max_length)

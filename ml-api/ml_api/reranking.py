@@ -146,7 +146,7 @@ class CrossEncoder:
         return {
             "path": str(self.path),
             "source_name": self.name,
-            "max_tokens": self.max_length,
+            "max_length": self.max_length,
             "dtype": dtype(self.manifest, self.fp16),
             "quantization": self.manifest.get("quantization"),
             "backend": self.backend,

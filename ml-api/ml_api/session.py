@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -17,8 +18,20 @@ def is_oom(exc: BaseException) -> bool:
     return "out of memory" in text or "failed to allocate memory" in text or "cudaerrormemoryallocation" in text
 
 
+class Threads(NamedTuple):
+    """How a session's intra-op pool behaves (ORT_INTRA_OP_THREADS, ORT_ALLOW_SPINNING)."""
+
+    intra_op: int = 0  # 0: ONNX Runtime's default (one per physical core)
+    # Pool threads busy-wait a short while for the next parallel section instead of sleeping on a futex:
+    # a forward of one short text has dozens of such sections, each wake-up tens of microseconds.
+    spinning: bool = True
+
+
+DEFAULT_THREADS = Threads()
+
+
 def open_session(
-    file: Path, plan: DevicePlan, intra_op_threads: int = 0, model: bytes | None = None
+    file: Path, plan: DevicePlan, threads: Threads | None = None, model: bytes | None = None
 ) -> ort.InferenceSession:
     """An ONNX Runtime session on the planned providers (both ONNX models, embedder and reranker, use it).
 
@@ -26,10 +39,10 @@ def open_session(
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if intra_op_threads:
-        options.intra_op_num_threads = intra_op_threads
-    # Spinning worker threads would burn the cores the HTTP side needs between batches.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    threads = threads or DEFAULT_THREADS
+    if threads.intra_op:
+        options.intra_op_num_threads = threads.intra_op
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if threads.spinning else "0")
     providers: list = []
     for name in plan.ort_providers:
         if name == "CUDAExecutionProvider":

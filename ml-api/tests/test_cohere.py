@@ -15,8 +15,8 @@ from sentence_transformers.util.quantization import quantize_embeddings
 from tokenizers import Tokenizer
 
 from ml_api.device import detect
-from ml_api.errors import InvalidInput
 from ml_api.embedding_types import by_type, to_base64, to_binary, to_int8, to_ubinary, to_uint8
+from ml_api.errors import InvalidInput
 
 QUERY = "what is a giant panda?"
 DOCS = [

@@ -22,11 +22,11 @@ from test_models_tool import _cli
 
 from ml_api.device import DevicePlan
 from ml_api.errors import DeviceUnavailable, ModelError
+from ml_api.loading import load_reranker
 from ml_api.onnx_reranker import OnnxReranker, to_fp16
 from ml_api.registry import resolve_reranker
-from ml_api.loading import load_reranker
-from ml_api.torch_reranker import Reranker
 from ml_api.tools.export_reranker import rank_agreement
+from ml_api.torch_reranker import Reranker
 
 CPU = DevicePlan("cpu", ["CPUExecutionProvider"], False, "test")
 BAMBOO = "Pandas eat bamboo. " * 200  # past 512 tokens: the pair is cut 'only_second'
