@@ -37,12 +37,14 @@ TEXT = "how do solar panels turn sunlight into electricity?"
 class InProcess:
     """Tokeniser + ONNX session on the service's file, configured as the service configures its own."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, spinning: bool = False) -> None:
         manifest = json.loads((model_dir / "manifest.json").read_text())
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(int(manifest["max_length"]))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # As the server's session (ORT_ALLOW_SPINNING): the overhead is then the server's, not a thread setting's.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         self.session = ort.InferenceSession(
             str(model_dir / manifest.get("file", "model.onnx")), options, providers=["CPUExecutionProvider"]
         )
@@ -82,9 +84,9 @@ class Lean:
 HEADERS = ("x-tokenization-time", "x-queue-time", "x-inference-time", "x-total-time")
 
 
-def measure(url: str, model_dir: Path, n: int, text: str) -> dict[str, Any]:
+def measure(url: str, model_dir: Path, n: int, text: str, spinning: bool = False) -> dict[str, Any]:
     """Alternate in-process and HTTP calls; p50/p99 (ms) of both, ratio, overhead, where the time went."""
-    local = InProcess(model_dir)
+    local = InProcess(model_dir, spinning)
     body = json.dumps({"inputs": text}).encode()
     lean = Lean(url)
     inproc: list[float] = []
@@ -171,7 +173,8 @@ def main_result(models_dir: Path, n: int, text: str = TEXT, **settings: str) -> 
     log.parent.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "ml_api", "serve"]
     with serve(cmd, env, log, url=f"http://127.0.0.1:{port}", name="ml-api") as service:
-        return measure(service.url, model_dir, n, text)
+        spinning = settings.get("ORT_ALLOW_SPINNING", "false").lower() in ("1", "true", "yes", "on")
+        return measure(service.url, model_dir, n, text, spinning)
 
 
 def main(argv: list[str] | None = None) -> int:

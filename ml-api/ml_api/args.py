@@ -46,7 +46,7 @@ class EngineArgs:
     rerank_fp16: bool = True
     rerank_max_length: int = 512
     ort_intra_op_threads: int = 0
-    ort_allow_spinning: bool = True
+    ort_allow_spinning: bool = False
     max_batch_tokens: int | None = None  # None: by device (16384 on CUDA, 4096 on CPU)
     max_batch_size: int = 256
     sort_window_tokens: int = 65536

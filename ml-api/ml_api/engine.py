@@ -121,7 +121,10 @@ class Engine:
         started = time.perf_counter()
         embed_paths = {spec: resolve("embedding", spec, args.models_dir) for _, spec in args.embed_models}
         rerank_paths = {spec: resolve("reranker", spec, args.models_dir) for _, spec in args.rerank_models}
-        self._check_memory({**embed_paths, **rerank_paths})
+        self._check_memory(
+            {f"embedder {name or spec}": embed_paths[spec] for name, spec in args.embed_models}
+            | {f"reranker {name or spec}": rerank_paths[spec] for name, spec in args.rerank_models}
+        )
         self.max_batch_tokens = args.max_batch_tokens or (16384 if self.plan.device == "cuda" else 4096)
         batching = {
             "max_batch_tokens": self.max_batch_tokens,
@@ -191,7 +194,7 @@ class Engine:
         else:
             budget = free_memory_mb(self.plan.device)
         if budget is not None:
-            check_fits({spec: weight_bytes(path) for spec, path in paths.items()}, *budget)
+            check_fits({label: weight_bytes(path) for label, path in paths.items()}, *budget)
 
     def _check_length(self, model: EmbeddingModel | RerankModel) -> None:
         if self.max_batch_tokens < model.max_length:

@@ -22,9 +22,11 @@ class Threads(NamedTuple):
     """How a session's intra-op pool behaves (ORT_INTRA_OP_THREADS, ORT_ALLOW_SPINNING)."""
 
     intra_op: int = 0  # 0: ONNX Runtime's default (one per physical core)
-    # Pool threads busy-wait a short while for the next parallel section instead of sleeping on a futex:
-    # a forward of one short text has dozens of such sections, each wake-up tens of microseconds.
-    spinning: bool = True
+    # Pool threads busy-wait a short while for the next parallel section instead of sleeping on a futex. Off by
+    # default: on 2 shared cores under load it made a short text's forward 4x slower in the service (8.5-13.6 ms
+    # without, 44.7-46.6 ms with; docs/benchmarks.md#single-short-text-latency); on dedicated cores it saves
+    # the wake-ups, dozens per forward of one short text.
+    spinning: bool = False
 
 
 DEFAULT_THREADS = Threads()

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     rerank_fp16: bool = True  # only applies on CUDA
     rerank_max_length: int = Field(512, ge=8)
     ort_intra_op_threads: int = Field(0, ge=0)  # 0 = ONNX Runtime's default (physical cores)
-    ort_allow_spinning: bool = True  # intra-op threads busy-wait briefly between parallel sections
+    ort_allow_spinning: bool = False  # intra-op threads busy-wait between parallel sections (dedicated cores)
 
     # Batching: one queue per model, windows bounded by padded tokens.
     # Padded tokens per forward pass; empty = by device: 16384 on CUDA (TEI's default), 4096 on CPU, where
