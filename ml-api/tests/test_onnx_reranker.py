@@ -74,6 +74,8 @@ def test_export_writes_a_checked_manifest_and_dynamic_axes(exported) -> None:
     checks = manifest["checks"]
     assert checks["fp32_max_abs_diff"] < 1e-4 and checks["max_abs_diff"] == checks["fp32_max_abs_diff"]
     assert checks["rank_agreement"] == 1.0 and checks["pairs"] >= 10
+    fusion = manifest["graph_fusion"]  # what made ONNX keep up with torch's fused attention in the service
+    assert fusion["applied"] and fusion["fused_ops"].get("Attention") == 6, fusion
     assert {f.name for f in exported["fp32"].iterdir()} >= {"model.onnx", "tokenizer.json", "manifest.json"}
     assert not list(exported["fp32"].glob("*.safetensors"))  # the checkpoint's weights are not needed
 

@@ -87,7 +87,8 @@ def export_reranker(
         raise ModelError(f"--out {out} is the source checkpoint; export into another directory")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(src))
-        model = AutoModelForSequenceClassification.from_pretrained(str(src)).eval()
+        # Eager attention: ONNX Runtime's fusion recognises attention only in that form (as export.py does).
+        model = AutoModelForSequenceClassification.from_pretrained(str(src), attn_implementation="eager").eval()
     except Exception as exc:
         raise ModelError(f"cannot load a cross-encoder from {src}: {exc}") from exc
     if not getattr(tokenizer, "is_fast", False):
