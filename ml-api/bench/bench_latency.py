@@ -3,7 +3,12 @@
 What a search box feels: one query, no concurrency. The reference is the best a caller could do without a
 server: the same model file in ONNX Runtime in-process (tokenise + forward + normalise), with the session
 options the service uses. Requests alternate between the two (in-process, then HTTP, ...) so load from
-anything else on the machine hits both alike. Prints p50/p99 of each and the ratio of the p50s.
+anything else on the machine hits both alike. Prints p50/p99 of each, the ratio of the p50s and the overhead
+(HTTP p50 minus in-process p50, in ms), and where the server's share went: the floor of a route that does no
+inference (`GET /v1/models`) and the server's own timing headers (tokenisation, queue, inference, total).
+
+The client is a plain keep-alive `http.client` connection, so the overhead is the server's and the loopback's,
+not a client library's; httpx (what the backend uses) is measured beside it for comparison.
 
     ml-api/.venv/bin/python ml-api/bench/bench_latency.py [--n 300] [--text "..."]   (also part of `make bench-ml`)
 """
@@ -11,6 +16,7 @@ anything else on the machine hits both alike. Prints p50/p99 of each and the rat
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -31,12 +37,14 @@ TEXT = "how do solar panels turn sunlight into electricity?"
 class InProcess:
     """Tokeniser + ONNX session on the service's file, configured as the service configures its own."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, spinning: bool = False) -> None:
         manifest = json.loads((model_dir / "manifest.json").read_text())
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(int(manifest["max_length"]))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # As the server's session (ORT_ALLOW_SPINNING): the overhead is then the server's, not a thread setting's.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         self.session = ort.InferenceSession(
             str(model_dir / manifest.get("file", "model.onnx")), options, providers=["CPUExecutionProvider"]
         )
@@ -56,37 +64,78 @@ def percentile(samples: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(samples) * 1000, q))
 
 
-def measure(url: str, model_dir: Path, n: int, text: str) -> dict[str, Any]:
-    """Alternate in-process and HTTP calls; return p50/p99 (ms) of both, the ratio and their agreement."""
-    local = InProcess(model_dir)
+class Lean:
+    """One keep-alive connection, no client library between the timer and the socket."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        self.conn.request(method, path, body=body, headers=headers)
+        res = self.conn.getresponse()
+        return res.status, {k.lower(): v for k, v in res.getheaders()}, res.read()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+HEADERS = ("x-tokenization-time", "x-queue-time", "x-inference-time", "x-total-time")
+
+
+def measure(url: str, model_dir: Path, n: int, text: str, spinning: bool = False) -> dict[str, Any]:
+    """Alternate in-process and HTTP calls; p50/p99 (ms) of both, ratio, overhead, where the time went."""
+    local = InProcess(model_dir, spinning)
     body = json.dumps({"inputs": text}).encode()
-    headers = {"Content-Type": "application/json"}
+    lean = Lean(url)
     inproc: list[float] = []
-    http: list[float] = []
+    served_ms: list[float] = []
+    floor: list[float] = []
+    via_httpx: list[float] = []
+    server: dict[str, list[float]] = {h: [] for h in HEADERS}
     with httpx.Client(base_url=url, timeout=30) as client:
-        for _ in range(20):  # warm both: first runs allocate
+        for _ in range(20):  # warm everything: first runs allocate
             local.embed(text)
-            client.post("/embed", content=body, headers=headers).raise_for_status()
+            assert lean.request("POST", "/embed", body)[0] == 200
+            lean.request("GET", "/v1/models")
+            client.post("/embed", content=body, headers={"Content-Type": "application/json"}).raise_for_status()
         for _ in range(n):
             t0 = time.perf_counter()
             ref = local.embed(text)
             inproc.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            res = client.post("/embed", content=body, headers=headers)
-            http.append(time.perf_counter() - t0)
-            res.raise_for_status()
-        served = np.asarray(res.json()[0])
+            status, headers, payload = lean.request("POST", "/embed", body)
+            served_ms.append(time.perf_counter() - t0)
+            assert status == 200, payload
+            for h in HEADERS:
+                server[h].append(float(headers[h]) / 1000)
+            t0 = time.perf_counter()
+            lean.request("GET", "/v1/models")
+            floor.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            client.post("/embed", content=body, headers={"Content-Type": "application/json"}).raise_for_status()
+            via_httpx.append(time.perf_counter() - t0)
+        served = np.asarray(json.loads(payload)[0])
+    lean.close()
     cosine = float(served @ ref / (np.linalg.norm(served) * np.linalg.norm(ref)))
     result = {
         "text_chars": len(text),
         "requests": n,
         "in_process_p50_ms": round(percentile(inproc, 50), 3),
         "in_process_p99_ms": round(percentile(inproc, 99), 3),
-        "http_p50_ms": round(percentile(http, 50), 3),
-        "http_p99_ms": round(percentile(http, 99), 3),
+        "http_p50_ms": round(percentile(served_ms, 50), 3),
+        "http_p99_ms": round(percentile(served_ms, 99), 3),
+        "httpx_p50_ms": round(percentile(via_httpx, 50), 3),
+        "no_inference_route_p50_ms": round(percentile(floor, 50), 3),
+        **{
+            f"server_{h.removeprefix('x-').replace('-', '_')}_p50_ms": round(percentile(server[h], 50), 3)
+            for h in HEADERS
+        },
         "cosine": round(cosine, 6),
     }
     result["ratio_p50"] = round(result["http_p50_ms"] / result["in_process_p50_ms"], 3)
+    result["overhead_p50_ms"] = round(result["http_p50_ms"] - result["in_process_p50_ms"], 3)
     return result
 
 
@@ -95,13 +144,18 @@ def report(result: dict[str, Any]) -> None:
         f"  single short text ({result['text_chars']} chars, {result['requests']} requests, alternating): "
         f"in-process p50 {result['in_process_p50_ms']:.2f} ms (p99 {result['in_process_p99_ms']:.2f}), "
         f"HTTP /embed p50 {result['http_p50_ms']:.2f} ms (p99 {result['http_p99_ms']:.2f}), "
-        f"ratio {result['ratio_p50']:.2f}x, cosine {result['cosine']:.6f}",
+        f"overhead {result['overhead_p50_ms']:.2f} ms, ratio {result['ratio_p50']:.2f}x, "
+        f"cosine {result['cosine']:.6f}\n"
+        f"  where it went (p50 ms): GET /v1/models (no inference) {result['no_inference_route_p50_ms']:.2f}; "
+        f"server tokenisation {result['server_tokenization_time_p50_ms']:.2f}, queue "
+        f"{result['server_queue_time_p50_ms']:.2f}, inference {result['server_inference_time_p50_ms']:.2f}, "
+        f"total {result['server_total_time_p50_ms']:.2f}; the same /embed through httpx {result['httpx_p50_ms']:.2f}",
         flush=True,
     )
 
 
-def main_result(models_dir: Path, n: int, text: str = TEXT) -> dict[str, Any]:
-    """Start `ml-api serve` on the default models, measure, stop it."""
+def main_result(models_dir: Path, n: int, text: str = TEXT, **settings: str) -> dict[str, Any]:
+    """Start `ml-api serve` on the default models (plus `settings`, e.g. ORT_ALLOW_SPINNING), measure, stop it."""
     model_dir = models_dir / "all-MiniLM-L6-v2"
     port = free_port()
     env = {
@@ -113,12 +167,14 @@ def main_result(models_dir: Path, n: int, text: str = TEXT) -> dict[str, Any]:
         "RERANK_MODEL": str(models_dir / "minilm-l6-crossencoder-test"),
         "LOG_LEVEL": "WARNING",
         "HF_HUB_OFFLINE": "1",
+        **settings,
     }
     log = REPO / ".bench" / "latency-ml-api.log"
     log.parent.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "ml_api", "serve"]
     with serve(cmd, env, log, url=f"http://127.0.0.1:{port}", name="ml-api") as service:
-        return measure(service.url, model_dir, n, text)
+        spinning = settings.get("ORT_ALLOW_SPINNING", "false").lower() in ("1", "true", "yes", "on")
+        return measure(service.url, model_dir, n, text, spinning)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,10 +182,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
     parser.add_argument("--n", type=int, default=300, help="timed requests of each kind")
     parser.add_argument("--text", default=TEXT)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server setting, e.g. ORT_ALLOW_SPINNING=false",
+    )
     args = parser.parse_args(argv)
-    result = main_result(args.models_dir, args.n, args.text)
+    settings = dict(s.split("=", 1) for s in args.set)
+    result = main_result(args.models_dir, args.n, args.text, **settings)
     report(result)
-    print(json.dumps(result))
+    print(json.dumps({**result, "settings": settings}))
     return 0
 
 

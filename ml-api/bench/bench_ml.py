@@ -811,7 +811,11 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in summary.items():
         print(f"ratio  {key}: {value:.2f}x")
     if "latency" in report:
-        print(f"ratio  single short text /embed p50, HTTP / in-process: {report['latency']['ratio_p50']:.2f}x")
+        lat = report["latency"]
+        print(
+            f"ratio  single short text /embed p50, HTTP / in-process: {lat['ratio_p50']:.2f}x "
+            f"(overhead {lat['overhead_p50_ms']:.2f} ms)"
+        )
     for key, value in errors.items():
         print(f"error  {key}: {value.splitlines()[0]}")
     report.update(

@@ -15,7 +15,9 @@ round) and the ratios are medians of per-round ratios: load from anything else h
 
 - `rerank`: FlagReranker.compute_score (torch fp32, the reference), the same torch model through ml-api's
   own tokenisation and batching, and `ml-api models add-reranker --onnx` exports (fp32, `--quantize int8`)
-  on ONNX Runtime: pairs/s and agreement (max |logit diff|, rank and top-1 agreement) on SciFact pairs.
+  on ONNX Runtime: pairs/s and agreement (max |logit diff|, rank and top-1 agreement) on SciFact pairs; then
+  the same requests (one per claim) through one `ml-api serve` serving all three as RERANK_MODELS, from
+  --service-clients concurrent clients (what the service's users get, batching and threads included).
 
     ml-api/.venv/bin/python ml-api/bench/bench_models.py embed [--n-texts 256] [--rounds 3] [--work-dir DIR]
     ml-api/.venv/bin/python ml-api/bench/bench_models.py rerank [--queries 8] [--rounds 3] [--work-dir DIR]
@@ -176,8 +178,8 @@ def compare_rerankers(args: argparse.Namespace) -> dict[str, Any]:
     from FlagEmbedding import FlagReranker
 
     from ml_api.onnx_reranker import OnnxReranker
-    from ml_api.reranking import Reranker
     from ml_api.tools.export_reranker import CPU, export_reranker, rank_agreement
+    from ml_api.torch_reranker import Reranker
 
     source = args.source or str(REPO / "models" / "minilm-l6-crossencoder-test")
     data = shared_dir() / "data" / "scifact"
@@ -250,7 +252,79 @@ def compare_rerankers(args: argparse.Namespace) -> dict[str, Any]:
     print("ratio (vs torch): median over rounds of pairs/s over FlagReranker's (the torch path's) in the same round;")
     print("diff: logits against compute_score; rank agr: same-claim abstract pairs ordered alike; top-1: claims with")
     print("the same best abstract")
-    return {"source": source, "pairs": len(pairs), "rounds": args.rounds, "batch_size": args.batch_size, "rows": rows}
+    service = through_service(source, dirs, queries, texts, args) if args.service_clients else None
+    return {
+        "source": source,
+        "pairs": len(pairs),
+        "rounds": args.rounds,
+        "batch_size": args.batch_size,
+        "rows": rows,
+        "service": service,
+    }
+
+
+def through_service(
+    source: str, dirs: dict[str, Path], queries: list[str], texts: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The same rerank requests through one `ml-api serve` that serves all three backends (RERANK_MODELS).
+
+    One request per claim (its --texts-per-query abstracts) from --service-clients concurrent clients, to
+    `/rerank?model=<backend>`; the backends take turns, rotated each round, so load hits them alike.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    from devharness import free_port, serve
+
+    served = {"torch": Path(source), **{label.replace(" ", "-"): path for label, path in dirs.items()}}
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "DEVICE": "cpu",
+        "EMBED_MODEL": str(REPO / "models" / "all-MiniLM-L6-v2"),
+        "RERANK_MODELS": ",".join(f"{name}={path}" for name, path in served.items()),
+        "LOG_LEVEL": "WARNING",
+        "HF_HUB_OFFLINE": "1",
+    }
+    n = args.texts_per_query
+    bodies = [{"query": q, "texts": texts[i * n : (i + 1) * n], "raw_scores": True} for i, q in enumerate(queries)]
+    log = REPO / ".bench" / "rerank-service.log"
+    log.parent.mkdir(exist_ok=True)
+    samples: dict[str, list[float]] = {name: [] for name in served}
+    with serve(
+        [sys.executable, "-m", "ml_api", "serve"], env, log, url=f"http://127.0.0.1:{port}", name="ml-api"
+    ) as srv:
+        with httpx.Client(base_url=srv.url, timeout=600) as client, ThreadPoolExecutor(args.service_clients) as pool:
+
+            def run(name: str) -> float:
+                t0 = time.perf_counter()
+                for res in pool.map(lambda b: client.post("/rerank", params={"model": name}, json=b), bodies):
+                    res.raise_for_status()
+                return len(bodies) * n / (time.perf_counter() - t0)
+
+            for name in served:  # warm-up
+                run(name)
+            names = list(served)
+            for r in range(args.rounds):
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    samples[name].append(run(name))
+    rows = {
+        name: {
+            "pairs_per_s": round(statistics.median(runs), 2),
+            "vs_torch": round(statistics.median(a / b for a, b in zip(runs, samples["torch"], strict=True)), 3),
+            "rounds": [round(x, 2) for x in runs],
+        }
+        for name, runs in samples.items()
+    }
+    print(
+        f"\nthrough the service: {len(bodies)} requests of {n} texts, {args.service_clients} clients, "
+        f"{args.rounds} rounds"
+    )
+    for name, row in rows.items():
+        print(f"{name:<28}{row['pairs_per_s']:>9.2f} pairs/s{row['vs_torch']:>8.2f}x torch")
+    return {"requests": len(bodies), "texts": n, "clients": args.service_clients, "rows": rows}
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
@@ -284,6 +358,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     rerank.add_argument("--queries", type=int, default=8, help="SciFact claims (default %(default)s)")
     rerank.add_argument("--texts-per-query", type=int, default=20, help="abstracts per claim (default %(default)s)")
     rerank.add_argument("--batch-size", type=int, default=32, help="pairs per forward (default %(default)s)")
+    rerank.add_argument(
+        "--service-clients", type=int, default=8, help="also through one ml-api serving all three (0: skip)"
+    )
     rerank.set_defaults(func=compare_rerankers)
     for parser in (embed, rerank):
         parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")

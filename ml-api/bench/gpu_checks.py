@@ -105,7 +105,7 @@ def plan(device: str, fp16: bool, providers: list[str] | None = None) -> Any:
 
 def check_reranker(path: Path, device: str, seconds: float, sizes: Sizes = Sizes()) -> Check:
     """ml-api's reranker on `device` (fp16 on CUDA) against fp32 on CPU, and against FlagReranker's own call."""
-    from ml_api.reranking import Reranker
+    from ml_api.torch_reranker import Reranker
 
     name = f"reranker[{device}{' fp16' if device == 'cuda' else ''}]"
     queries, _, pairs = rerank_pairs(sizes.docs_per_query, sizes.max_words)
@@ -226,7 +226,7 @@ def check_serve(
     from devharness import free_port, serve
 
     from ml_api.embedding import Embedder, normalize_rows
-    from ml_api.reranking import Reranker
+    from ml_api.torch_reranker import Reranker
 
     name = f"serve[{device}]"
     texts = corpus(32, seed=2, max_words=sizes.max_words)

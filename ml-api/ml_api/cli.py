@@ -6,7 +6,37 @@ import argparse
 import sys
 from pathlib import Path
 
-from ml_api.core.config import get_settings
+from ml_api.core.config import Settings, get_settings
+
+
+def _export_pending(settings: Settings) -> None:
+    """Export any EMBED_MODEL(S) checkpoint or hub id never exported, before the runtime starts.
+
+    The only place `serve` reaches the tooling (torch.onnx, the hub client), and only when there is work for it:
+    the runtime (app, engine, loaders) never imports `ml_api.tools`.
+    """
+    from ml_api.args import EngineArgs
+    from ml_api.errors import ModelError
+    from ml_api.registry import export_target, read_manifest, require_torch
+
+    try:
+        args = EngineArgs.from_settings(settings)
+        pending = []
+        for _, spec in args.embed_models:
+            target = export_target(spec, args.models_dir)
+            if target is not None and not read_manifest(target[0]):
+                pending.append((spec, *target))
+    except ModelError as exc:
+        raise SystemExit(f"ml-api startup failed: {exc}") from None
+    for spec, out, name in pending:
+        try:
+            require_torch("EMBED_MODEL", spec, f"ml-api models export {spec} --out DIR")
+            from ml_api.tools.export import export_embedder  # tooling: only for a checkpoint never exported
+
+            print(f"ml-api: exporting {spec} to ONNX in {out} (first start)", file=sys.stderr)
+            export_embedder(spec, out, name=name)
+        except ModelError as exc:
+            raise SystemExit(f"ml-api startup failed: {exc}") from None
 
 
 def _serve(_: argparse.Namespace) -> int:
@@ -15,6 +45,7 @@ def _serve(_: argparse.Namespace) -> int:
     from ml_api.api.app import create_app
 
     settings = get_settings()
+    _export_pending(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -70,3 +70,26 @@ def detect(requested: str, fp16: bool) -> DevicePlan:
     import torch
 
     return plan_device(requested, providers, torch.cuda.is_available(), fp16)
+
+
+def free_memory_mb(device: str) -> tuple[float, str] | None:
+    """The memory models may still take, and where that figure comes from; None when it cannot be read.
+
+    CPU: the kernel's MemAvailable. CUDA: torch's `mem_get_info` where torch is installed (the slim variant
+    cannot ask, so it relies on MODELS_MAX_MEMORY_MB).
+    """
+    if device == "cuda":
+        if not torch_available():
+            return None
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(0)
+        return free / 2**20, "the GPU's free memory"
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024, "the machine's available memory (MemAvailable)"
+    except OSError:
+        return None
+    return None

@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from ml_api.device import DevicePlan
-from ml_api.errors import DeviceUnavailable, InputTooLong, InvalidInput, ModelError, Unsupported
-from ml_api.registry import ONNX_FILE, POOLED, TOKENS, read_manifest
+from ml_api.errors import InputTooLong, InvalidInput, ModelError, Unsupported
+from ml_api.registry import ONNX_FILE, POOLED, TOKENS, dtype, read_manifest
+from ml_api.session import DEFAULT_THREADS, Threads, open_session, pad_batch
 from ml_api.truncation import Direction, compactor, encode_all
 
 log = logging.getLogger("ml_api.embedding")
-
-# Requests are already tokenised concurrently on threads; tokenizers' own rayon pool on top of that only
-# fights the inference threads for cores (measured: +5% embed throughput on 2 cores with it off).
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def is_oom(exc: BaseException) -> bool:
-    """ONNX Runtime reports allocation failures only in the message text."""
-    text = str(exc).lower()
-    return "out of memory" in text or "failed to allocate memory" in text or "cudaerrormemoryallocation" in text
 
 
 def load_tokenizers(path: Path, max_length: int) -> tuple[Tokenizer, dict[str, Tokenizer], int]:
@@ -53,45 +42,8 @@ def load_tokenizers(path: Path, max_length: int) -> tuple[Tokenizer, dict[str, T
     return base, sides, pad_id
 
 
-def open_session(
-    file: Path, plan: DevicePlan, intra_op_threads: int = 0, model: bytes | None = None
-) -> ort.InferenceSession:
-    """An ONNX Runtime session on the planned providers (both ONNX models, embedder and reranker, use it).
-
-    `model` is the graph's bytes when the caller changed it in memory (fp16 on CUDA); `file` then names it.
-    """
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if intra_op_threads:
-        options.intra_op_num_threads = intra_op_threads
-    # Spinning worker threads would burn the cores the HTTP side needs between batches.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    providers: list = []
-    for name in plan.ort_providers:
-        if name == "CUDAExecutionProvider":
-            providers.append(
-                (
-                    name,
-                    {
-                        "device_id": 0,
-                        "arena_extend_strategy": "kSameAsRequested",
-                        "cudnn_conv_algo_search": "HEURISTIC",
-                    },
-                )
-            )
-        else:
-            providers.append(name)
-    try:
-        session = ort.InferenceSession(str(file) if model is None else model, options, providers=providers)
-    except Exception as exc:
-        raise ModelError(f"onnxruntime cannot load {file}: {exc}") from exc
-    if plan.device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
-        raise DeviceUnavailable(f"CUDA was planned but onnxruntime fell back to {session.get_providers()}")
-    return session
-
-
 class Embedder:
-    def __init__(self, path: Path, plan: DevicePlan, intra_op_threads: int = 0) -> None:
+    def __init__(self, path: Path, plan: DevicePlan, threads: Threads = DEFAULT_THREADS) -> None:
         manifest = read_manifest(path)
         if not manifest or manifest.get("kind") != "embedding":
             raise ModelError(f"{path} is not an embedding model made by `ml-api models export` (no manifest.json)")
@@ -106,12 +58,30 @@ class Embedder:
         self._compact = compactor(self._untruncated)
         self.vocab_size: int = self._untruncated.get_vocab_size(with_added_tokens=True)
 
-        self.session = open_session(path / manifest.get("file", ONNX_FILE), plan, intra_op_threads)
+        self.session = open_session(path / manifest.get("file", ONNX_FILE), plan, threads)
         self.providers: list[str] = self.session.get_providers()
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         outputs = [o.name for o in self.session.get_outputs()]
         self._pooled = POOLED if POOLED in outputs else outputs[0]
         self.has_token_embeddings = TOKENS in outputs
+        self.manifest = manifest
+
+    def describe(self) -> dict:
+        """/info's and /v1/models' facts, from the manifest the export wrote and the session that loaded it."""
+        return {
+            "path": str(self.path),
+            "source_name": self.name,
+            "dimension": self.dimension,
+            "max_length": self.max_length,
+            "pooling": self.pooling,
+            "dtype": dtype(self.manifest),
+            "quantization": self.manifest.get("quantization"),
+            "graph_fusion": bool((self.manifest.get("graph_fusion") or {}).get("applied")),
+            "backend": "onnx",
+            "device": self.device,
+            "providers": self.providers,
+            "token_embeddings": self.has_token_embeddings,
+        }
 
     def tokenize(self, texts: list[str], truncate: bool = True, direction: Direction = "right") -> list[np.ndarray]:
         """Token ids with special tokens; a long text is read only as far as truncation needs (`truncation`)."""
@@ -201,17 +171,6 @@ class Embedder:
             )
         hidden = self.session.run([TOKENS], self._feeds(batch))[0].astype(np.float32, copy=False)
         return [hidden[i, : len(row)] for i, row in enumerate(batch)]
-
-
-def pad_batch(rows: list[np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad token rows to the longest; returns (ids, attention mask), both int64."""
-    longest = max(len(r) for r in rows)
-    ids = np.full((len(rows), longest), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), longest), dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    return ids, mask
 
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:

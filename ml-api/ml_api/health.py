@@ -48,17 +48,29 @@ class Readiness:
         self.engine = engine
         self._check: asyncio.Task[None] | None = None
 
+    def _models(self) -> dict[str, tuple[str, str, Any]]:
+        """label -> (kind, served name, slot): the default model of a kind under the kind's name, as in metrics."""
+        out: dict[str, tuple[str, str, Any]] = {}
+        for kind, slots in (("embed", self.engine.embedders), ("rerank", self.engine.rerankers)):
+            for n, (name, slot) in enumerate(slots.items()):
+                out[kind if n == 0 else f"{kind}:{name}"] = (kind, name, slot)
+        return out
+
     async def ready(self) -> dict[str, str]:
-        """{"embed": how, "rerank": how} where how is "recent batch" or "forward pass"; Unhealthy otherwise."""
+        """{"embed": how, "rerank": how, ...} where how is "recent batch" or "forward pass"; Unhealthy otherwise."""
         liveness(self.engine)
         now = time.perf_counter()
-        models = {"embed": self.engine.embed_batcher, "rerank": self.engine.rerank_batcher}
-        stale = [name for name, b in models.items() if b.last_success is None or now - b.last_success > RECENT_S]
+        models = self._models()
+        stale = [
+            label
+            for label, (_, _, slot) in models.items()
+            if slot.batcher.last_success is None or now - slot.batcher.last_success > RECENT_S
+        ]
         if stale:
             if self._check is None or self._check.done():
                 self._check = asyncio.ensure_future(self._forward(tuple(stale)))
             await asyncio.shield(self._check)
-        return {name: "forward pass" if name in stale else "recent batch" for name in models}
+        return {label: "forward pass" if label in stale else "recent batch" for label in models}
 
     async def _forward(self, stale: tuple[str, ...]) -> None:
         engine = self.engine
@@ -75,12 +87,14 @@ class Readiness:
             engine.release()
 
     async def _run(self, stale: tuple[str, ...]) -> None:
-        engine = self.engine
-        if "embed" in stale:
-            vec = await engine.embed(["health check"])
-            if vec.shape != (1, engine.embedder.dimension) or not np.isfinite(vec).all():
-                raise Unhealthy(f"embedder returned {vec.shape} or non-finite values")
-        if "rerank" in stale:
-            scored = await engine.rerank("health", ["check"], raw_scores=True)
-            if len(scored) != 1 or not math.isfinite(scored[0].score):
-                raise Unhealthy("reranker returned a non-finite score")
+        engine, models = self.engine, self._models()
+        for label in stale:
+            kind, name, slot = models[label]
+            if kind == "embed":
+                vec = await engine.embed(["health check"], model=name)
+                if vec.shape != (1, slot.model.dimension) or not np.isfinite(vec).all():
+                    raise Unhealthy(f"embedder {name} returned {vec.shape} or non-finite values")
+            else:
+                scored = await engine.rerank("health", ["check"], model=name, raw_scores=True)
+                if len(scored) != 1 or not math.isfinite(scored[0].score):
+                    raise Unhealthy(f"reranker {name} returned a non-finite score")

@@ -15,10 +15,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from ml_api.device import DevicePlan
-from ml_api.embedding import open_session
 from ml_api.errors import ModelError
 from ml_api.registry import ONNX_FILE, read_manifest
 from ml_api.reranking import CrossEncoder, Pair, PairTokenizer
+from ml_api.session import DEFAULT_THREADS, Threads, open_session
 
 log = logging.getLogger("ml_api.onnx_reranker")
 
@@ -36,11 +36,12 @@ def to_fp16(file: Path) -> bytes:
 class OnnxReranker(CrossEncoder):
     backend = "onnx"
 
-    def __init__(self, path: Path, plan: DevicePlan, max_length: int = 512, intra_op_threads: int = 0) -> None:
+    def __init__(self, path: Path, plan: DevicePlan, max_length: int = 512, threads: Threads = DEFAULT_THREADS) -> None:
         manifest = read_manifest(path)
         if not manifest or manifest.get("kind") != "reranker" or manifest.get("format") != "onnx":
             raise ModelError(f"{path} is not an ONNX reranker made by `ml-api models add-reranker --onnx`")
         self.path = path
+        self.manifest = manifest
         self.name = manifest.get("name") or path.name
         self.precision: str = manifest.get("precision", "fp32")
         file = path / manifest.get("file", ONNX_FILE)
@@ -58,7 +59,7 @@ class OnnxReranker(CrossEncoder):
         )
         self.fp16 = plan.device == "cuda" and plan.rerank_fp16 and self.precision == "fp32"
         model = to_fp16(file) if self.fp16 else None
-        self.session = open_session(file, plan, intra_op_threads, model)
+        self.session = open_session(file, plan, threads, model)
         self.providers: list[str] = self.session.get_providers()
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         log.info(

@@ -2,21 +2,18 @@
 
 Everything the service loads goes through a directory with a `manifest.json`, so it never has to guess
 pooling, dimension or maximum length at request time. Writing those directories is tooling
-(`ml_api.tools`); serving reaches the exporter only when EMBED_MODEL names a checkpoint or hub id that was
-never exported, and imports it only then, so a normal start never loads torch.onnx.
+(`ml_api.tools`), which this module never imports: `export_target` tells `ml-api serve` that a checkpoint or
+hub id still needs exporting, and the command runs the exporter before the runtime starts.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 from ml_api.errors import ModelError
-
-log = logging.getLogger("ml_api.registry")
 
 MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"
@@ -24,6 +21,17 @@ ONNX_FILE = "model.onnx"
 # variant serves in place of the checkpoint, so one RERANK_MODEL fits both variants.
 ONNX_TWIN = "onnx"
 POOLED, TOKENS = "sentence_embedding", "token_embeddings"  # the embedder graph's outputs (/embed, /embed_all)
+
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "int8": "int8"}  # manifest precision -> TEI's model_dtype words
+
+
+def dtype(manifest: dict[str, Any] | None, fp16: bool = False) -> str:
+    """The weights' type as served: the export's precision, float16 where it was converted at load."""
+    if fp16:
+        return "float16"
+    precision = (manifest or {}).get("precision") or "fp32"
+    return DTYPES.get(precision, precision)
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
@@ -70,43 +78,41 @@ def require_torch(setting: str, spec: str, export: str) -> None:
     )
 
 
-def _export(source: str, out: Path, name: str | None = None) -> None:
-    require_torch("EMBED_MODEL", source, f"ml-api models export {source} --out DIR")
-    from ml_api.tools.export import export_embedder  # tooling: only for a checkpoint never exported
+def export_target(spec: str, models_dir: Path) -> tuple[Path, str | None] | None:
+    """Where an embedder spec that is not yet an ONNX export would be exported to (and under which name).
 
-    export_embedder(source, out, name=name)
-
-
-def resolve_embedder(spec: str, models_dir: Path) -> Path:
-    """Return a directory holding model.onnx + manifest, exporting a checkpoint or hub id when needed."""
+    None when `spec` is already an exported directory. Only `ml-api serve` acts on it, through the tooling,
+    before the runtime starts: the runtime itself never exports (nor imports the exporter).
+    """
     path = Path(spec).expanduser()
     if path.is_dir():
         manifest = read_manifest(path)
         if manifest and manifest.get("kind") == "embedding":
-            if not (path / manifest.get("file", ONNX_FILE)).is_file():
-                raise ModelError(
-                    f"{path} has a manifest but no {manifest.get('file', ONNX_FILE)}; re-run `ml-api models export`"
-                )
-            return path
-        target = models_dir / path.name
-        if read_manifest(target):
-            return target
-        log.warning(
-            "EMBED_MODEL is a raw checkpoint; exporting to ONNX",
-            extra={"fields": {"src": str(path), "out": str(target)}},
-        )
-        _export(str(path), target)
-        return target
+            return None
+        return models_dir / path.name, None
     if spec.startswith((".", "/")) or "models/" in spec or spec.count("/") != 1:
         raise ModelError(
             f"EMBED_MODEL={spec!r} does not exist. Run `make models` (or `ml-api models prepare`) to create the "
             "default, or point EMBED_MODEL at a directory made by `ml-api models export`."
         )
-    target = models_dir / spec.replace("/", "__")
-    if read_manifest(target):
-        return target
-    _export(spec, target, name=spec)
-    return target
+    return models_dir / spec.replace("/", "__"), spec
+
+
+def resolve_embedder(spec: str, models_dir: Path) -> Path:
+    """The directory holding model.onnx + manifest that serves `spec` (a raw checkpoint's earlier export)."""
+    target = export_target(spec, models_dir)
+    path = Path(spec).expanduser() if target is None else target[0]
+    manifest = read_manifest(path) if path.is_dir() else None
+    if not manifest:
+        raise ModelError(
+            f"EMBED_MODEL={spec!r} is a checkpoint that was never exported to ONNX: `ml-api serve` exports it at "
+            f"start, or run `ml-api models export {spec} --out {path}`"
+        )
+    if not (path / manifest.get("file", ONNX_FILE)).is_file():
+        raise ModelError(
+            f"{path} has a manifest but no {manifest.get('file', ONNX_FILE)}; re-run `ml-api models export`"
+        )
+    return path
 
 
 def resolve_reranker(spec: str) -> Path:

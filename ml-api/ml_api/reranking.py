@@ -1,11 +1,11 @@
-"""The cross-encoder: FlagReranker's tokenisation, fed by our batcher, on torch or on ONNX Runtime.
+"""The cross-encoder's shared half: FlagReranker's tokenisation and the base both scoring backends extend.
 
 FlagReranker.compute_score batches only within one call; to batch across clients we reproduce its
 tokenisation (query cut to 3/4 of max_length, passage cut, pair cut 'only_second') with the fast
-tokenizer (`PairTokenizer`) and call the model directly. Two backends share it, so their scores can differ
-only in the forward pass: `Reranker` (FlagEmbedding's model on torch, the default for a Hugging Face
-checkpoint) and `ml_api.onnx_reranker.OnnxReranker` (a directory made by `ml-api models add-reranker
---onnx`). Scores match compute_score (tested). Only the torch backend imports torch, and only when built.
+tokenizer (`PairTokenizer`) and call the model directly. Two backends extend `CrossEncoder`, so their scores
+can differ only in the forward pass: `ml_api.torch_reranker.Reranker` (FlagEmbedding's model on torch) and
+`ml_api.onnx_reranker.OnnxReranker` (a directory made by `ml-api models add-reranker --onnx`). Neither is
+imported here; `ml_api.loading` picks one.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from ml_api.device import DevicePlan
-from ml_api.embedding import is_oom, pad_batch
-from ml_api.errors import InputTooLong, ModelError
-from ml_api.registry import read_manifest
+from ml_api.errors import InputTooLong
+from ml_api.registry import dtype
+from ml_api.session import is_oom, pad_batch
 from ml_api.truncation import compactor, encode_all
 
 log = logging.getLogger("ml_api.reranking")
@@ -135,9 +134,26 @@ class CrossEncoder:
     ) -> list[Pair]:
         return self.pairs.tokenize(query, texts, truncate, max_doc_tokens)
 
+    providers: list[str]
+    manifest: dict
+
     def forward(self, batch: list[Pair]) -> list[float]:
         """Raw logits, one per pair."""
         raise NotImplementedError
+
+    def describe(self) -> dict:
+        """/info's and /v1/models' facts about the served cross-encoder."""
+        return {
+            "path": str(self.path),
+            "source_name": self.name,
+            "max_length": self.max_length,
+            "dtype": dtype(self.manifest, self.fp16),
+            "quantization": self.manifest.get("quantization"),
+            "backend": self.backend,
+            "device": self.device,
+            "providers": self.providers,
+            "fp16": self.fp16,
+        }
 
     def is_oom(self, exc: BaseException) -> bool:
         return is_oom(exc)
@@ -155,70 +171,3 @@ class CrossEncoder:
             chunk = order[start : start + batch_size]
             logits[chunk] = self.forward([items[i] for i in chunk])
         return logits
-
-
-class Reranker(CrossEncoder):
-    """FlagEmbedding's model on torch (fp16 on CUDA): the backend for a Hugging Face checkpoint."""
-
-    backend = "flagembedding"
-
-    def __init__(self, path: Path, plan: DevicePlan, max_length: int = 512) -> None:
-        import torch
-        import transformers
-        from FlagEmbedding import FlagReranker
-
-        transformers.utils.logging.disable_progress_bar()  # no tqdm bars in JSON logs
-
-        manifest = read_manifest(path) or {}
-        self.path = path
-        self.name = manifest.get("name") or path.name
-        self.device = plan.device
-        self.fp16 = plan.rerank_fp16 and plan.device == "cuda"
-        try:
-            self.flag = FlagReranker(
-                str(path),
-                use_fp16=self.fp16,
-                devices=["cuda:0"] if plan.device == "cuda" else "cpu",
-                max_length=max_length,
-                normalize=False,
-            )
-        except Exception as exc:
-            raise ModelError(f"FlagReranker cannot load {path}: {exc}") from exc
-        self._torch = torch
-        model = self.flag.model
-        if self.fp16:
-            model = model.half()
-        self.model = model.to("cuda:0" if plan.device == "cuda" else "cpu").eval()
-        hf_tok = self.flag.tokenizer
-        if not getattr(hf_tok, "is_fast", False):
-            raise ModelError(f"{path} has no fast tokenizer (tokenizer.json)")
-        self.pairs = PairTokenizer(
-            hf_tok.backend_tokenizer,
-            positions_limit(self.model.config.to_dict(), max_length),
-            int(hf_tok.pad_token_id or 0),
-            "token_type_ids" in hf_tok.model_input_names,
-        )
-
-    def forward(self, batch: list[Pair]) -> list[float]:
-        torch = self._torch
-        device = self.model.device
-        inputs = {k: torch.from_numpy(v).to(device) for k, v in self.pairs.feeds(batch).items()}
-        with torch.inference_mode():
-            logits = self.model(**inputs, return_dict=True).logits.view(-1).float()
-        return logits.cpu().numpy().tolist()
-
-    def is_oom(self, exc: BaseException) -> bool:
-        if isinstance(exc, self._torch.cuda.OutOfMemoryError):
-            self._torch.cuda.empty_cache()
-            return True
-        return is_oom(exc)
-
-
-def load_reranker(path: Path, plan: DevicePlan, max_length: int = 512, intra_op_threads: int = 0) -> CrossEncoder:
-    """ONNX Runtime for a directory whose manifest says format "onnx", FlagReranker for any other checkpoint."""
-    manifest = read_manifest(path) or {}
-    if manifest.get("format") == "onnx":
-        from ml_api.onnx_reranker import OnnxReranker  # it imports this module: loaded only when chosen
-
-        return OnnxReranker(path, plan, max_length, intra_op_threads)
-    return Reranker(path, plan, max_length)

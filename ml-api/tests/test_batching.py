@@ -53,7 +53,7 @@ class RecordingModel:
 
 
 def _batcher(model: RecordingModel, **kw: int) -> Batcher:
-    from ml_api.embedding import is_oom
+    from ml_api.session import is_oom
 
     opts = {"max_batch_tokens": 1000, "max_batch_size": 64, "padding_split_tokens": 10_000, **kw}
     return Batcher("test", model, is_oom=is_oom, **opts)

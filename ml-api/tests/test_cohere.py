@@ -15,8 +15,8 @@ from sentence_transformers.util.quantization import quantize_embeddings
 from tokenizers import Tokenizer
 
 from ml_api.device import detect
+from ml_api.embedding_types import by_type, to_base64, to_binary, to_int8, to_ubinary, to_uint8
 from ml_api.errors import InvalidInput
-from ml_api.quantization import by_type, to_base64, to_binary, to_int8, to_ubinary, to_uint8
 
 QUERY = "what is a giant panda?"
 DOCS = [
@@ -149,7 +149,7 @@ def test_v2_rerank_max_tokens_per_doc_cuts_the_document_alone(co2, http) -> None
 def test_reranker_caps_documents_alone_in_both_modes() -> None:
     """Reranker.tokenize(max_doc_tokens=N): each pair is the query with the document's first N tokens, whether
     truncating or not, and a capped 9 MB document is read only as far as the cap needs."""
-    from ml_api.reranking import Reranker
+    from ml_api.torch_reranker import Reranker
 
     reranker = Reranker(RERANK_DIR, detect("cpu", False))
     cap, huge = 12, LONG * 4000  # 9 MB: reading it all would take seconds (about 1 µs a character)

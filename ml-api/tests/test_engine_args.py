@@ -11,6 +11,7 @@ import pytest
 from ml_api.args import EngineArgs
 from ml_api.core.config import Settings
 from ml_api.engine import Ranked, rank
+from ml_api.errors import ModelError
 
 
 def test_from_settings_takes_only_the_engine_share() -> None:
@@ -26,11 +27,32 @@ def test_from_settings_takes_only_the_engine_share() -> None:
     )
     args = EngineArgs.from_settings(settings)
     assert args.models_dir == Path("/srv/models")
-    assert (args.embed_model, args.rerank_model, args.max_batch_tokens) == ("models/e", "models/r", 2048)
+    # EMBED_MODEL / RERANK_MODEL are the one-model case of EMBED_MODELS / RERANK_MODELS (name: the manifest's)
+    assert (args.embed_models, args.rerank_models, args.max_batch_tokens) == (
+        ((None, "models/e"),),
+        ((None, "models/r"),),
+        2048,
+    )
     assert args.max_client_batch_size == 64 and args.max_concurrent_requests == settings.max_concurrent_requests
     assert not hasattr(args, "api_key") and not hasattr(args, "port")  # HTTP concerns stay at the edge
     with pytest.raises(dataclasses.FrozenInstanceError):
         args.max_batch_size = 1  # type: ignore[misc]
+
+
+def test_several_models_are_name_path_pairs_in_order() -> None:
+    settings = Settings(
+        _env_file=None,
+        embed_model="models/ignored",
+        embed_model_name="ignored",
+        embed_models=" exact = models/fp32 , fast=models/int8,",
+        rerank_models="judge=models/r",
+    )
+    args = EngineArgs.from_settings(settings)
+    assert args.embed_models == (("exact", "models/fp32"), ("fast", "models/int8"))  # the first is the default
+    assert args.rerank_models == (("judge", "models/r"),)
+    for bad, why in (("a=models/x,models/y", "not a name=path pair"), ("a=x,a=y", "given twice"), (",", "no model")):
+        with pytest.raises(ModelError, match=why):
+            EngineArgs.from_settings(Settings(_env_file=None, embed_models=bad))
 
 
 def test_every_engine_arg_is_a_setting() -> None:

@@ -22,10 +22,11 @@ from test_models_tool import _cli
 
 from ml_api.device import DevicePlan
 from ml_api.errors import DeviceUnavailable, ModelError
+from ml_api.loading import load_reranker
 from ml_api.onnx_reranker import OnnxReranker, to_fp16
 from ml_api.registry import resolve_reranker
-from ml_api.reranking import Reranker, load_reranker
 from ml_api.tools.export_reranker import rank_agreement
+from ml_api.torch_reranker import Reranker
 
 CPU = DevicePlan("cpu", ["CPUExecutionProvider"], False, "test")
 BAMBOO = "Pandas eat bamboo. " * 200  # past 512 tokens: the pair is cut 'only_second'
@@ -73,6 +74,8 @@ def test_export_writes_a_checked_manifest_and_dynamic_axes(exported) -> None:
     checks = manifest["checks"]
     assert checks["fp32_max_abs_diff"] < 1e-4 and checks["max_abs_diff"] == checks["fp32_max_abs_diff"]
     assert checks["rank_agreement"] == 1.0 and checks["pairs"] >= 10
+    fusion = manifest["graph_fusion"]  # what made ONNX keep up with torch's fused attention in the service
+    assert fusion["applied"] and fusion["fused_ops"].get("Attention") == 6, fusion
     assert {f.name for f in exported["fp32"].iterdir()} >= {"model.onnx", "tokenizer.json", "manifest.json"}
     assert not list(exported["fp32"].glob("*.safetensors"))  # the checkpoint's weights are not needed
 
@@ -182,7 +185,7 @@ def test_onnx_reranker_never_imports_torch(exported) -> None:
         "from pathlib import Path\n"
         "from ml_api.device import DevicePlan\n"
         "from ml_api.engine import Engine\n"
-        "from ml_api.reranking import load_reranker\n"
+        "from ml_api.loading import load_reranker\n"
         "plan = DevicePlan('cpu', ['CPUExecutionProvider'], False, 'test')\n"
         f"rr = load_reranker(Path({str(exported['int8'])!r}), plan)\n"
         "print(type(rr).__name__, rr.score([('q', 'a passage'), ('q', 'another')]).shape)\n"

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from ml_api.device import detect
 from ml_api.embedding import Embedder
 from ml_api.errors import InputTooLong
-from ml_api.reranking import Reranker
+from ml_api.torch_reranker import Reranker
 from ml_api.truncation import CHARS_PER_TOKEN, compactor, encode_all
 
 PIECES = [

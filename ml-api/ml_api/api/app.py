@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,10 @@ log = logging.getLogger("ml_api")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Requests are already tokenised concurrently on the engine's threads; tokenizers' own rayon pool on top of
+    # that only fights the inference threads for cores (measured: +5% embed throughput on 2 cores with it off).
+    # Set here, by the process's entry point, not by a module at import.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     setup_logging("ml-api", settings.log_level, settings.log_json)
     tracing.setup("ml-api")
 

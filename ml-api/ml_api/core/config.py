@@ -22,10 +22,17 @@ class Settings(BaseSettings):
     rerank_model: str = "models/reranker"  # the slot `make models` fills (bge-reranker-base, or a fallback)
     embed_model_name: str | None = None  # name reported in /info and the OpenAI "model" field
     rerank_model_name: str | None = None
+    # Several models of a kind in one process: `name=path,name=path`, the first the default; they replace
+    # EMBED_MODEL / RERANK_MODEL (and their *_NAME). Requests pick one by its name in `model`.
+    embed_models: str = ""
+    rerank_models: str = ""
+    models_max_memory_mb: float | None = Field(None, gt=0)  # empty: the device's free memory
+    tokenization_workers: int = Field(0, ge=0)  # threads tokenising long inputs; 0 = one per core
     device: Literal["auto", "cuda", "cpu"] = "auto"
     rerank_fp16: bool = True  # only applies on CUDA
     rerank_max_length: int = Field(512, ge=8)
     ort_intra_op_threads: int = Field(0, ge=0)  # 0 = ONNX Runtime's default (physical cores)
+    ort_allow_spinning: bool = False  # intra-op threads busy-wait between parallel sections (dedicated cores)
 
     # Batching: one queue per model, windows bounded by padded tokens.
     # Padded tokens per forward pass; empty = by device: 16384 on CUDA (TEI's default), 4096 on CPU, where
@@ -52,7 +59,9 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("api_key", "embed_model_name", "rerank_model_name", "max_batch_tokens", mode="before")
+    @field_validator(
+        "api_key", "embed_model_name", "rerank_model_name", "max_batch_tokens", "models_max_memory_mb", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None

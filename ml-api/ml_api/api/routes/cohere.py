@@ -1,7 +1,7 @@
 """Cohere's v1 and v2 embed and rerank, which the official `cohere` client calls unchanged, and Jina's `/v1/rerank`.
 
 Every family gets the engine's numbers (relevance = sigmoid(logit) in 0..1, unit-length vectors); these routes
-only reshape them, and `ml_api.quantization` turns the float vectors into Cohere's other embedding types.
+only reshape them, and `ml_api.embedding_types` turns the float vectors into Cohere's other embedding types.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from starlette.responses import Response
 from ml_api.api.deps import EngineDep
 from ml_api.api.routes.common import guarded, json_response, responses
 from ml_api.api.schemas import cohere as schemas
-from ml_api.engine import Engine, Timing
+from ml_api.embedding_types import by_type
+from ml_api.engine import Engine, RerankSlot, Timing
 from ml_api.errors import InvalidInput
-from ml_api.quantization import by_type
 
 router = APIRouter(tags=["Cohere/Jina"])
 
@@ -27,13 +27,21 @@ def _meta(version: str, **billed: int) -> dict[str, Any]:
 
 
 async def _rerank(
-    body: schemas.CohereRerankRequest, request: Request, engine: Engine, timing: Timing, max_doc_tokens: int | None
+    body: schemas.CohereRerankRequest,
+    request: Request,
+    engine: Engine,
+    slot: RerankSlot,
+    timing: Timing,
+    max_doc_tokens: int | None,
 ) -> list[dict[str, Any]]:
     texts = body.texts()
     ranked = await guarded(
         request,
         engine,
-        engine.rerank(body.query, texts, top_n=body.top_n, max_doc_tokens=max_doc_tokens, timing=timing),
+        engine.rerank(
+            body.query, texts, model=slot.name, top_n=body.top_n, max_doc_tokens=max_doc_tokens, timing=timing
+        ),
+        slot,
     )
     return [
         {
@@ -48,10 +56,10 @@ async def _rerank(
 @router.post("/v1/rerank", responses=responses(schemas.CohereRerankResponse, "openai"))
 async def cohere_rerank(body: schemas.CohereRerankRequest, request: Request, engine: EngineDep) -> Response:
     """Cohere v1/Jina rerank: `{results: [{index, relevance_score, document?}], model, usage}`."""
-    timing = Timing()
-    results = await _rerank(body, request, engine, timing, None)
+    timing, slot = Timing(), engine.reranking(body.model)
+    results = await _rerank(body, request, engine, slot, timing, None)
     return json_response(
-        {"results": results, "model": body.model or engine.rerank_name, "usage": {"total_tokens": timing.tokens}},
+        {"results": results, "model": slot.name, "usage": {"total_tokens": timing.tokens}},  # the model that answered
         timing,
     )
 
@@ -64,7 +72,7 @@ async def cohere_v2_rerank(body: schemas.CohereV2RerankRequest, request: Request
     still longer than the model's window is cut there (Cohere would score its chunks and keep the best).
     """
     timing = Timing()
-    results = await _rerank(body, request, engine, timing, body.max_tokens_per_doc)
+    results = await _rerank(body, request, engine, engine.reranking(body.model), timing, body.max_tokens_per_doc)
     return json_response({"id": str(uuid.uuid4()), "results": results, "meta": _meta("2", search_units=1)}, timing)
 
 
@@ -72,7 +80,8 @@ async def _embed(
     body: schemas.CohereEmbedRequest, request: Request, engine: Engine, types: list[str]
 ) -> tuple[dict[str, Any], Timing]:
     """The requested types of the unit vectors; `input_type` is ignored, as the model has no per-task prompts."""
-    width, max_length = engine.embedder.dimension, engine.embedder.max_length
+    slot = engine.embedding(body.model)
+    width, max_length = slot.model.dimension, slot.model.max_length
     if body.output_dimension is not None and body.output_dimension > width:
         raise InvalidInput(f"output_dimension={body.output_dimension} exceeds the model's {width} dimensions")
     if body.max_tokens is not None and body.max_tokens < max_length:
@@ -86,12 +95,14 @@ async def _embed(
         engine,
         engine.embed(
             body.texts,
+            model=slot.name,
             normalize=True,
             truncate=body.truncate != "NONE",
             direction="left" if body.truncate == "START" else "right",
             dimensions=body.output_dimension,
             timing=timing,
         ),
+        slot,
     )
     return by_type(matrix, types), timing
 

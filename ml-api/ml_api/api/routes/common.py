@@ -11,7 +11,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from ml_api.api.schemas import common as schemas
-from ml_api.engine import Engine, Timing
+from ml_api.engine import Engine, Slot, Timing
 from ml_api.errors import ClientGone, Overloaded
 
 T = TypeVar("T")
@@ -63,14 +63,17 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     raise ClientGone
 
 
-async def guarded(request: Request, engine: Engine, work: Coroutine[Any, Any, T]) -> T:
-    """Admit (or refuse with Overloaded), run `work` while the client is there, always release the slot."""
+async def guarded(request: Request, engine: Engine, work: Coroutine[Any, Any, T], model: Slot | None = None) -> T:
+    """Admit (or refuse with Overloaded), run `work` while the client is there, always release the slot.
+
+    `model` is the served model the work runs on: it also counts against that model's admission share.
+    """
     try:
-        engine.acquire()
+        engine.acquire(model)
     except Overloaded:
         work.close()  # never started: no "coroutine was never awaited" warning
         raise
     try:
         return await _unless_disconnected(request, work)
     finally:
-        engine.release()
+        engine.release(model)

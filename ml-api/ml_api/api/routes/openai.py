@@ -8,9 +8,9 @@ from starlette.responses import Response
 from ml_api.api.deps import EngineDep
 from ml_api.api.routes.common import guarded, json_response, responses
 from ml_api.api.schemas import openai as schemas
+from ml_api.embedding_types import to_base64
 from ml_api.engine import Engine, Timing
 from ml_api.errors import NotFound
-from ml_api.quantization import to_base64
 
 router = APIRouter(tags=["OpenAI"])
 
@@ -23,10 +23,19 @@ async def openai_embeddings(body: schemas.OpenAIEmbeddingRequest, request: Reque
     used as given. `truncate` (ours; default true) decides what over-length input gets: cut, or a 413.
     """
     timing = Timing()
+    slot = engine.embedding(body.model)
     matrix = await guarded(
         request,
         engine,
-        engine.embed(body.batch(), normalize=True, truncate=body.truncate, dimensions=body.dimensions, timing=timing),
+        engine.embed(
+            body.batch(),
+            model=slot.name,
+            normalize=True,
+            truncate=body.truncate,
+            dimensions=body.dimensions,
+            timing=timing,
+        ),
+        slot,
     )
     rows = to_base64(matrix) if body.encoding_format == "base64" else matrix
     data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
@@ -34,7 +43,7 @@ async def openai_embeddings(body: schemas.OpenAIEmbeddingRequest, request: Reque
         {
             "object": "list",
             "data": data,
-            "model": body.model or engine.embed_name,
+            "model": slot.name,  # the model that answered, never the name asked for
             "usage": {"prompt_tokens": timing.tokens, "total_tokens": timing.tokens},
         },
         timing,
@@ -42,16 +51,16 @@ async def openai_embeddings(body: schemas.OpenAIEmbeddingRequest, request: Reque
 
 
 def _models(engine: Engine) -> list[dict]:
-    """The embedder and the reranker, under the ids our responses report when the client names no model."""
+    """Every served model under the id responses report, with OpenAI's fields first and ours (kind, dims...) after."""
     return [
-        {"id": name, "object": "model", "created": engine.started_at, "owned_by": "ml-api"}
-        for name in dict.fromkeys((engine.embed_name, engine.rerank_name))
+        {"id": m["id"], "object": "model", "created": engine.started_at, "owned_by": "ml-api", **m}
+        for m in engine.models()
     ]
 
 
 @router.get("/v1/models", responses=responses(schemas.ModelList, "openai"))
 async def list_models(engine: EngineDep) -> Response:
-    """`client.models.list()`: the served embedder and reranker."""
+    """`client.models.list()`: every served embedder and reranker (kind, dimensions, max tokens, dtype, device)."""
     return json_response({"object": "list", "data": _models(engine)})
 
 

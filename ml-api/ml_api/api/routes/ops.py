@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from fastapi import APIRouter
@@ -41,23 +40,24 @@ async def health(readiness: ReadinessDep) -> Response:
 
 
 def tei_info(engine: Engine) -> dict[str, Any]:
-    """TEI's /info fields, describing the embedder (the model TEI's clients and `POST /` use)."""
-    a = engine.args
+    """TEI's /info fields, describing the default embedder (the model TEI's clients and `POST /` use)."""
+    a, slot = engine.args, engine.embedding()
+    described = slot.model.describe()
     return {
-        "model_id": engine.embed_name,
+        "model_id": slot.name,
         "model_sha": None,
-        "model_dtype": "float32",
-        "model_type": {"embedding": {"pooling": engine.embedder.pooling}},
+        "model_dtype": described["dtype"],
+        "model_type": {"embedding": {"pooling": slot.model.pooling}},
         "prompts": None,
         "default_prompt_name": None,
         "default_prompt": None,
         "max_concurrent_requests": a.max_concurrent_requests,
-        "max_input_length": engine.embedder.max_length,
+        "max_input_length": slot.model.max_length,
         "max_batch_tokens": engine.max_batch_tokens,
         "max_batch_requests": a.max_batch_size,
         "max_client_batch_size": a.max_client_batch_size,
         "auto_truncate": True,
-        "tokenization_workers": os.cpu_count() or 1,
+        "tokenization_workers": engine.tokenization_workers,
         "sha": None,
         "docker_label": None,
     }
@@ -65,7 +65,7 @@ def tei_info(engine: Engine) -> dict[str, Any]:
 
 @router.get("/info", responses={401: {"model": ErrorBody}})
 async def info(engine: EngineDep, settings: SettingsDep) -> Response:
-    """Both models, the device, the batching limits and queues; TEI's fields (for the embedder) beside them."""
+    """Every served model, the device, the batching limits and queues; TEI's fields (default embedder) beside them."""
     data = {**tei_info(engine), "version": __version__, **engine.info()}
     # The HTTP side of the limits: what an over-size batch gets, and the body limit the guard enforces.
     data["batching"] |= {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from ml_api.api.deps import EngineDep
@@ -12,32 +14,46 @@ from ml_api.engine import Engine, Timing
 
 router = APIRouter(tags=["TEI"])
 
+# TEI serves one model per process and has no `model` field; with several served here, `?model=` picks one.
+ModelQuery = Annotated[
+    str | None, Query(description="Served model to use (`/v1/models` lists them); default: the first configured")
+]
 
-async def _embed(body: schemas.EmbedRequest, request: Request, engine: Engine) -> Response:
-    timing = Timing()
+
+async def _embed(body: schemas.EmbedRequest, request: Request, engine: Engine, model: str | None) -> Response:
+    timing, slot = Timing(), engine.embedding(model)
     matrix = await guarded(
         request,
         engine,
         engine.embed(
             body.batch(),
+            model=slot.name,
             normalize=body.normalize,
             truncate=body.truncate,
             direction=body.truncation_direction,
             dimensions=body.dimensions,
             timing=timing,
         ),
+        slot,
     )
     return json_response(matrix, timing)
 
 
-async def _rerank(body: schemas.RerankRequest, request: Request, engine: Engine) -> Response:
-    timing = Timing()
+async def _rerank(body: schemas.RerankRequest, request: Request, engine: Engine, model: str | None) -> Response:
+    timing, slot = Timing(), engine.reranking(model)
     ranked = await guarded(
         request,
         engine,
         engine.rerank(
-            body.query, body.texts, raw_scores=body.raw_scores, top_n=body.top_n, truncate=body.truncate, timing=timing
+            body.query,
+            body.texts,
+            model=slot.name,
+            raw_scores=body.raw_scores,
+            top_n=body.top_n,
+            truncate=body.truncate,
+            timing=timing,
         ),
+        slot,
     )
     items = [
         {"index": r.index, "score": r.score, **({"text": body.texts[r.index]} if body.return_text else {})}
@@ -50,6 +66,7 @@ async def _rerank(body: schemas.RerankRequest, request: Request, engine: Engine)
 async def predict(
     request: Request,
     engine: EngineDep,
+    model: ModelQuery = None,
     body: schemas.EmbedRequest | schemas.RerankRequest = Body(),  # noqa: B008 (FastAPI's way to name a union body)
 ) -> Response:
     """TEI's root route, which `huggingface_hub.InferenceClient(base_url).feature_extraction` posts to.
@@ -58,41 +75,56 @@ async def predict(
     (as /embed), `{query, texts}` reranks (as /rerank).
     """
     if isinstance(body, schemas.RerankRequest):
-        return await _rerank(body, request, engine)
-    return await _embed(body, request, engine)
+        return await _rerank(body, request, engine, model)
+    return await _embed(body, request, engine, model)
 
 
 @router.post("/embed", responses=responses(list[list[float]]))
-async def embed(body: schemas.EmbedRequest, request: Request, engine: EngineDep) -> Response:
+async def embed(body: schemas.EmbedRequest, request: Request, engine: EngineDep, model: ModelQuery = None) -> Response:
     """TEI `/embed`: a list of vectors, one per input (a text or a list of token ids)."""
-    return await _embed(body, request, engine)
+    return await _embed(body, request, engine, model)
 
 
 @router.post("/embed_all", responses=responses(list[list[list[float]]], extra=(501,)))
-async def embed_all(body: schemas.EmbedAllRequest, request: Request, engine: EngineDep) -> Response:
+async def embed_all(
+    body: schemas.EmbedAllRequest, request: Request, engine: EngineDep, model: ModelQuery = None
+) -> Response:
     """TEI `/embed_all`: every token's vector before pooling, special tokens included, one matrix per input."""
-    timing = Timing()
+    timing, slot = Timing(), engine.embedding(model)
     rows = await guarded(
         request,
         engine,
-        engine.embed_all(body.batch(), truncate=body.truncate, direction=body.truncation_direction, timing=timing),
+        engine.embed_all(
+            body.batch(), model=slot.name, truncate=body.truncate, direction=body.truncation_direction, timing=timing
+        ),
+        slot,
     )
     return json_response(rows, timing)
 
 
 @router.post("/rerank", responses=responses(list[schemas.RankItem]))
-async def rerank(body: schemas.RerankRequest, request: Request, engine: EngineDep) -> Response:
+async def rerank(
+    body: schemas.RerankRequest, request: Request, engine: EngineDep, model: ModelQuery = None
+) -> Response:
     """TEI `/rerank`: `[{index, score, text?}]`, highest score first."""
-    return await _rerank(body, request, engine)
+    return await _rerank(body, request, engine, model)
 
 
 @router.post("/tokenize", responses=responses(list[list[schemas.SimpleToken]]))
-async def tokenize(body: schemas.TokenizeRequest, request: Request, engine: EngineDep) -> Response:
+async def tokenize(
+    body: schemas.TokenizeRequest, request: Request, engine: EngineDep, model: ModelQuery = None
+) -> Response:
     """TEI `/tokenize`: the embedder's tokens for each input, with character offsets (no truncation)."""
-    return json_response(await guarded(request, engine, engine.tokenize(body.batch(), body.add_special_tokens)))
+    slot = engine.embedding(model)
+    work = engine.tokenize(body.batch(), body.add_special_tokens, model=slot.name)
+    return json_response(await guarded(request, engine, work, slot))
 
 
 @router.post("/decode", responses=responses(list[str]))
-async def decode(body: schemas.DecodeRequest, request: Request, engine: EngineDep) -> Response:
+async def decode(
+    body: schemas.DecodeRequest, request: Request, engine: EngineDep, model: ModelQuery = None
+) -> Response:
     """TEI `/decode`: token ids back to text with the embedder's tokenizer."""
-    return json_response(await guarded(request, engine, engine.decode(body.batch(), body.skip_special_tokens)))
+    slot = engine.embedding(model)
+    work = engine.decode(body.batch(), body.skip_special_tokens, model=slot.name)
+    return json_response(await guarded(request, engine, work, slot))

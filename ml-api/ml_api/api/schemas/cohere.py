@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 from ml_api.api.schemas.common import MAX_DIMENSIONS, MAX_TOP_N, Text, non_empty
-from ml_api.quantization import EmbeddingType
+from ml_api.embedding_types import EmbeddingType
 
 MAX_TOKENS = 1_048_576  # above any model's length: a larger cap would change nothing, only absurd numbers stop here
 TEXT_ONLY = "this server embeds text only; send `texts`"
@@ -159,7 +159,7 @@ UInt8 = Annotated[int, Field(ge=0, le=255)]
 
 
 class EmbeddingsByType(BaseModel):
-    """Only the requested types are present; quantisation formulas: `ml_api.quantization`."""
+    """Only the requested types are present; quantisation formulas: `ml_api.embedding_types`."""
 
     model_config = ConfigDict(populate_by_name=True)
     float_: list[list[float]] | None = Field(default=None, alias="float")
