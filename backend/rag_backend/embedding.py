@@ -172,18 +172,21 @@ class MlApiEmbedder:
         return EmbedIdentity(self.provider, name, served[name])
 
     async def embed(self, texts: list[str], *, model: str | None = None, retry_read_timeout: bool = True) -> np.ndarray:
-        """Batches over the upstream's advertised MAX_CLIENT_BATCH_SIZE go as several requests, not a 413."""
-        name = (await self.identity(model)).model
+        """Batches over the upstream's advertised MAX_CLIENT_BATCH_SIZE go as several requests, not a 413.
+
+        `model` is sent as it is (callers resolve it with `identity`); None lets the upstream use its default."""
         step = self.max_texts or len(texts) or 1
         if len(texts) <= step:
-            return await self._embed(texts, name, retry_read_timeout)
-        parts = [await self._embed(texts[i : i + step], name, retry_read_timeout) for i in range(0, len(texts), step)]
+            return await self._embed(texts, model, retry_read_timeout)
+        parts = [await self._embed(texts[i : i + step], model, retry_read_timeout) for i in range(0, len(texts), step)]
         return np.vstack(parts)
 
-    async def _embed(self, texts: list[str], model: str, retry_read_timeout: bool) -> np.ndarray:
+    async def _embed(self, texts: list[str], model: str | None, retry_read_timeout: bool) -> np.ndarray:
         # OpenAI shape with base64 floats (ml-api and TEI both serve it): a tenth of the bytes of a JSON float
         # list and no float parsing on either side, which on a shared CPU box is time taken from the model.
-        body = {"input": texts, "model": model, "encoding_format": "base64"}
+        body: dict[str, Any] = {"input": texts, "encoding_format": "base64"}
+        if model:
+            body["model"] = model
         url = f"{self.url}/v1/embeddings"
         reply = await self.upstream.post_json("ml-api", url, body, self.key, retry_read_timeout=retry_read_timeout)
         return _decode_openai(reply, len(texts), "ml-api /v1/embeddings")

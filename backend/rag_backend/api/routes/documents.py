@@ -13,7 +13,15 @@ from rag_backend.api.responses import raises
 from rag_backend.api.schemas import Document, DocumentList, UploadResponse, check_collection_name
 from rag_backend.api.wire import error_response
 from rag_backend.catalog import COLLECTION_NAME, CatalogUnavailable, DocumentStatus
-from rag_backend.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedFormat, UpstreamUnavailable
+from rag_backend.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    UnsupportedFormat,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 CATALOG_DOWN = CatalogUnavailable  # every route here reads or writes the catalog
@@ -68,7 +76,9 @@ def _rejected(filename: str | None, refusal: Mapped) -> dict[str, Any]:
     "",
     status_code=202,
     response_model=UploadResponse,
-    responses=raises(InvalidInput, Conflict, TooLarge, UnsupportedFormat, UpstreamUnavailable, CATALOG_DOWN),
+    responses=raises(
+        InvalidInput, Conflict, TooLarge, UnsupportedFormat, UpstreamError, UpstreamUnavailable, CATALOG_DOWN
+    ),
     openapi_extra=UPLOAD_BODY,
 )
 async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDep) -> Any:
