@@ -54,6 +54,8 @@ def check_identity(collection: str, recorded: str | None, current: EmbedIdentity
 
 async def bound_identity(embedder: Embedder, collection: str, embed_key: str) -> EmbedIdentity:
     """What a bound collection embeds with; its model no longer served is a Conflict of the collection."""
+    if embed_key.split(":", 1)[0] != embedder.provider:  # indexed through another provider: not comparable at all
+        check_identity(collection, embed_key, await embedder.identity())
     try:
         identity = await embedder.identity(model_of(embed_key))
     except InvalidInput as exc:
