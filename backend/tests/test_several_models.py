@@ -178,3 +178,24 @@ def test_rerank_model_per_query(client: httpx.Client, ml_api_two: Proc) -> None:
     assert res.status_code == 200 and not res.json()["cached"], res.text  # another reranker: another cache entry
     assert chosen.get(SECOND, 0) >= 1 and chosen.get(JUDGE, 0) == 0
     assert chosen.get(EXACT, 0) == 0  # the query's embedding came from the cache
+
+
+def test_query_rerank_model_setting_is_the_default_choice(
+    tmp_path_factory: pytest.TempPathFactory, ml_api_two: Proc
+) -> None:
+    proc = start_backend(
+        tmp_path_factory.mktemp("backend-set"), ml_api_two.url, name="set", QUERY_RERANK_MODEL="second"
+    )
+    try:
+        with proc.client(timeout=60) as c:
+            upload(c, "set", ["tower.md"], embed_model="fast")
+            work = Work(ml_api_two)
+            with work as used:
+                res = query(c, "set")
+            assert res.status_code == 200, res.text
+            assert used.get(SECOND, 0) >= 1 and used.get(JUDGE, 0) == 0 and used.get(FAST) == 1
+            with work as used:
+                res = query(c, "set", text="another question", rerank_model="judge")  # the query's choice wins
+            assert res.status_code == 200 and used.get(JUDGE, 0) >= 1 and used.get(SECOND, 0) == 0, res.text
+    finally:
+        proc.stop()
