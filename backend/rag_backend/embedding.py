@@ -12,14 +12,17 @@ import asyncio
 import base64
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from rag_backend.core.config import Settings
-from rag_backend.errors import Conflict, UpstreamError
-from rag_backend.upstream import Upstream, limits_from_info
+from rag_backend.errors import Conflict, DomainError, InvalidInput, UpstreamError
+from rag_backend.upstream import Upstream, limits_from_info, served_models, unknown_model
+
+SERVED_TTL_S = 30.0  # ml-api's served models are read again after this long (a restart may change them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +52,33 @@ def check_identity(collection: str, recorded: str | None, current: EmbedIdentity
         )
 
 
+async def bound_identity(embedder: Embedder, collection: str, embed_key: str) -> EmbedIdentity:
+    """What a bound collection embeds with; its model no longer served is a Conflict of the collection."""
+    if embed_key.split(":", 1)[0] != embedder.provider:  # indexed through another provider: not comparable at all
+        check_identity(collection, embed_key, await embedder.identity())
+    try:
+        identity = await embedder.identity(model_of(embed_key))
+    except InvalidInput as exc:
+        raise Conflict(f"collection '{collection}' is bound to embedding model {embed_key}: {exc}") from None
+    check_identity(collection, embed_key, identity)
+    return identity
+
+
 class Embedder(Protocol):
+    """`model` names one of the upstream's embedders (None: its default); an unknown name is InvalidInput."""
+
     provider: str
 
-    async def identity(self) -> EmbedIdentity: ...
-    async def embed(self, texts: list[str], *, retry_read_timeout: bool = True) -> np.ndarray: ...
+    async def identity(self, model: str | None = None) -> EmbedIdentity: ...
+    async def embed(
+        self, texts: list[str], *, model: str | None = None, retry_read_timeout: bool = True
+    ) -> np.ndarray: ...
     async def health(self) -> tuple[bool, str]: ...
+
+
+def model_of(embed_key: str) -> str:
+    """The model name inside a catalog `embed_key` (provider:model:dim; a model name may hold colons)."""
+    return embed_key.split(":", 1)[-1].rsplit(":", 1)[0]
 
 
 def _as_matrix(rows: Any, expected: int, source: str) -> np.ndarray:
@@ -89,7 +113,7 @@ class _IdentityOnce:
         self._identity: EmbedIdentity | None = None
         self._lock = asyncio.Lock()
 
-    async def identity(self) -> EmbedIdentity:
+    async def identity(self, model: str | None = None) -> EmbedIdentity:
         if self._identity is None:
             async with self._lock:
                 if self._identity is None:
@@ -100,37 +124,71 @@ class _IdentityOnce:
         raise NotImplementedError
 
 
-class MlApiEmbedder(_IdentityOnce):
+class MlApiEmbedder:
+    """ml-api's embedders by served name, read from its /info and read again after SERVED_TTL_S (models come and
+    go with its restarts); while /info cannot be read the last list serves."""
+
     provider = "ml-api"
 
     def __init__(self, upstream: Upstream, url: str, key: str | None) -> None:
-        super().__init__()
         self.upstream, self.url, self.key = upstream, url.rstrip("/"), key
-        self.max_texts: int | None = None  # the upstream's advertised texts per request, read with the identity
+        self.max_texts: int | None = None  # the upstream's advertised texts per request, read with the models
+        self._served: dict[str, int] | None = None  # name -> dimension, the default first
+        self._read_at = -SERVED_TTL_S
+        self._lock = asyncio.Lock()
 
-    async def _resolve(self) -> EmbedIdentity:
+    async def served(self, refresh: bool = False) -> dict[str, int]:
+        """Served embedder names and their dimensions, the default first."""
+        if self._served is None or refresh or time.monotonic() - self._read_at > SERVED_TTL_S:
+            async with self._lock:
+                if self._served is None or refresh or time.monotonic() - self._read_at > SERVED_TTL_S:
+                    try:
+                        self._served = await self._read()
+                    except DomainError:
+                        if self._served is None:
+                            raise
+                    self._read_at = time.monotonic()
+        return self._served
+
+    async def _read(self) -> dict[str, int]:
         info = await self.upstream.get_json("ml-api", f"{self.url}/info", self.key, timeout_s=10)
         limits = limits_from_info(info)
         self.max_texts = limits.max_texts if limits else None
+        if models := served_models(info, "embedding"):
+            return {name: int(m.get("dimension") or 0) or await self._measure(name) for name, m in models.items()}
         emb = info.get("embedding") if isinstance(info, dict) else None
-        model = (emb or {}).get("model") or (info.get("model_id") if isinstance(info, dict) else None)
+        model = str((emb or {}).get("model") or (info.get("model_id") if isinstance(info, dict) else None) or "unknown")
         dim = (emb or {}).get("dimension")
-        if not dim:  # TEI's /info has no dimension: measure it
-            dim = int((await self.embed(["dimension probe"])).shape[1])
-        return EmbedIdentity(self.provider, str(model or "unknown"), int(dim))
+        return {model: int(dim) if dim else await self._measure(model)}  # TEI's /info has no dimension
 
-    async def embed(self, texts: list[str], *, retry_read_timeout: bool = True) -> np.ndarray:
-        """Batches over the upstream's advertised MAX_CLIENT_BATCH_SIZE go as several requests, not a 413."""
+    async def _measure(self, model: str) -> int:
+        return int((await self._embed(["dimension probe"], model, True)).shape[1])
+
+    async def identity(self, model: str | None = None) -> EmbedIdentity:
+        served = await self.served()
+        if model and model not in served and time.monotonic() - self._read_at > 1.0:
+            served = await self.served(refresh=True)  # a model ml-api has served since the last read
+        name = model or next(iter(served))
+        if name not in served:
+            raise unknown_model("embedding", name, served)
+        return EmbedIdentity(self.provider, name, served[name])
+
+    async def embed(self, texts: list[str], *, model: str | None = None, retry_read_timeout: bool = True) -> np.ndarray:
+        """Batches over the upstream's advertised MAX_CLIENT_BATCH_SIZE go as several requests, not a 413.
+
+        `model` is sent as it is (callers resolve it with `identity`); None lets the upstream use its default."""
         step = self.max_texts or len(texts) or 1
         if len(texts) <= step:
-            return await self._embed(texts, retry_read_timeout)
-        parts = [await self._embed(texts[i : i + step], retry_read_timeout) for i in range(0, len(texts), step)]
+            return await self._embed(texts, model, retry_read_timeout)
+        parts = [await self._embed(texts[i : i + step], model, retry_read_timeout) for i in range(0, len(texts), step)]
         return np.vstack(parts)
 
-    async def _embed(self, texts: list[str], retry_read_timeout: bool) -> np.ndarray:
+    async def _embed(self, texts: list[str], model: str | None, retry_read_timeout: bool) -> np.ndarray:
         # OpenAI shape with base64 floats (ml-api and TEI both serve it): a tenth of the bytes of a JSON float
         # list and no float parsing on either side, which on a shared CPU box is time taken from the model.
-        body = {"input": texts, "model": "default", "encoding_format": "base64"}
+        body: dict[str, Any] = {"input": texts, "encoding_format": "base64"}
+        if model:
+            body["model"] = model
         url = f"{self.url}/v1/embeddings"
         reply = await self.upstream.post_json("ml-api", url, body, self.key, retry_read_timeout=retry_read_timeout)
         return _decode_openai(reply, len(texts), "ml-api /v1/embeddings")
@@ -150,7 +208,16 @@ class OpenAIEmbedder(_IdentityOnce):
         dim = self.dims or int((await self.embed(["dimension probe"])).shape[1])
         return EmbedIdentity(self.provider, self.model, dim)
 
-    async def embed(self, texts: list[str], *, retry_read_timeout: bool = True) -> np.ndarray:
+    def _check(self, model: str | None) -> None:
+        if model and model != self.model:
+            raise InvalidInput(f"unknown embedding model '{model}': the embeddings API is configured with {self.model}")
+
+    async def identity(self, model: str | None = None) -> EmbedIdentity:
+        self._check(model)
+        return await super().identity()
+
+    async def embed(self, texts: list[str], *, model: str | None = None, retry_read_timeout: bool = True) -> np.ndarray:
+        self._check(model)
         body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": "float"}
         if self.dims:
             body["dimensions"] = self.dims

@@ -114,7 +114,7 @@ async def catalog_probe(catalog: Catalog) -> tuple[bool, str]:
 async def embeddings_probe(embedder: Embedder) -> tuple[bool, str]:
     """The model identity (what a query checks a collection against) and one real embedding of a short text."""
     identity = await embedder.identity()
-    await embedder.embed([PROBE_TEXT], retry_read_timeout=False)
+    await embedder.embed([PROBE_TEXT], model=identity.model, retry_read_timeout=False)
     return True, f"{getattr(embedder, 'url', embedder.provider)} ({identity.model}, {identity.dim} dims)"
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from urllib.parse import urlencode
 
 import orjson
 
 from rag_backend.errors import DomainError, UpstreamError
-from rag_backend.upstream import FALLBACK, Limits, Upstream, limits_from_info
+from rag_backend.upstream import FALLBACK, Limits, Upstream, limits_from_info, served_models, unknown_model
 
 log = logging.getLogger("rag_backend.reranking")
 
@@ -43,8 +44,10 @@ def split(query: str, texts: list[str], limits: Limits) -> list[tuple[int, int]]
 
 
 class Reranker:
-    def __init__(self, upstream: Upstream, url: str, key: str | None) -> None:
+    def __init__(self, upstream: Upstream, url: str, key: str | None, model: str | None = None) -> None:
         self.upstream, self.url, self.key = upstream, url.rstrip("/"), key
+        self.model = model  # QUERY_RERANK_MODEL: the served reranker queries use unless they name one
+        self._served: list[str] | None = None  # ml-api's reranker names, read with the limits; None: not listed
         self._limits: Limits | None = None
         self._retry_at = 0.0
         self._lock = asyncio.Lock()
@@ -65,22 +68,38 @@ class Reranker:
         except DomainError as exc:
             log.warning("rerank limits unknown (%s): using %s", exc, FALLBACK)
             return None
+        models = served_models(info, "reranker")
+        self._served = list(models) if models else None
         limits = limits_from_info(info)
         if limits is None:
             log.warning("rerank limits: %s/info names no max_client_batch_size; using the fallback", self.url)
         return limits
 
-    async def scores(self, query: str, texts: list[str]) -> list[float]:
+    async def resolve(self, model: str | None) -> str | None:
+        """The served reranker a query uses: its own choice, else the setting, else (None) ml-api's default."""
+        name = model or self.model
+        if name is None:
+            return None
+        await self.limits()
+        if self._served is not None and name not in self._served:
+            self._limits, self._retry_at = None, 0.0  # ml-api may have restarted with other models: read again
+            await self.limits()
+        if self._served is not None and name not in self._served:
+            raise unknown_model("reranker", name, self._served)
+        return name
+
+    async def scores(self, query: str, texts: list[str], model: str | None = None) -> list[float]:
         """Relevance in [0, 1] (sigmoid of the cross-encoder logit), in the order of texts."""
         if not texts:
             return []
+        name = await self.resolve(model)
         slices = split(query, texts, await self.limits())
         out = [0.0] * len(texts)
         gate = asyncio.Semaphore(PARALLEL)
 
         async def one(start: int, end: int) -> None:
             async with gate:
-                part = await self._request(query, texts[start:end])
+                part = await self._request(query, texts[start:end], name)
             out[start:end] = part
 
         try:
@@ -94,9 +113,10 @@ class Reranker:
             raise first from None
         return out
 
-    async def _request(self, query: str, texts: list[str]) -> list[float]:
+    async def _request(self, query: str, texts: list[str], model: str | None) -> list[float]:
         body = {"query": query, "texts": texts, "truncate": True}
-        reply = await self.upstream.post_json("ml-api", f"{self.url}/rerank", body, self.key, retry_read_timeout=False)
+        url = f"{self.url}/rerank" + (f"?{urlencode({'model': model})}" if model else "")  # TEI's route: by query
+        reply = await self.upstream.post_json("ml-api", url, body, self.key, retry_read_timeout=False)
         out = [0.0] * len(texts)
         try:
             for item in reply:

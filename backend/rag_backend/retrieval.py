@@ -22,7 +22,7 @@ from rag_backend.catalog import Catalog
 from rag_backend.core import tracing
 from rag_backend.core.config import Settings
 from rag_backend.core.metrics import STORE_LATENCY
-from rag_backend.embedding import Embedder, EmbedIdentity, check_identity
+from rag_backend.embedding import Embedder, EmbedIdentity, bound_identity
 from rag_backend.errors import DeadlineExceeded, InvalidInput, NotFound
 from rag_backend.lexical import Lexical
 from rag_backend.reranking import Reranker
@@ -39,11 +39,12 @@ class QueryParams:
     rerank: bool = True
     candidates: int | None = None
     filters: dict[str, list[str]] = field(default_factory=dict)
+    rerank_model: str | None = None  # a served reranker's name; None: QUERY_RERANK_MODEL, else ml-api's default
 
     def cache_part(self) -> dict[str, Any]:
         return {
             "q": self.query, "k": self.top_k, "d": self.dense, "s": self.sparse, "r": self.rerank,
-            "c": self.candidates, "f": self.filters,
+            "c": self.candidates, "f": self.filters, "rm": self.rerank_model,
         }  # fmt: skip
 
 
@@ -86,7 +87,7 @@ class Retriever:
         key = f"emb:{identity.key}:{digest(text)}"
         if (hit := await self.cache.get("embedding", key)) is not None and len(hit) == 4 * identity.dim:
             return np.frombuffer(hit, dtype=np.float32)
-        vector = (await self.embedder.embed([text], retry_read_timeout=False))[0]
+        vector = (await self.embedder.embed([text], model=identity.model, retry_read_timeout=False))[0]
         await self.cache.set("embedding", key, vector.astype(np.float32).tobytes(), self.s.cache_ttl_embedding_s)
         return vector
 
@@ -113,7 +114,9 @@ class Retriever:
         coll = await self.catalog.run(self.catalog.get_collection, p.collection)
         if coll is None:
             raise NotFound(f"collection '{p.collection}' does not exist")
-        retrieval_key = f"ret:{p.collection}:{coll.version}:{digest(p.cache_part())}"
+        if p.rerank:  # an unknown name is refused before any work, and the cache key holds the one that ranks
+            p.rerank_model = await self.reranker.resolve(p.rerank_model)
+        retrieval_key = f"ret:{p.collection}:{coll.version}:{coll.embed_key}:{digest(p.cache_part())}"
         if (cached := await self.cache.get("retrieval", retrieval_key)) is not None:
             body = orjson.loads(cached)
             body["cached"] = True
@@ -124,9 +127,7 @@ class Retriever:
         results: list[dict[str, Any]] = []
         if coll.embed_key and coll.space:
             progress.stage = "resolving the embedding model"
-            identity = await self.embedder.identity() if p.dense else None
-            if identity:
-                check_identity(p.collection, coll.embed_key, identity)
+            identity = await bound_identity(self.embedder, p.collection, coll.embed_key) if p.dense else None
             results = await self._retrieve(p, coll.space, identity, timings, progress)
         body = {"results": results, "timings": timings, "cached": False}
         await self.cache.set("retrieval", retrieval_key, orjson.dumps(body), self.s.cache_ttl_retrieval_s)
@@ -179,7 +180,8 @@ class Retriever:
             t = time.perf_counter()
             progress.stage = f"reranking {len(fused)} candidates"
             with tracing.span("rerank", {"candidates": len(fused)}):
-                scores = await self.reranker.scores(p.query, [h.payload.get("text", "") for h, _ in fused])
+                texts = [h.payload.get("text", "") for h, _ in fused]
+                scores = await self.reranker.scores(p.query, texts, p.rerank_model)
             timings["rerank_ms"] = _ms(t)
             order = sorted(range(len(fused)), key=lambda i: scores[i], reverse=True)
             fused = [fused[i] for i in order]

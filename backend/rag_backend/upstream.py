@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ import httpx
 import orjson
 
 from rag_backend.core.metrics import UPSTREAM_LATENCY
-from rag_backend.errors import UpstreamError, UpstreamUnavailable
+from rag_backend.errors import InvalidInput, UpstreamError, UpstreamUnavailable
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 FALLBACK_TEXTS = 32  # TEI's default max_client_batch_size: fits any TEI-compatible upstream
@@ -159,3 +160,18 @@ def _reason(response: httpx.Response) -> str:
             return str(err.get("message", err))[:300]
         return str(err or body.get("detail") or body)[:300]
     return str(body)[:300]
+
+
+def served_models(info: Any, kind: str) -> dict[str, dict[str, Any]] | None:
+    """ml-api's `/info` `models` of one kind ("embedding", "reranker"), by served name, default first; None where
+    the upstream lists none (TEI, an older ml-api): it serves one model, whatever a request names."""
+    models = info.get("models") if isinstance(info, dict) else None
+    if not isinstance(models, list):
+        return None
+    rows = [m for m in models if isinstance(m, dict) and m.get("kind") == kind and isinstance(m.get("id"), str)]
+    rows.sort(key=lambda m: not m.get("default"))
+    return {m["id"]: m for m in rows} or None
+
+
+def unknown_model(kind: str, name: str, served: Iterable[str]) -> InvalidInput:
+    return InvalidInput(f"unknown {kind} model '{name}': ml-api serves {', '.join(served)}")

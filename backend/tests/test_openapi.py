@@ -34,13 +34,13 @@ READY_REPORT = {"application/json": {"schema": {"$ref": "#/components/schemas/Re
 RETRIEVAL = {400, 401, 403, 404, 409, 413, 415, 422, 502, 503, 504}
 # Every operation and the error statuses it can answer with: the contract, written out once, here.
 ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
-    ("post", "/api/documents"): {400, 401, 403, 413, 415, 503},
+    ("post", "/api/documents"): {400, 401, 403, 409, 413, 415, 502, 503},
     ("get", "/api/documents"): {401, 422, 503},
     ("get", "/api/documents/{doc_id}"): {401, 404, 503},
     ("delete", "/api/documents/{doc_id}"): {401, 403, 404, 503},
     ("post", "/api/documents/{doc_id}/retry"): {401, 403, 404, 409, 503},
     ("get", "/api/collections"): {401, 503},
-    ("post", "/api/collections"): {400, 401, 403, 409, 413, 415, 422, 503},
+    ("post", "/api/collections"): {400, 401, 403, 409, 413, 415, 422, 502, 503},
     ("delete", "/api/collections/{name}"): {401, 403, 404, 503},
     ("post", "/api/query"): RETRIEVAL,
     ("post", "/api/query/stream"): RETRIEVAL,
@@ -83,7 +83,7 @@ def test_upload_documents_its_multipart_form() -> None:
     form = body["content"]["multipart/form-data"]["schema"]
     binary_files = {"type": "array", "items": {"type": "string", "format": "binary"}}
     assert form["type"] == "object" and form["required"] == ["files"]
-    assert set(form["properties"]) == {"files", "collection"}  # `file`, also read, is named in the description
+    assert set(form["properties"]) == {"files", "collection", "embed_model"}  # `file`: named in the description
     assert binary_files.items() <= form["properties"]["files"].items()
     collection = form["properties"]["collection"]
     assert collection["type"] == "string" and collection["pattern"] == COLLECTION_NAME.pattern

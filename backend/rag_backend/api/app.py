@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             core = await stack.enter_async_context(open_core(settings, settings.ingest_workers))
             cache = open_cache(settings.redis_url, settings.cache_prefix, settings.cache_local_max_items)
             stack.push_async_callback(cache.close)
-            reranker = Reranker(core.upstream, settings.rerank_api_url, settings.upstream_key)
+            reranker = Reranker(
+                core.upstream, settings.rerank_api_url, settings.upstream_key, settings.query_rerank_model or None
+            )
             retriever = Retriever(settings, core.catalog, core.store, core.embedder, reranker, core.lexical, cache)
             llm_client = httpx.AsyncClient(limits=httpx.Limits(max_connections=32))  # streams; timeouts per call
             stack.push_async_callback(llm_client.aclose)

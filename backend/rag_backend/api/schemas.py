@@ -73,6 +73,10 @@ class QueryRequest(BaseModel):
     rerank: bool = Field(True, description="Rerank the fused candidate pool with ml-api /rerank")
     candidates: int | None = Field(None, ge=1, le=1000, description="Pool size to rerank (RERANK_CANDIDATES)")
     filters: QueryFilters | None = None
+    rerank_model: str | None = Field(
+        None, min_length=1, max_length=128, description="A served reranker's name (Default: QUERY_RERANK_MODEL, "
+        "else ml-api's default); an unknown name is refused with 400",
+    )  # fmt: skip
     generate: bool = Field(False, description="Add an LLM answer with citations (LLM_PROVIDERS chain)")
 
     @field_validator("query")
@@ -174,13 +178,20 @@ class DocumentList(Reply):
 class CollectionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=64)
+    embed_model: str | None = Field(
+        None, min_length=1, max_length=128, description="A served embedder's name (ml-api's /v1/models); the "
+        "collection's documents and queries use it. Default: ml-api's default embedder, bound at the first upload",
+    )  # fmt: skip
 
     _check = field_validator("name")(classmethod(lambda cls, v: check_collection_name(v)))
 
 
 class CollectionInfo(Reply):
     name: str
-    embed_model: str | None
+    embed_model: str | None = Field(
+        description="provider:model:dimensions the collection is bound to; null until its first upload when it "
+        "was created without one"
+    )
     documents: int
     ready: int
     failed: int

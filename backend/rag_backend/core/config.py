@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     embed_provider: Literal["ml-api", "openai"] = "ml-api"
     embed_api_url: str = "http://localhost:8001"
     rerank_api_url: str = "http://localhost:8001"
+    # The served reranker queries use unless they name one (`rerank_model`); empty = ml-api's default. Not ml-api's
+    # RERANK_MODEL_NAME, which names the model it serves.
+    query_rerank_model: str | None = None
     ml_api_key: str | None = None  # Bearer key sent to ml-api; empty = API_KEY
     ml_api_timeout_s: float = Field(30.0, gt=0)
     ml_api_retries: int = Field(2, ge=0)  # extra attempts on connection errors, 429 and 5xx, with backoff

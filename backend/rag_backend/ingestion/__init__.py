@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rag_backend.catalog import Catalog
+from rag_backend.catalog import Catalog, Collection
 from rag_backend.chunking import Chunker
 from rag_backend.core.config import Settings
 from rag_backend.embedding import Embedder
@@ -39,7 +39,7 @@ class Ingestion:
         slots: int,
     ) -> None:
         self.jobs = Jobs(catalog, store, settings.ingest_lease_s)
-        self.submission = Submission(settings, self.jobs)
+        self.submission = Submission(settings, self.jobs, embedder)
         self.pipeline = Pipeline(settings, self.jobs, embedder, chunker, lexical, slots)
 
     async def start(self) -> None:
@@ -53,6 +53,9 @@ class Ingestion:
         """Unfinished jobs stay in their stage with their leases ended; the next claimer resumes them."""
         await self.pipeline.stop()
         self.submission.close()
+
+    async def create_collection(self, name: str, embed_model: str | None, *, existing_ok: bool = False) -> Collection:
+        return await self.submission.create_collection(name, embed_model, existing_ok=existing_ok)
 
     async def submit(
         self, collection: str, filename: str | None, data: bytes, content_type: str | None

@@ -37,7 +37,7 @@ from rag_backend.catalog import STAGES, CatalogUnavailable, Collection, Document
 from rag_backend.chunking import Chunk, Chunker
 from rag_backend.core.config import Settings
 from rag_backend.core.metrics import INGEST_CHUNKS, INGEST_CLAIMS, INGEST_FINISHED, INGEST_RESUMED, STORE_LATENCY
-from rag_backend.embedding import Embedder, check_identity, space_for
+from rag_backend.embedding import Embedder, bound_identity, check_identity, space_for
 from rag_backend.errors import DomainError
 from rag_backend.ingestion.outages import JobCancelled, LeaseLost, Outage, Retrier, stop_reason
 from rag_backend.ingestion.pump import EmbedPump
@@ -62,6 +62,7 @@ class _Prepared:
     title: str | None
     chunks: list[Chunk]
     space: str
+    model: str  # the served embedder the collection is bound to
     started: float
     resume_from: int  # chunks a previous run already stored
 
@@ -108,7 +109,8 @@ class Pipeline:
         self.s, self.jobs, self.embedder, self.chunker, self.lexical = settings, jobs, embedder, chunker, lexical
         self.catalog, self.store, self.owner = jobs.catalog, jobs.store, jobs.owner
         self.slots = slots
-        self.pump = EmbedPump(embedder, settings.embed_batch_size, settings.embed_concurrency)
+        self._pumps: dict[str, EmbedPump] = {}
+        self._pump_slots = asyncio.Semaphore(settings.embed_concurrency)  # shared by every model's pump
         self._budget = ChunkBudget(settings.ingest_inflight_chunks)
         self.retrier = Retrier(self.catalog, settings.ingest_retry_deadline_s, self.owner)
         backoff = (settings.ingest_retry_initial_s, settings.ingest_retry_max_s)
@@ -127,7 +129,6 @@ class Pipeline:
     def start(self) -> None:
         if not self.slots:
             return
-        self.pump.start()
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="ingest-claims"),
             asyncio.create_task(self._heartbeat(), name="ingest-heartbeat"),
@@ -148,8 +149,9 @@ class Pipeline:
             with contextlib.suppress(CatalogUnavailable):
                 await self.catalog.run(self.catalog.release, doc_id, self.owner)
         self.jobs.running.clear()
-        if self.slots:
-            await self.pump.stop()
+        for pump in self._pumps.values():
+            await pump.stop()
+        self._pumps.clear()
         self.parsing.close()
         self.preparing.close()
 
@@ -306,9 +308,12 @@ class Pipeline:
             else:
                 await self._storing(doc_id, lambda: delete_points(self.jobs, doc))
 
-        identity = await self._embedding(doc_id, self.embedder.identity)
         coll = await self.catalog.run(self.catalog.get_collection, collection)
-        check_identity(collection, coll.embed_key if coll else None, identity)
+        bound = coll.embed_key if coll else None
+        if bound:  # the model the collection was created with (or first indexed with)
+            identity = await self._embedding(doc_id, lambda: bound_identity(self.embedder, collection, bound))
+        else:  # unbound: ml-api's default binds it now
+            identity = await self._embedding(doc_id, self.embedder.identity)
         space = space_for(identity)
         await self._storing(doc_id, lambda: self.store.ensure_space(space, identity.dim))
         coll = await self.catalog.run(self.catalog.bind_collection, collection, identity.key, space)
@@ -317,7 +322,7 @@ class Pipeline:
             doc_id, DocumentStatus.EMBEDDING, progress=0.1 + 0.85 * resume_from / len(chunks), chunks=len(chunks),
             chunks_done=resume_from, chunks_sha=digest, has_points=1,
         )  # fmt: skip
-        return _Prepared(doc, parsed.title, chunks, space, start, resume_from)
+        return _Prepared(doc, parsed.title, chunks, space, identity.model, start, resume_from)
 
     async def _finish(self, job: _Prepared) -> None:
         doc_id, collection = job.doc["id"], job.doc["collection"]
@@ -342,6 +347,13 @@ class Pipeline:
                 await purge_now(self.jobs, old)
         seconds = round(time.perf_counter() - job.started, 3)
         log.info("indexed", extra={"fields": {"document_id": doc_id, "chunks": len(job.chunks), "seconds": seconds}})
+
+    def pump(self, model: str) -> EmbedPump:
+        """One pump per embedding model (a request goes to one model); EMBED_CONCURRENCY bounds them together."""
+        if (pump := self._pumps.get(model)) is None:
+            pump = self._pumps[model] = EmbedPump(self.embedder, self.s.embed_batch_size, self._pump_slots, model)
+            pump.start()
+        return pump
 
     async def _embed_and_upsert(self, job: _Prepared) -> None:
         """Hands batches to the pump (which fills ml-api requests across documents); upserts as they land and
@@ -369,7 +381,7 @@ class Pipeline:
                 try:
                     texts = [c.text for c in batch]
                     embedding = time.perf_counter()
-                    vectors = await self._embedding(doc_id, lambda: self.pump.embed(texts))
+                    vectors = await self._embedding(doc_id, lambda: self.pump(job.model).embed(texts))
                     traces.stage("embed batch", embedding, first_chunk=first, chunks=len(texts))
                 except BaseException:
                     stop = True

@@ -24,13 +24,16 @@ GROW_AFTER = 8  # successful requests in a row before a halved batch size double
 
 
 class EmbedPump:
-    def __init__(self, embedder: Embedder, batch_size: int, concurrency: int) -> None:
-        self.embedder = embedder
+    def __init__(
+        self, embedder: Embedder, batch_size: int, concurrency: int | asyncio.Semaphore, model: str | None = None
+    ) -> None:
+        self.embedder, self.model = embedder, model  # a batch goes to one model: one pump per model
         self.max_batch_size = batch_size
         self.batch_size = batch_size
         self._successes = 0
         self._queue: asyncio.Queue[tuple[str, asyncio.Future[np.ndarray]]] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(concurrency)
+        # Requests in flight; a semaphore shared by the pumps of several models bounds them all together.
+        self._slots = concurrency if isinstance(concurrency, asyncio.Semaphore) else asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
 
@@ -84,7 +87,8 @@ class EmbedPump:
 
     async def _send(self, batch: list[tuple[str, asyncio.Future[np.ndarray]]]) -> None:
         try:
-            vectors = await self.embedder.embed([text for text, _ in batch], retry_read_timeout=False)
+            texts = [text for text, _ in batch]
+            vectors = await self.embedder.embed(texts, model=self.model, retry_read_timeout=False)
         except Exception as exc:
             self._successes = 0
             if isinstance(exc, UpstreamTimeout):

@@ -16,9 +16,10 @@ import hashlib
 import re
 from typing import Any
 
-from rag_backend.catalog import DocumentStatus
+from rag_backend.catalog import Collection, DocumentStatus
 from rag_backend.core import tracing
 from rag_backend.core.config import Settings
+from rag_backend.embedding import Embedder, space_for
 from rag_backend.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedFormat
 from rag_backend.ingestion.recovery import purge_now
 from rag_backend.ingestion.state import Jobs
@@ -41,12 +42,31 @@ def clean_filename(name: str | None) -> str:
 
 
 class Submission:
-    def __init__(self, settings: Settings, jobs: Jobs) -> None:
-        self.s, self.jobs, self.catalog = settings, jobs, jobs.catalog
+    def __init__(self, settings: Settings, jobs: Jobs, embedder: Embedder) -> None:
+        self.s, self.jobs, self.catalog, self.embedder = settings, jobs, jobs.catalog, embedder
         self.hashing = Pool("hash", HASH_THREADS)
 
     def close(self) -> None:
         self.hashing.close()
+
+    async def create_collection(self, name: str, embed_model: str | None, *, existing_ok: bool = False) -> Collection:
+        """A collection, bound to `embed_model` (a served embedder's name) when one is named: an unknown name is
+        refused before anything is written. Without one, the first ingestion binds ml-api's default. An existing
+        collection is a Conflict unless `existing_ok`; then a named model must be the one it is bound to."""
+        identity = await self.embedder.identity(embed_model) if embed_model else None
+        space = space_for(identity) if identity else None
+        if identity and space:
+            await self.jobs.store.ensure_space(space, identity.dim)  # first: a store outage leaves no half-made row
+        coll, created = await self.catalog.run(self.catalog.create_collection, name)
+        if coll.deleting:
+            raise Conflict(f"collection '{name}' is being deleted; create it again once it is gone")
+        if not created and not existing_ok:
+            raise Conflict(f"collection '{name}' already exists")
+        if identity and space:
+            coll = await self.catalog.run(self.catalog.bind_collection, name, identity.key, space)
+            if coll.embed_key != identity.key:
+                raise Conflict(f"collection '{name}' is bound to embedding model {coll.embed_key}, not {identity.key}")
+        return coll
 
     async def submit(
         self, collection: str, filename: str | None, data: bytes, content_type: str | None

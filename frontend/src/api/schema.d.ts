@@ -16,7 +16,8 @@ export interface paths {
         put?: never;
         /**
          * Upload
-         * @description Multipart upload: one or more `files` fields, optional `collection` field. 202: one job per file.
+         * @description Multipart upload: one or more `files` fields, optional `collection` and `embed_model` fields. 202: one job
+         *     per file.
          */
         post: operations["upload_api_documents_post"];
         delete?: never;
@@ -76,7 +77,10 @@ export interface paths {
         /** List Collections */
         get: operations["list_collections_api_collections_get"];
         put?: never;
-        /** Create Collection */
+        /**
+         * Create Collection
+         * @description With `embed_model`, bound to that served embedder now (an unknown name is a 400 naming the served ones).
+         */
         post: operations["create_collection_api_collections_post"];
         delete?: never;
         options?: never;
@@ -303,6 +307,11 @@ export interface components {
         CollectionCreate: {
             /** Name */
             name: string;
+            /**
+             * Embed Model
+             * @description A served embedder's name (ml-api's /v1/models); the collection's documents and queries use it. Default: ml-api's default embedder, bound at the first upload
+             */
+            embed_model?: string | null;
         };
         /** CollectionDeletion */
         CollectionDeletion: {
@@ -319,7 +328,10 @@ export interface components {
         CollectionInfo: {
             /** Name */
             name: string;
-            /** Embed Model */
+            /**
+             * Embed Model
+             * @description provider:model:dimensions the collection is bound to; null until its first upload when it was created without one
+             */
             embed_model: string | null;
             /** Documents */
             documents: number;
@@ -470,6 +482,11 @@ export interface components {
              */
             candidates?: number | null;
             filters?: components["schemas"]["QueryFilters"] | null;
+            /**
+             * Rerank Model
+             * @description A served reranker's name (Default: QUERY_RERANK_MODEL, else ml-api's default); an unknown name is refused with 400
+             */
+            rerank_model?: string | null;
             /**
              * Generate
              * @description Add an LLM answer with citations (LLM_PROVIDERS chain)
@@ -670,6 +687,8 @@ export interface operations {
                     files: string[];
                     /** @description Default: DEFAULT_COLLECTION */
                     collection?: string;
+                    /** @description A served embedder's name to bind a new collection to (as POST /api/collections); for an existing one it must be the model it is bound to. Default: ml-api's default embedder */
+                    embed_model?: string;
                 };
             };
         };
@@ -712,6 +731,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The request clashes with existing state (collection exists, embedding model differs). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description An upload or a request is over a configured limit. The body is over MAX_REQUEST_MB. */
             413: {
                 headers: {
@@ -730,7 +758,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            /** @description An upstream answered, but with something we cannot use (a refusal, a malformed body). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description ml-api, the embeddings API or the store cannot be reached now: the client may retry later. The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -995,7 +1032,7 @@ export interface operations {
                     "application/json": components["schemas"]["CollectionInfo"];
                 };
             };
-            /** @description The body is not valid JSON. */
+            /** @description The request itself is wrong (bad name, bad filter, empty file). The body is not valid JSON. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1060,7 +1097,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            /** @description An upstream answered, but with something we cannot use (a refusal, a malformed body). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description ml-api, the embeddings API or the store cannot be reached now: the client may retry later. The store is unreachable or misconfigured; the message says what and where. The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */

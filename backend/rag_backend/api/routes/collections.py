@@ -10,7 +10,8 @@ from rag_backend.api.deps import CatalogDep, IngestionDep
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import CollectionCreate, CollectionDeletion, CollectionInfo
 from rag_backend.catalog import CatalogUnavailable
-from rag_backend.errors import Conflict, NotFound
+from rag_backend.errors import Conflict, InvalidInput, NotFound, UpstreamError, UpstreamUnavailable
+from rag_backend.store import StoreError
 
 router = APIRouter(prefix="/api/collections", tags=["collections"])
 CATALOG_DOWN = CatalogUnavailable  # every route here reads or writes the catalog
@@ -26,12 +27,15 @@ async def list_collections(catalog: CatalogDep) -> Any:
     return [collection(r) for r in await catalog.run(catalog.list_collections)]
 
 
-@router.post("", status_code=201, response_model=CollectionInfo, responses=raises(Conflict, CATALOG_DOWN))
-async def create_collection(catalog: CatalogDep, body: CollectionCreate) -> Any:
-    coll, created = await catalog.run(catalog.create_collection, body.name)
-    if not created:
-        state = "is being deleted; create it again once it is gone" if coll.deleting else "already exists"
-        raise Conflict(f"collection '{body.name}' {state}")
+@router.post(
+    "",
+    status_code=201,
+    response_model=CollectionInfo,
+    responses=raises(InvalidInput, Conflict, UpstreamUnavailable, UpstreamError, StoreError, CATALOG_DOWN),
+)
+async def create_collection(catalog: CatalogDep, ingestion: IngestionDep, body: CollectionCreate) -> Any:
+    """With `embed_model`, bound to that served embedder now (an unknown name is a 400 naming the served ones)."""
+    await ingestion.create_collection(body.name, body.embed_model)
     return next(collection(r) for r in await catalog.run(catalog.list_collections) if r["name"] == body.name)
 
 

@@ -13,7 +13,15 @@ from rag_backend.api.responses import raises
 from rag_backend.api.schemas import Document, DocumentList, UploadResponse, check_collection_name
 from rag_backend.api.wire import error_response
 from rag_backend.catalog import COLLECTION_NAME, CatalogUnavailable, DocumentStatus
-from rag_backend.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedFormat
+from rag_backend.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    UnsupportedFormat,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 CATALOG_DOWN = CatalogUnavailable  # every route here reads or writes the catalog
@@ -39,6 +47,12 @@ UPLOAD_FORM = {
             "maxLength": 64,
             "description": "Default: DEFAULT_COLLECTION",
         },
+        "embed_model": {
+            "type": "string",
+            "maxLength": 128,
+            "description": "A served embedder's name to bind a new collection to (as POST /api/collections); for "
+            "an existing one it must be the model it is bound to. Default: ml-api's default embedder",
+        },
     },
 }
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": UPLOAD_FORM}}}}
@@ -62,11 +76,14 @@ def _rejected(filename: str | None, refusal: Mapped) -> dict[str, Any]:
     "",
     status_code=202,
     response_model=UploadResponse,
-    responses=raises(InvalidInput, TooLarge, UnsupportedFormat, CATALOG_DOWN),
+    responses=raises(
+        InvalidInput, Conflict, TooLarge, UnsupportedFormat, UpstreamError, UpstreamUnavailable, CATALOG_DOWN
+    ),
     openapi_extra=UPLOAD_BODY,
 )
 async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDep) -> Any:
-    """Multipart upload: one or more `files` fields, optional `collection` field. 202: one job per file."""
+    """Multipart upload: one or more `files` fields, optional `collection` and `embed_model` fields. 202: one job
+    per file."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise UnsupportedFormat(
@@ -80,9 +97,14 @@ async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDe
             check_collection_name(collection)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
+        embed_model = form.get("embed_model") or None
+        if embed_model is not None and (not isinstance(embed_model, str) or len(embed_model) > 128):
+            raise InvalidInput("'embed_model' must be a text field of at most 128 characters")
         files = [f for f in form.getlist("files") + form.getlist("file") if isinstance(f, UploadFile)]
         if not files:
             raise InvalidInput("no files: send one or more multipart fields named 'files'")
+        if embed_model:  # before any file: an unknown or conflicting model refuses the whole upload
+            await ingestion.create_collection(collection, embed_model, existing_ok=True)
         items: list[dict[str, Any]] = []
         refused: list[Mapped] = []
         for f in files:

@@ -58,6 +58,7 @@ def query_params(settings: Settings, body: QueryRequest) -> QueryParams:
         rerank=body.rerank,
         candidates=body.candidates,
         filters=body.filters.model_dump(exclude_none=True) if body.filters else {},
+        rerank_model=body.rerank_model,
     )
 
 
