@@ -21,6 +21,7 @@ CACHE=${RAG_BASES_CACHE:-/var/tmp/rag-bases}
 PODMAN=${PODMAN:-podman}
 UV_BIN=${UV_BIN:-.tools/bin/uv}
 LABEL="rag.test-only-standin"
+mkdir -p "$CACHE" # before any mktemp in it: a fresh machine has no cache yet
 # The names our files use (Dockerfiles' FROM lines, compose's image: defaults). Keep in step with them:
 # deploy/tests/test_bases.py checks every one is named here.
 declare -A IMAGE=(
