@@ -12,8 +12,7 @@ batches are all stored. Upserting a point again with its id overwrites it: a chu
 
 Every call to ml-api / the embeddings API / the store goes through `outages`, which waits out transient failures; a
 permanent failure (or the retry deadline) ends as the document's `failed` state with its reason, its partial points
-are dropped and its upload is kept for a retry. A document's upload and parsed text are kept while it exists (the page
-shows a citation in its source) and go with its row.
+are dropped and its upload is kept for a retry (every document keeps its upload and parsed text until it goes).
 
 Nothing here blocks the event loop (the API process runs these slots beside its routes): catalog calls go through
 `catalog.run` (the catalog's pool), parsing and chunking run on this pipeline's own pool of one thread per slot.
@@ -291,8 +290,7 @@ class Pipeline:
         parsed = await self.parsing.run(parse_isolated, data, doc["format"], ParseLimits.from_settings(self.s))
         pages = max((s.page or 0 for s in parsed.sections), default=0) or None
         traces.stage("parse", start, bytes=len(data), pages=pages or 0)
-        # The text that chunk offsets index, kept before any chunk exists (a resumed job writes the same again).
-        whole = await self.parsing.run(parsed.text)  # up to MAX_UPLOAD_MB of text: joined off the loop
+        whole = await self.parsing.run(parsed.text)  # what chunk offsets index (up to MAX_UPLOAD_MB: off the loop)
         if not await self.catalog.run(self.catalog.store_text, doc_id, self.owner, whole):
             raise await self._stopped(doc_id)
 
