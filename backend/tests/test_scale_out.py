@@ -189,6 +189,10 @@ def test_two_api_processes_serve_one_catalog_and_a_deletion_reaches_the_worker(
             assert [d["id"] for d in listed] == [small]
             hits = c.post("/api/query", json={"query": "Section 2", "collection": "shared"}).json()["results"]
             assert hits and hits[0]["document_id"] == small
+            # The worker parsed it; API B serves its text and original from the shared catalog.
+            text = c.get(f"/api/documents/{small}/text").text
+            assert all(text[h["char_start"] : h["char_end"]] == h["text"] for h in hits)
+            assert c.get(f"/api/documents/{small}/content").content == _long_text(3, seed=1)
             assert c.get("/ready").json()["components"]["catalog"]["kind"] == "postgres"
 
         # A deletion through B while the worker embeds a long document: the worker notices at its next batch,
