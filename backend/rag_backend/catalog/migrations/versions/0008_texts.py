@@ -1,13 +1,13 @@
 """Sources at the passage: each document's parsed text, which its chunks' char_start/char_end index.
 
-Revision ID: 0006
+Revision ID: 0008
 Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
+revision = "0008"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
