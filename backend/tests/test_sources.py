@@ -17,7 +17,11 @@ import pytest
 from conftest import Proc, wait_ready
 from docs import BREAD_PARAGRAPHS, SOLAR, WHALES_HTML, docx_bytes, pdf_bytes
 
+from rag_backend.answers import citations
+from rag_backend.api.schemas import Citation, QueryResult
 from rag_backend.catalog import Catalog, DocumentStatus, open_catalog
+from rag_backend.retrieval import _result
+from rag_backend.store import Hit
 
 COLL = "sources"
 ME = "host:1:me"
@@ -177,6 +181,8 @@ def test_originals_are_served_as_uploaded_and_never_as_active_content(
     etag = pdf.headers["etag"]
     again = client.get(f"/api/documents/{indexed['glaciers.pdf']}/content", headers={"If-None-Match": etag})
     assert again.status_code == 304 and not again.content
+    text = client.get(f"/api/documents/{indexed['glaciers.pdf']}/text", headers={"If-None-Match": etag})
+    assert text.status_code == 200 and text.headers["etag"] != etag  # another representation, another tag
 
 
 def test_hostile_and_unknown_ids_are_404(client: httpx.Client, indexed: dict[str, str]) -> None:
@@ -221,6 +227,16 @@ def _assert_nothing_kept(data_dir: Path, doc_id: str) -> None:
     with sqlite3.connect(data_dir / "catalog.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM texts WHERE document_id = ?", (doc_id,)).fetchone() == (0,)
         assert db.execute("SELECT count(*) FROM documents WHERE id = ?", (doc_id,)).fetchone() == (0,)
+
+
+def test_passages_indexed_before_offsets_were_kept_have_null_offsets() -> None:
+    old = Hit("3f0f0c1e-0000-4000-8000-000000000001", 0.5, {"collection": "c", "document_id": "d", "text": "Old.",
+                                                            "source": "a.txt", "position": 0})  # fmt: skip
+    result = _result(old, 0.5, None)
+    assert (result["char_start"], result["char_end"]) == (None, None)
+    assert QueryResult.model_validate(result).char_start is None
+    (cit,) = citations("Old [1].", [result])
+    assert Citation.model_validate(cit).char_end is None
 
 
 # -- the catalog, both engines ----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ script that would run with this origin's cookies and API access if served under 
 browser renders without running the document's own code are served as themselves: PDF inline (its viewer is
 sandboxed by the browser; a CSP sandbox would make Chromium refuse to show it), DOCX as a download. Everything else
 (HTML, SVG, XML, Markdown, text) goes out as `text/plain` under `Content-Security-Policy: sandbox`, so even a
-browser that ignored `nosniff` would run nothing. A document's id is its version: the ETag is its SHA-256.
+browser that ignored `nosniff` would run nothing. A document's id is its version: the ETags derive from its SHA-256.
 """
 
 from __future__ import annotations
@@ -41,28 +41,29 @@ def _text_type(data: bytes) -> str:
     return TEXT_UTF8
 
 
-def _headers(doc: dict[str, Any], *, sandbox: bool) -> dict[str, str]:
-    headers = {
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private, no-cache",
-        "ETag": f'"{doc["sha256"]}"',
-    }
+def etag(doc: dict[str, Any], what: str) -> str:
+    """The upload's SHA-256 names both representations; `what` tells the original from the parsed text."""
+    return f'"{doc["sha256"]}-{what}"'
+
+
+def _headers(doc: dict[str, Any], what: str, *, sandbox: bool) -> dict[str, str]:
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-cache", "ETag": etag(doc, what)}
     if sandbox:
         headers["Content-Security-Policy"] = SANDBOX
     return headers
 
 
-def not_modified(doc: dict[str, Any], if_none_match: str | None) -> Response | None:
+def not_modified(doc: dict[str, Any], what: str, if_none_match: str | None) -> Response | None:
     """304 when the client already holds this version (spares reading up to MAX_UPLOAD_MB from the catalog)."""
-    if if_none_match and f'"{doc["sha256"]}"' in {t.strip().removeprefix("W/") for t in if_none_match.split(",")}:
-        return Response(status_code=304, headers=_headers(doc, sandbox=True))
+    if if_none_match and etag(doc, what) in {t.strip().removeprefix("W/") for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers=_headers(doc, what, sandbox=True))
     return None
 
 
 def original(doc: dict[str, Any], data: bytes) -> Response:
     """The upload as sent, under a type no browser executes (see the module's docstring)."""
     media, kind = AS_ITSELF.get(doc["format"], (_text_type(data), "inline"))
-    headers = _headers(doc, sandbox=media != PDF)
+    headers = _headers(doc, "original", sandbox=media != PDF)
     # Set here, not as media_type: Starlette would add "charset=utf-8" to a text/plain that is not UTF-8.
     headers.update({"Content-Type": media, "Content-Disposition": disposition(kind, doc["filename"])})
     return Response(content=data, headers=headers)
@@ -70,4 +71,4 @@ def original(doc: dict[str, Any], data: bytes) -> Response:
 
 def parsed_text(doc: dict[str, Any], data: bytes) -> Response:
     """The parsed text (UTF-8) that results' char_start/char_end index."""
-    return Response(content=data, media_type=TEXT_UTF8, headers=_headers(doc, sandbox=True))
+    return Response(content=data, media_type=TEXT_UTF8, headers=_headers(doc, "text", sandbox=True))

@@ -162,7 +162,7 @@ ORIGINAL_BODY = {
     "sandboxing Content-Security-Policy (never HTML, SVG or XML a browser would run)",
     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
 }
-NOT_MODIFIED = {304: {"description": "If-None-Match names this version (ETag: the upload's SHA-256)"}}
+NOT_MODIFIED = {304: {"description": "If-None-Match names this version (its ETag derives from the upload's SHA-256)"}}
 
 
 @router.get(
@@ -176,7 +176,7 @@ async def document_text(
     """The document's parsed text, exactly: a result's or citation's passage is `text[char_start:char_end]`
     (offsets in Unicode code points). 409 while the document is not parsed yet."""
     doc = await _visible(catalog, doc_id)
-    if (cached := originals.not_modified(doc, if_none_match)) is not None:
+    if (cached := originals.not_modified(doc, "text", if_none_match)) is not None:
         return cached
     data = await catalog.run(catalog.read_text, doc_id)
     if data is None:
@@ -197,7 +197,7 @@ async def document_content(
 ) -> Response:
     """The original upload, with its type: PDF inline, DOCX as a download, any other format as text/plain."""
     doc = await _visible(catalog, doc_id)
-    if (cached := originals.not_modified(doc, if_none_match)) is not None:
+    if (cached := originals.not_modified(doc, "original", if_none_match)) is not None:
         return cached
     data = await catalog.run(catalog.read_upload, doc_id)
     if data is None:
