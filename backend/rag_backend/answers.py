@@ -2,9 +2,11 @@
 
 The model sees the retrieved passages numbered [1]..[n] and is asked to cite them with those markers;
 the markers it actually uses become `citations`, each mapped to the result it names. When no provider
-answers (none configured, all down or breaker-open), the answer is extractive: the top passages, cited,
-with a sentence saying why, so a query still succeeds. Which provider answers (fallback, breakers) is the
-chain's business (`llm.Chain.stream`); this module only consults its answer cache on the chain's behalf.
+answers (none configured, all down or breaker-open), the answer is extractive, so a query still succeeds: the
+few sentences of the top passages that share most words with the question, each cited, and a quiet closing line
+(why no model answered is `llm.reason`, never the answer's text: it would show internal addresses to readers).
+Which provider answers (fallback, breakers) is the chain's business (`llm.Chain.stream`); this module only
+consults its answer cache on the chain's behalf.
 """
 
 from __future__ import annotations
@@ -30,8 +32,22 @@ SYSTEM_PROMPT = (
 )
 SOURCE_TEMPLATE = "[{n}] {label}\n{text}"
 USER_TEMPLATE = "Sources:\n\n{sources}\n\nQuestion: {question}"
-EXTRACTIVE_PASSAGES = 3
+EXTRACTIVE_PASSAGES = 3  # the extract's sentences come from these top passages
+EXTRACTIVE_SENTENCES = 3
+EXTRACTIVE_SENTENCE_CHARS = 320
+EXTRACTIVE_NOTE = "_No language model answered: these sentences are quoted from the sources._"
+NO_PASSAGES = "No passage in this collection matches the question."
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+# Blocks: paragraphs, and lines that open with a Markdown heading, list, quote or table mark (a hard-wrapped line
+# does not end a sentence); sentence ends, a closing quote or bracket may follow; the marks a block opens with.
+_BLOCK = re.compile(r"\n\s*\n|\n(?=\s*(?:[#>*+|-]|\d{1,3}[.)])\s)")
+_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+|(?<=[.!?…][\"')\]»”’])\s+")
+_LEADING_MARKS = re.compile(r"^(?:[#>*+|\-]+|\d{1,3}[.)])\s+")
+_WORD = re.compile(r"\w+")
+_STOPWORDS = frozenset(
+    "a an and are as at be but by can do does did for from has have how i if in into is it its of on or so that the "
+    "their them then there these they this to was were what when where which who whom why will with you your".split()
+)
 
 Event = tuple[str, dict[str, Any]]
 
@@ -90,19 +106,69 @@ def citations(answer: str, context: list[dict[str, Any]]) -> list[dict[str, Any]
             "source": context[n - 1].get("source"),
             "page": context[n - 1].get("page"),
             "position": context[n - 1].get("position"),
+            "char_start": context[n - 1].get("char_start"),
+            "char_end": context[n - 1].get("char_end"),
         }
         for n in seen
     ]
 
 
-def extractive(context: list[dict[str, Any]], reason: str) -> str:
+def _terms(text: str) -> set[str]:
+    """Lower-cased content words, lightly stemmed ("cells" and "cell" meet): enough to rank a few sentences."""
+    out = set()
+    for word in _WORD.findall(text.lower()):
+        if word in _STOPWORDS or len(word) < 2:
+            continue
+        for suffix in ("ing", "ed", "es", "s"):
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                word = word[: -len(suffix)]
+                break
+        out.add(word)
+    return out
+
+
+def _sentences(text: str) -> list[str]:
+    """A passage's sentences, one line each, without Markdown's leading marks; fragments of under 3 words go."""
+    out = []
+    parts = [part for block in _BLOCK.split(text) for part in _SENTENCE_END.split(" ".join(block.split()))]
+    for part in parts:
+        sentence = _LEADING_MARKS.sub("", part)
+        sentence = _MARKER.sub(r"(\1)", sentence)  # a source's own "[2]" must not read as our citation marker
+        if len(sentence.split()) >= 3:
+            cut = len(sentence) > EXTRACTIVE_SENTENCE_CHARS
+            out.append(sentence[:EXTRACTIVE_SENTENCE_CHARS].rstrip() + "…" if cut else sentence)
+    return out
+
+
+def extractive(question: str, context: list[dict[str, Any]]) -> str:
+    """A short extract: the sentences of the top passages that share most content words with the question (ties go
+    to the better passage), in reading order, each followed by its passage's [n]; then a quiet closing line."""
     if not context:
-        return "No passage in this collection matches the question."
-    passages = []
+        return NO_PASSAGES
+    wanted = _terms(question)
+    scored: list[tuple[int, int, int, str]] = []  # (-overlap, marker, index in passage, sentence)
+    seen: set[str] = set()
     for n, result in enumerate(context[:EXTRACTIVE_PASSAGES], start=1):
-        text = " ".join(result.get("text", "").split())
-        passages.append(f"[{n}] {text[:400]}{'…' if len(text) > 400 else ''}")
-    return f"No language model answered ({reason}); the most relevant passages are:\n\n" + "\n\n".join(passages)
+        for i, sentence in enumerate(_sentences(result.get("text", ""))):
+            if sentence.lower() not in seen:  # overlapping chunks repeat sentences
+                seen.add(sentence.lower())
+                scored.append((-len(wanted & _terms(sentence)), n, i, sentence))
+    if not scored:  # passages of fragments only (a table, a list of names): the top one, whole
+        return f"{' '.join(context[0].get('text', '').split())[:EXTRACTIVE_SENTENCE_CHARS]} [1]\n\n{EXTRACTIVE_NOTE}"
+    best = [s for s in sorted(scored)[:EXTRACTIVE_SENTENCES] if s[0] < 0]
+    if not best:  # nothing shares a word with the question: the top passage's opening says most
+        best = [s for s in scored if s[1] == 1][:2] or scored[:1]
+    elif len(best) == 1:  # one sentence matched: the one after it in its passage usually carries it on
+        best += [s for s in scored if (s[1], s[2]) == (best[0][1], best[0][2] + 1)]
+    picked = sorted(best, key=lambda s: (s[1], s[2]))
+    return " ".join(_cite(sentence, n) for _, n, _, sentence in picked) + f"\n\n{EXTRACTIVE_NOTE}"
+
+
+def _cite(sentence: str, n: int) -> str:
+    """The marker inside the sentence's full stop ("... electricity [1]."); a fragment (a list item) gets one."""
+    if sentence[-1] in ".!?。！？" and not sentence.endswith("..."):
+        return f"{sentence[:-1]} [{n}]{sentence[-1]}"
+    return f"{sentence.rstrip(',;:')} [{n}]."
 
 
 class Answerer:
@@ -156,7 +222,7 @@ class Answerer:
             reason = "no LLM provider is configured (LLM_PROVIDERS)"
         else:
             reason = "; ".join(f"{a.provider}: {a.error}" for a in outcome.attempts)
-        answer = extractive(context, reason)
+        answer = extractive(question, context)
         yield "token", {"text": answer}
         yield "citations", {"citations": citations(answer, context)}
         yield "done", {**self._done(answer, "extractive", None, False, outcome.attempts, start), "reason": reason}

@@ -2,6 +2,8 @@
 
 Chunks are windows of tokens mapped back to character offsets of their section, so a chunk's text is always
 a verbatim slice of the parsed text, and the windows of a section together cover all of its non-whitespace text.
+`Chunker.chunk` gives offsets into the document's whole parsed text (`ParsedDocument.text()`, what the catalog
+keeps): `doc.text()[chunk.char_start:chunk.char_end] == chunk.text`, in Unicode code points.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class Chunk:
     position: int  # 0-based index within the document
     page: int | None
     heading: str | None
-    char_start: int  # offsets into the section's text
+    char_start: int  # code-point offsets into the document's parsed text (ParsedDocument.text())
     char_end: int
     tokens: int  # tokens of `text` by the tokenizer in use (no special tokens)
 
@@ -166,17 +168,26 @@ class Chunker:
         self.max_chars = max_chars
 
     def chunk(self, doc: ParsedDocument) -> list[Chunk]:
+        """Every section's chunks, numbered in order, with offsets into `doc.text()`."""
         chunks: list[Chunk] = []
-        for section in doc.sections:
+        for section, base in zip(doc.sections, doc.section_starts(), strict=True):
             chunks.extend(
-                self.chunk_text(section.text, page=section.page, heading=section.heading, first_position=len(chunks))
+                self.chunk_text(
+                    section.text, page=section.page, heading=section.heading, first_position=len(chunks), base=base
+                )
             )
         return chunks
 
     def chunk_text(
-        self, text: str, *, page: int | None = None, heading: str | None = None, first_position: int = 0
+        self,
+        text: str,
+        *,
+        page: int | None = None,
+        heading: str | None = None,
+        first_position: int = 0,
+        base: int = 0,
     ) -> list[Chunk]:
-        """Chunks of one section's text; offsets are into `text`."""
+        """Chunks of one section's text; offsets are into `text`, plus `base` (where it starts in its document)."""
         spans = self._spans(text)
         return [
             Chunk(
@@ -184,8 +195,8 @@ class Chunker:
                 position=first_position + i,
                 page=page,
                 heading=heading,
-                char_start=cs,
-                char_end=ce,
+                char_start=base + cs,
+                char_end=base + ce,
                 tokens=tokens,
             )
             for i, (cs, ce, tokens) in enumerate(spans)

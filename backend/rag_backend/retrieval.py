@@ -203,6 +203,8 @@ def _result(hit: Hit, score: float, rerank_score: float | None) -> dict[str, Any
         "position": pl.get("position"),
         "page": pl.get("page"),
         "heading": pl.get("heading"),
+        "char_start": pl.get("char_start"),
+        "char_end": pl.get("char_end"),
     }
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import TOKENIZER, Proc, free_port, ingest_solar, sse, start_backend
 from fake_llm import FakeLLM
 
-from rag_backend.answers import Answerer, build_prompt, citations
+from rag_backend.answers import EXTRACTIVE_NOTE, NO_PASSAGES, Answerer, build_prompt, citations, extractive
 from rag_backend.cache import RedisCache
 from rag_backend.chunking import load_tokenizer
 from rag_backend.core.config import Settings
@@ -83,7 +83,7 @@ async def test_ollama_streams_tokens_and_citations_map_to_results(llm: FakeLLM, 
     assert done(events)["provider"] == "ollama" and done(events)["fallbacks"] == []
     cites = events[3][1]["citations"]
     assert cites == [{"marker": 1, "result_id": "r1", "document_id": "d1", "source": "solar.md", "page": None,
-                      "position": 0}]  # fmt: skip
+                      "position": 0, "char_start": None, "char_end": None}]  # fmt: skip
     sent = llm.requests[0]
     assert sent["protocol"] == "ollama" and sent["stream"] is True and sent["model"] == "llama3.2:3b"
     assert "[1] (source: solar.md)" in sent["messages"][1]["content"]
@@ -106,8 +106,9 @@ async def test_5xx_falls_back(llm: FakeLLM, cache: RedisCache) -> None:
     d = done(events)
     assert d["provider"] == "extractive"
     assert "503" in d["reason"] and "openai" in d["reason"]
-    assert d["answer"].startswith("No language model answered")
-    assert [c["marker"] for c in events[-2][1]["citations"]] == [1, 2]
+    assert "No language model answered" in d["answer"] and "://" not in d["answer"]  # the why is llm.reason
+    assert d["answer"].startswith("Photovoltaic cells convert sunlight into electricity [1].")
+    assert [c["marker"] for c in events[-2][1]["citations"]] == [1]  # the volcano passage says nothing of cells
 
 
 @pytest.mark.anyio
@@ -242,6 +243,37 @@ def test_citation_markers() -> None:
     ctx = [{"id": f"r{i}"} for i in range(1, 4)]
     ids = [c["result_id"] for c in citations("A [2]. B [1, 3]. C [2][9] D [x]", ctx)]
     assert ids == ["r2", "r1", "r3"]
+
+
+PASSAGES = [
+    {"id": "p1", "text": "# Solar power\n\nPhotovoltaic cells convert sunlight directly into electricity. When "
+     "photons\nstrike the silicon, they knock electrons loose.\n\nAn inverter turns direct current into alternating "
+     "current."},
+    {"id": "p2", "text": "## Efficiency\n\nCommercial panels reach about 22 percent efficiency [7]. Heat lowers the "
+     "output of a panel, so installers leave an air gap behind the modules."},
+    {"id": "p3", "text": "Photovoltaic cells convert sunlight directly into electricity. Wind turbines spin."},
+]  # fmt: skip
+
+
+def test_extractive_answer_is_a_cited_extract_not_the_passages() -> None:
+    answer = extractive("How does heat change the efficiency of solar panels?", PASSAGES)
+    body, note = answer.split("\n\n")
+    assert note == EXTRACTIVE_NOTE and "://" not in answer
+    # The two sentences that share words with the question, in reading order, each cited; nothing else.
+    assert body == (
+        "Commercial panels reach about 22 percent efficiency (7) [2]. Heat lowers the output of a panel, so installers "
+        "leave an air gap behind the modules [2]."
+    )  # a source's own "[7]" is not mistaken for a citation marker
+    assert [c["result_id"] for c in citations(answer, PASSAGES)] == ["p2"]
+    assert all(p["text"] not in answer for p in PASSAGES)
+
+    one = extractive("What do photovoltaic cells do?", PASSAGES)  # one match: the sentence after it carries it on
+    assert one.startswith("Photovoltaic cells convert sunlight directly into electricity [1]. When photons strike the "
+                          "silicon, they knock electrons loose [1].")  # fmt: skip
+    assert one.count("Photovoltaic") == 1  # the same sentence in another passage is quoted once
+    nothing = extractive("zebra migration", PASSAGES)  # no shared word: the top passage's opening
+    assert nothing.startswith("Solar power") is False and "[1]" in nothing and "[2]" not in nothing
+    assert extractive("anything", []) == NO_PASSAGES
 
 
 # -- through the backend ------------------------------------------------------------------------------------

@@ -52,13 +52,14 @@ def tokenizer(request: pytest.FixtureRequest) -> TokenCounter:
     return request.getfixturevalue("real_tokenizer")
 
 
-def _assert_covers(text: str, chunks: list[Chunk]) -> None:
-    """Every non-whitespace character of the section lies inside some chunk."""
+def _assert_covers(text: str, chunks: list[Chunk], base: int = 0) -> None:
+    """Every non-whitespace character of the section (at `base` in its document) lies inside some chunk."""
     covered = bytearray(len(text))
     for c in chunks:
-        assert c.text == text[c.char_start : c.char_end]
+        start, end = c.char_start - base, c.char_end - base
+        assert c.text == text[start:end]
         assert c.text and c.text == c.text.strip()
-        covered[c.char_start : c.char_end] = b"\x01" * (c.char_end - c.char_start)
+        covered[start:end] = b"\x01" * (end - start)
     missing = [i for i, ch in enumerate(text) if not ch.isspace() and not covered[i]]
     assert not missing, f"uncovered chars at {missing[:10]}"
 
@@ -162,10 +163,14 @@ def test_short_sections_carry_page_and_heading(tokenizer: TokenCounter) -> None:
     assert [c.position for c in chunks] == list(range(len(chunks)))
     assert (chunks[0].text, chunks[0].page, chunks[0].heading) == ("Page one text.", 1, None)
     assert (chunks[1].text, chunks[1].page, chunks[1].heading) == ("# Intro\n\nShort intro.", 3, "Intro")
-    assert chunks[1].char_start == 0 and chunks[1].char_end == len(doc.sections[2].text)
+    whole = doc.text()  # offsets index the document's parsed text: the sections joined
+    assert all(whole[c.char_start : c.char_end] == c.text for c in chunks)
+    assert chunks[1].char_start == whole.index("# Intro") and chunks[1].char_end == chunks[1].char_start + len(
+        doc.sections[2].text
+    )
     body = [c for c in chunks if c.heading == "Body"]
     assert len(body) > 1 and all(c.page == 4 for c in body)
-    _assert_covers(doc.sections[3].text, body)
+    _assert_covers(doc.sections[3].text, body, base=doc.section_starts()[3])
 
 
 def test_paragraph_boundary_preferred(tokenizer: TokenCounter) -> None:

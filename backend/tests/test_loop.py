@@ -127,6 +127,8 @@ async def test_every_request_path_keeps_blocking_work_off_the_loop(
         assert {c["name"] for c in (await client.get("/api/collections")).json()} == {"loop"}
         r = await client.post("/api/query", json={"query": "What do solar panels do?", "collection": "loop"})
         assert r.status_code == 200 and r.json()["results"]
+        assert (await client.get(f"/api/documents/{volcano['id']}/text")).status_code == 200  # the kept text
+        assert (await client.get(f"/api/documents/{volcano['id']}/content")).content.startswith(b"%PDF")
         assert (await client.get("/ready")).status_code == 200
         assert (await client.delete(f"/api/documents/{solar['id']}")).status_code == 200
 

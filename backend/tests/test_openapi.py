@@ -39,6 +39,8 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("get", "/api/documents/{doc_id}"): {401, 404, 503},
     ("delete", "/api/documents/{doc_id}"): {401, 403, 404, 503},
     ("post", "/api/documents/{doc_id}/retry"): {401, 403, 404, 409, 503},
+    ("get", "/api/documents/{doc_id}/text"): {401, 404, 409, 503},
+    ("get", "/api/documents/{doc_id}/content"): {401, 404, 503},
     ("get", "/api/collections"): {401, 503},
     ("post", "/api/collections"): {400, 401, 403, 409, 413, 415, 422, 502, 503},
     ("delete", "/api/collections/{name}"): {401, 403, 404, 503},

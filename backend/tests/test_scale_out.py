@@ -189,6 +189,10 @@ def test_two_api_processes_serve_one_catalog_and_a_deletion_reaches_the_worker(
             assert [d["id"] for d in listed] == [small]
             hits = c.post("/api/query", json={"query": "Section 2", "collection": "shared"}).json()["results"]
             assert hits and hits[0]["document_id"] == small
+            # The worker parsed it; API B serves its text and original from the shared catalog.
+            text = c.get(f"/api/documents/{small}/text").text
+            assert all(text[h["char_start"] : h["char_end"]] == h["text"] for h in hits)
+            assert c.get(f"/api/documents/{small}/content").content == _long_text(3, seed=1)
             assert c.get("/ready").json()["components"]["catalog"]["kind"] == "postgres"
 
         # A deletion through B while the worker embeds a long document: the worker notices at its next batch,
@@ -202,8 +206,9 @@ def test_two_api_processes_serve_one_catalog_and_a_deletion_reaches_the_worker(
         _wait_row(database_url, long, lambda r: r is None, timeout=30)  # the worker purged its row and upload
         space = _space(database_url, "shared")
         assert _points(standin, space, "shared", long) == 0
-        with psycopg.connect(database_url) as conn:
-            assert conn.execute("SELECT count(*) FROM uploads").fetchone()[0] == 0
+        with psycopg.connect(database_url) as conn:  # what is kept of a document is the ready one's alone
+            for table in ("uploads", "texts"):
+                assert conn.execute(f"SELECT array_agg(document_id) FROM {table}").fetchone()[0] == [small]
         assert _points(standin, space, "shared") == _row(database_url, small)["chunks"]
 
         # The whole collection deleted through A while the worker embeds another long document of it: 202 at once,
@@ -224,6 +229,7 @@ def test_two_api_processes_serve_one_catalog_and_a_deletion_reaches_the_worker(
         assert _points(standin, space, "shared") == 0 and _row(database_url, small) is None
         with psycopg.connect(database_url) as conn:
             assert conn.execute("SELECT count(*) FROM uploads").fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM texts").fetchone()[0] == 0
         assert _metric(worker, "rag_ingest_claims_total", '{kind="collection"}') >= 1
         health = httpx.get(f"{worker.url}/ready", timeout=10)
         assert health.status_code == 200 and health.json()["components"]["leases"]["ok"], health.text
@@ -290,7 +296,7 @@ def test_a_one_machine_stack_moves_to_postgresql_with_its_documents(
     cmd = [sys.executable, "-m", "rag_backend", "import-catalog"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "documents: 2 added, 0 already present; uploads: 1 copied, 0 missing" in out.stdout
+    assert "documents: 2 added, 0 already present; uploads: 2 copied, 0 missing; texts: 2 copied" in out.stdout
 
     new = start_backend(tmp_path, ml_api.url, "new", **shared_env)
     try:
@@ -305,8 +311,9 @@ def test_a_one_machine_stack_moves_to_postgresql_with_its_documents(
         space = _space(database_url, "default")
         assert _points(standin, space, "default", long) == final["chunks"]
         assert _points(standin, space, "default", small) == _row(database_url, small)["chunks"]
-        with psycopg.connect(database_url) as conn:
-            assert conn.execute("SELECT count(*) FROM uploads").fetchone()[0] == 0
+        with psycopg.connect(database_url) as conn:  # originals and texts kept, served by any replica
+            assert conn.execute("SELECT count(*) FROM uploads").fetchone()[0] == 2
+            assert conn.execute("SELECT count(*) FROM texts").fetchone()[0] == 2
     finally:
         new.service.stop(20)
 

@@ -92,6 +92,13 @@ class QueryRequest(BaseModel):
         return None if v is None else check_collection_name(v)
 
 
+CHAR_START = (
+    "Where the passage starts in GET /api/documents/{document_id}/text, in Unicode code points (not UTF-16 units): "
+    "the passage is text[char_start:char_end]. Null for passages indexed before offsets were kept"
+)
+CHAR_END = "Where the passage ends (exclusive) in the document's parsed text; null like char_start"
+
+
 class QueryResult(Reply):
     id: str
     text: str
@@ -103,6 +110,8 @@ class QueryResult(Reply):
     position: int
     page: int | None = None
     heading: str | None = None
+    char_start: int | None = Field(None, description=CHAR_START)
+    char_end: int | None = Field(None, description=CHAR_END)
 
 
 class Citation(BaseModel):
@@ -112,6 +121,8 @@ class Citation(BaseModel):
     source: str | None
     page: int | None = None
     position: int | None = None
+    char_start: int | None = Field(None, description=CHAR_START)
+    char_end: int | None = Field(None, description=CHAR_END)
 
 
 class AnswerInfo(BaseModel):

@@ -1,4 +1,4 @@
-"""The catalog: collections, documents (ingestion jobs, their leases) and uploads in flight.
+"""The catalog: collections, documents (ingestion jobs, their leases), their uploads and parsed texts.
 
 Two implementations of one interface (`Catalog`): SQLite under DATA_DIR (the embedded default, one machine) and
 PostgreSQL (`DATABASE_URL`: every API and worker process shares it). The SQL is shared (SQLAlchemy Core, portable
@@ -34,7 +34,7 @@ __all__ = [
 
 
 def sqlite_paths(data_dir: Path) -> tuple[Path, Path]:
-    """Where the embedded catalog keeps its database and its uploads in flight, under DATA_DIR."""
+    """Where the embedded catalog keeps its database and its uploads, under DATA_DIR."""
     return data_dir / "catalog.sqlite3", data_dir / "uploads"
 
 

@@ -164,7 +164,7 @@ class Catalog:
         """Raises CatalogUnavailable unless the database answers (readiness)."""
         self._all("SELECT 1 AS one")
 
-    # -- uploads in flight (where they wait is the implementation's choice) ---------------------------
+    # -- uploads, kept while their document exists (where is the implementation's choice) -------------
     def _store_upload(self, conn: Connection, doc_id: str, data: bytes) -> None:
         raise NotImplementedError
 
@@ -176,6 +176,29 @@ class Catalog:
 
     def drop_upload(self, doc_id: str) -> None:
         raise NotImplementedError
+
+    # -- parsed texts: what chunk offsets index (the `texts` table, on both engines) -------------------
+    def store_text(self, doc_id: str, owner: str, parsed: str) -> bool:
+        """Keeps a job's parsed text, fenced like its other writes: False (nothing written) when the job was
+        deleted or taken over meanwhile, so no text outlives its document. A lone surrogate is kept as "?" (one
+        code point for one: offsets still hold)."""
+        data = parsed.encode("utf-8", "replace")
+        with self._tx() as conn:
+            held = conn.execute(
+                text(f"UPDATE documents SET updated_at = :now "
+                     f"WHERE id = :id AND status IN {_IN_STAGES} AND lease_owner = :owner"),
+                {"now": time.time(), "id": doc_id, "owner": owner},
+            ).rowcount  # fmt: skip
+            if held != 1:
+                return False
+            conn.execute(text("DELETE FROM texts WHERE document_id = :id"), {"id": doc_id})
+            conn.execute(text("INSERT INTO texts(document_id, data) VALUES (:id, :data)"), {"id": doc_id, "data": data})
+        return True
+
+    def read_text(self, doc_id: str) -> bytes | None:
+        """The parsed text as UTF-8, or None (not parsed yet, or indexed before texts were kept)."""
+        row = self._one("SELECT data FROM texts WHERE document_id = :id", id=doc_id)
+        return bytes(row["data"]) if row else None
 
     # -- collections --------------------------------------------------------------------------------
     def get_collection(self, name: str, deleting: bool = False) -> Collection | None:
@@ -271,6 +294,10 @@ class Catalog:
             if not fenced:
                 return False
             ids = [r[0] for r in conn.execute(text("SELECT id FROM documents WHERE collection = :n"), {"n": name})]
+            conn.execute(
+                text("DELETE FROM texts WHERE document_id IN (SELECT id FROM documents WHERE collection = :n)"),
+                {"n": name},
+            )
             conn.execute(text("DELETE FROM documents WHERE collection = :n"), {"n": name})
             conn.execute(text("DELETE FROM collections WHERE name = :n"), {"n": name})
         for doc_id in ids:
@@ -432,7 +459,10 @@ class Catalog:
         return self.get_document(doc_id)
 
     def remove_document(self, doc_id: str) -> None:
-        self._run("DELETE FROM documents WHERE id = :id", id=doc_id)
+        """The row and everything kept of the document: its parsed text, then its upload."""
+        with self._tx() as conn:
+            conn.execute(text("DELETE FROM texts WHERE document_id = :id"), {"id": doc_id})
+            conn.execute(text("DELETE FROM documents WHERE id = :id"), {"id": doc_id})
         self.drop_upload(doc_id)
 
     def hidden_ids(self, collection: str) -> list[str]:

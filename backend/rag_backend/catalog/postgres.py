@@ -1,10 +1,11 @@
 """The shared catalog: PostgreSQL (DATABASE_URL), reached by every API and worker process.
 
 Claims lock the rows they take with FOR UPDATE SKIP LOCKED, so concurrent workers never wait on each other nor take
-the same job. Uploads in flight live in the `uploads` table, written in the same transaction as their row: any
-worker on any machine can read them, no shared volume is needed (a ReadWriteMany volume is what most clusters lack),
-and a row and its bytes appear and disappear together. They are bounded: MAX_UPLOAD_MB per file, removed when the
-job ends; only failed documents (kept for `retry`) stay.
+the same job. Uploads live in the `uploads` table, written in the same transaction as their row: any worker on any
+machine can read them, any API replica can serve them back (GET /api/documents/{id}/content), no shared volume is
+needed (a ReadWriteMany volume is what most clusters lack), and a row and its bytes appear and disappear together.
+They are bounded: MAX_UPLOAD_MB per file, kept while their document exists (it is shown at the cited passage),
+removed with it.
 """
 
 from __future__ import annotations

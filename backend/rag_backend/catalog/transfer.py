@@ -25,7 +25,7 @@ from rag_backend.catalog.base import STAGES, Catalog, DocumentStatus
 from rag_backend.errors import Conflict, InvalidInput
 
 _UNFINISHED = {s.value for s in STAGES}  # the job resumes from its upload
-_KEEPS_UPLOAD = _UNFINISHED | {DocumentStatus.FAILED.value}  # failed: kept for `retry`
+_GOING = DocumentStatus.DELETING.value  # every other document keeps its upload (served as its original)
 
 
 @dataclass(slots=True)
@@ -36,12 +36,13 @@ class CopyReport:
     documents_present: int = 0  # the same id was already in the target (a second run)
     uploads: int = 0
     uploads_missing: int = 0  # unfinished documents whose upload file was gone: they will fail, with a reason
+    texts: int = 0  # parsed texts (what results' char_start/char_end index)
 
     def summary(self) -> str:
         return (
             f"collections: {self.collections_added} added, {self.collections_merged} merged; "
             f"documents: {self.documents_added} added, {self.documents_present} already present; "
-            f"uploads: {self.uploads} copied, {self.uploads_missing} missing"
+            f"uploads: {self.uploads} copied, {self.uploads_missing} missing; texts: {self.texts} copied"
         )
 
 
@@ -77,9 +78,22 @@ def copy_catalog(path: Path, uploads: Path, target: Catalog) -> CopyReport:
             values = ", ".join(f":{k}" for k in row)
             conn.execute(text(f"INSERT INTO documents ({names}) VALUES ({values})"), row)
             report.documents_added += 1
-            if doc["status"] in _KEEPS_UPLOAD:
+            if doc["status"] != _GOING:
                 _copy_upload(conn, target, uploads / doc["id"], doc, report)
+                _copy_text(conn, path, doc["id"], report)
     return report
+
+
+def _copy_text(conn: Connection, path: Path, doc_id: str, report: CopyReport) -> None:
+    """The document's parsed text, if the source kept one (catalogs from before texts were kept have none)."""
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        try:
+            row = db.execute("SELECT data FROM texts WHERE document_id = ?", (doc_id,)).fetchone()
+        except sqlite3.OperationalError:  # no texts table
+            return
+    if row is not None:
+        conn.execute(text("INSERT INTO texts(document_id, data) VALUES (:id, :data)"), {"id": doc_id, "data": row[0]})
+        report.texts += 1
 
 
 def _copy_collections(conn: Connection, collections: list[dict[str, Any]], report: CopyReport) -> None:

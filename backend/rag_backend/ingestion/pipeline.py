@@ -12,7 +12,7 @@ batches are all stored. Upserting a point again with its id overwrites it: a chu
 
 Every call to ml-api / the embeddings API / the store goes through `outages`, which waits out transient failures; a
 permanent failure (or the retry deadline) ends as the document's `failed` state with its reason, its partial points
-are dropped and its upload is kept for a retry.
+are dropped and its upload is kept for a retry (every document keeps its upload and parsed text until it goes).
 
 Nothing here blocks the event loop (the API process runs these slots beside its routes): catalog calls go through
 `catalog.run` (the catalog's pool), parsing and chunking run on this pipeline's own pool of one thread per slot.
@@ -290,6 +290,9 @@ class Pipeline:
         parsed = await self.parsing.run(parse_isolated, data, doc["format"], ParseLimits.from_settings(self.s))
         pages = max((s.page or 0 for s in parsed.sections), default=0) or None
         traces.stage("parse", start, bytes=len(data), pages=pages or 0)
+        whole = await self.parsing.run(parsed.text)  # what chunk offsets index (up to MAX_UPLOAD_MB: off the loop)
+        if not await self.catalog.run(self.catalog.store_text, doc_id, self.owner, whole):
+            raise await self._stopped(doc_id)
 
         await self._stage(doc_id, DocumentStatus.CHUNKING, progress=0.08, title=parsed.title, pages=pages)
         chunked = time.perf_counter()
@@ -340,8 +343,7 @@ class Pipeline:
         if replaced is None:
             raise await self._stopped(doc_id)
         INGEST_CHUNKS.inc(len(job.chunks) - job.resume_from)
-        INGEST_FINISHED.labels("ready").inc()
-        await self.catalog.run(self.catalog.drop_upload, doc_id)
+        INGEST_FINISHED.labels("ready").inc()  # the upload stays: GET .../content serves it until deletion
         for old_id in replaced:
             if old := await self.catalog.run(self.catalog.get_document, old_id):
                 await purge_now(self.jobs, old)
@@ -431,6 +433,8 @@ class Pipeline:
             page=chunk.page,
             heading=chunk.heading,
             tokens=chunk.tokens,
+            char_start=chunk.char_start,
+            char_end=chunk.char_end,
         )
         point_id = str(uuid.uuid5(POINT_NAMESPACE, f"{doc['id']}:{chunk.position}"))
         return ChunkPoint(point_id, vector, indices, values, payload)

@@ -33,11 +33,27 @@ class Section:
     heading: str | None = None  # nearest heading
 
 
+SECTION_SEPARATOR = "\n\n"  # between sections (PDF pages included) in a document's one parsed text
+
+
 @dataclass(slots=True)
 class ParsedDocument:
     format: str
     title: str | None
     sections: list[Section] = field(default_factory=list)
+
+    def section_starts(self) -> list[int]:
+        """Where each section begins in `text()`: chunk offsets are section offsets plus these."""
+        starts, at = [], 0
+        for section in self.sections:
+            starts.append(at)
+            at += len(section.text) + len(SECTION_SEPARATOR)
+        return starts
+
+    def text(self) -> str:
+        """The document's parsed text, the one its chunks' `char_start`/`char_end` index (kept by the catalog and
+        served as GET /api/documents/{id}/text): the sections, in order, joined by SECTION_SEPARATOR."""
+        return SECTION_SEPARATOR.join(s.text for s in self.sections)
 
 
 class SectionBuilder:

@@ -54,6 +54,8 @@ class ChunkPayload(_PayloadKeys, total=False):
     page: int | None  # 1-based, PDF only
     heading: str | None
     tokens: int
+    char_start: int  # the chunk is text[char_start:char_end] of its document's parsed text (code points);
+    char_end: int  # absent from points indexed before offsets were kept
 
 
 # Payload fields the engines filter and index on (keys of ChunkPayload).

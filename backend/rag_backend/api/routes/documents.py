@@ -1,18 +1,21 @@
-"""/api/documents: upload (one ingestion job per file), list, look up, retry a failed one, delete."""
+"""/api/documents: upload (one ingestion job per file), list, look up, read its parsed text and original, retry a
+failed one, delete. Every route that names one document finds it through `_visible`."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.datastructures import UploadFile
+from starlette.responses import Response
 
+from rag_backend.api import originals
 from rag_backend.api.deps import CatalogDep, IngestionDep, SettingsDep
 from rag_backend.api.errors import Mapped, classify, sensitive_of
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import Document, DocumentList, UploadResponse, check_collection_name
 from rag_backend.api.wire import error_response
-from rag_backend.catalog import COLLECTION_NAME, CatalogUnavailable, DocumentStatus
+from rag_backend.catalog import COLLECTION_NAME, STAGES, Catalog, CatalogUnavailable, DocumentStatus
 from rag_backend.errors import (
     Conflict,
     InvalidInput,
@@ -137,12 +140,70 @@ async def list_documents(
     return {"documents": [document(r) for r in rows], "total": total}
 
 
+async def _visible(catalog: Catalog, doc_id: str) -> dict[str, Any]:
+    """The document a route names, unless it is unknown or on its way out (404). Ids are UUIDs: anything longer
+    than 64 characters or holding control characters cannot be one and never reaches the catalog."""
+    doc = None
+    if len(doc_id) <= 64 and doc_id.isprintable():
+        doc = await catalog.run(catalog.get_document, doc_id)
+    if doc is None or doc["status"] == DocumentStatus.DELETING:
+        raise NotFound(f"document {doc_id[:64]} not found")
+    return doc
+
+
 @router.get("/{doc_id}", response_model=Document, responses=raises(NotFound, CATALOG_DOWN))
 async def get_document(catalog: CatalogDep, doc_id: str) -> Any:
-    doc = await catalog.run(catalog.get_document, doc_id)
-    if doc is None or doc["status"] == DocumentStatus.DELETING:
-        raise NotFound(f"document {doc_id} not found")
-    return document(doc)
+    return document(await _visible(catalog, doc_id))
+
+
+TEXT_BODY = {"description": "UTF-8 text", "content": {"text/plain": {"schema": {"type": "string"}}}}
+ORIGINAL_BODY = {
+    "description": "The upload's bytes: PDF inline, DOCX as an attachment, anything else as text/plain under a "
+    "sandboxing Content-Security-Policy (never HTML, SVG or XML a browser would run)",
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+NOT_MODIFIED = {304: {"description": "If-None-Match names this version (its ETag derives from the upload's SHA-256)"}}
+
+
+@router.get(
+    "/{doc_id}/text",
+    response_class=Response,
+    responses={200: TEXT_BODY, **NOT_MODIFIED, **raises(NotFound, Conflict, CATALOG_DOWN)},
+)
+async def document_text(
+    catalog: CatalogDep, doc_id: str, if_none_match: Annotated[str | None, Header()] = None
+) -> Response:
+    """The document's parsed text, exactly: a result's or citation's passage is `text[char_start:char_end]`
+    (offsets in Unicode code points). 409 while the document is not parsed yet."""
+    doc = await _visible(catalog, doc_id)
+    if (cached := originals.not_modified(doc, "text", if_none_match)) is not None:
+        return cached
+    data = await catalog.run(catalog.read_text, doc_id)
+    if data is None:
+        if doc["status"] in STAGES:
+            raise Conflict(f"document {doc_id} is {doc['status']}: its text is kept once it is parsed")
+        raise NotFound(f"no parsed text is kept for document {doc_id} (indexed before texts were kept, or it failed "
+                       "before parsing): upload it again")  # fmt: skip
+    return originals.parsed_text(doc, data)
+
+
+@router.get(
+    "/{doc_id}/content",
+    response_class=Response,
+    responses={200: ORIGINAL_BODY, **NOT_MODIFIED, **raises(NotFound, CATALOG_DOWN)},
+)
+async def document_content(
+    catalog: CatalogDep, doc_id: str, if_none_match: Annotated[str | None, Header()] = None
+) -> Response:
+    """The original upload, with its type: PDF inline, DOCX as a download, any other format as text/plain."""
+    doc = await _visible(catalog, doc_id)
+    if (cached := originals.not_modified(doc, "original", if_none_match)) is not None:
+        return cached
+    data = await catalog.run(catalog.read_upload, doc_id)
+    if data is None:
+        raise NotFound(f"the upload of document {doc_id} is not kept (indexed before originals were kept): "
+                       "upload it again")  # fmt: skip
+    return originals.original(doc, data)
 
 
 @router.post(
