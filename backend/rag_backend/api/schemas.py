@@ -110,7 +110,7 @@ class QueryRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_form(self) -> QueryRequest:
-        if self.collection is not None and self.collections is not None:
+        if self.collection is not None and self.collections is not None:  # null is as good as left out
             raise ValueError("give `collections` (a list) or `collection` (one name, the older form), not both")
         return self
 
