@@ -224,7 +224,7 @@ async def _bench_store(n: int, dim: int, n_queries: int, texts: list[str], top: 
             np.float32
         )
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-        flt = SearchFilter(collection="bench", exclude_document_ids=["d1", "d2"])
+        flt = SearchFilter(collections="bench", exclude_document_ids=["d1", "d2"])
         dense_ms, hybrid_ms, exact_ms, recall = [], [], [], []
         for qi, q in enumerate(queries):
             t = time.perf_counter()

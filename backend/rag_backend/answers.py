@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -36,7 +36,7 @@ EXTRACTIVE_PASSAGES = 3  # the extract's sentences come from these top passages
 EXTRACTIVE_SENTENCES = 3
 EXTRACTIVE_SENTENCE_CHARS = 320
 EXTRACTIVE_NOTE = "_No language model answered: these sentences are quoted from the sources._"
-NO_PASSAGES = "No passage in this collection matches the question."
+NO_PASSAGES = "No passage in the searched collections matches the question."
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # Blocks: paragraphs, and lines that open with a Markdown heading, list, quote or table mark (a hard-wrapped line
 # does not end a sentence); sentence ends, a closing quote or bracket may follow; the marks a block opens with.
@@ -102,6 +102,7 @@ def citations(answer: str, context: list[dict[str, Any]]) -> list[dict[str, Any]
         {
             "marker": n,
             "result_id": context[n - 1]["id"],
+            "collection": context[n - 1].get("collection"),
             "document_id": context[n - 1].get("document_id"),
             "source": context[n - 1].get("source"),
             "page": context[n - 1].get("page"),
@@ -175,23 +176,28 @@ class Answerer:
     def __init__(self, settings: Settings, chain: Chain, cache: Cache, tokenizer: TokenCounter) -> None:
         self.s, self.chain, self.cache, self.tokenizer = settings, chain, cache, tokenizer
 
-    async def answer(self, question: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    async def answer(self, question: str, results: list[dict[str, Any]], scope: Sequence[str] = ()) -> dict[str, Any]:
         """The non-streaming form: the same events, collected."""
         final: dict[str, Any] = {}
-        async for kind, data in self.stream(question, results):
+        async for kind, data in self.stream(question, results, scope):
             if kind == "citations":
                 final["citations"] = data["citations"]
             elif kind == "done":
                 final.update(data)
         return final
 
-    async def stream(self, question: str, results: list[dict[str, Any]]) -> AsyncIterator[Event]:
+    async def stream(
+        self, question: str, results: list[dict[str, Any]], scope: Sequence[str] = ()
+    ) -> AsyncIterator[Event]:
+        """`scope`: the collections the results were searched in (`QueryParams.targets`); the answer cache keys on it,
+        so an answer is only ever served again to a query over the same collections."""
         start = time.perf_counter()
         messages, context = build_prompt(question, results, self.tokenizer, self.s.llm_context_tokens)
         ids = [r["id"] for r in context]
+        targets = sorted(scope)
 
         def cache_key(provider: Provider) -> str:
-            return f"ans:{digest([provider.name, provider.model, messages, ids])}"
+            return f"ans:{digest([provider.name, provider.model, targets, messages, ids])}"
 
         async def cached(provider: Provider) -> str | None:
             hit = await self.cache.get("answer", cache_key(provider))

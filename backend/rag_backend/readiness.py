@@ -127,7 +127,7 @@ async def store_probe(store: VectorStore, catalog: Catalog) -> tuple[bool, str]:
     if not indexed:
         return True, f"{detail}; no indexed collection to search yet"
     name, space = indexed[0]["name"], indexed[0]["space"]
-    probe = SearchRequest(using="bm25", sparse=([0], [1.0]), limit=1, filter=SearchFilter(collection=name))
+    probe = SearchRequest(using="bm25", sparse=([0], [1.0]), limit=1, filter=SearchFilter(collections=name))
     await store.search_batch(space, [probe])
     return True, f"{detail}; searched collection '{name}'"
 

@@ -1,4 +1,11 @@
-"""Query path: embed (cached) → dense + BM25 search in one store round-trip → RRF → rerank → cache.
+"""Query path: resolve the target collections → embed (cached, once per model) → dense + BM25 search per space,
+restricted to the targets inside the store query → RRF → rerank → cache.
+
+A query searches a set of collections: those it names, or every collection the caller can read; any it names that
+does not exist or that it may not read is the same NotFound, so the answer never tells the two apart. The set is
+part of the store query (never a post-filter of a top-k) and of every cache key. Collections of different
+embedding models live in different spaces: each space is searched with the query embedded by its own model and the
+rankings of all spaces are fused into one.
 
 Fusion is done here rather than in Qdrant so that both stores (embedded engine and server) fuse
 identically and each stage can be switched off per request. The whole path runs under QUERY_TIMEOUT_S: past it
@@ -18,7 +25,7 @@ import orjson
 
 from rag_backend import traces
 from rag_backend.cache import Cache, digest
-from rag_backend.catalog import Catalog
+from rag_backend.catalog import Catalog, Collection
 from rag_backend.core import tracing
 from rag_backend.core.config import Settings
 from rag_backend.core.metrics import STORE_LATENCY
@@ -32,7 +39,7 @@ from rag_backend.store import ChunkPayload, Hit, SearchFilter, SearchRequest, Ve
 @dataclass(slots=True)
 class QueryParams:
     query: str
-    collection: str
+    collections: tuple[str, ...] | None  # the names asked for; None: every collection `readable` allows
     top_k: int
     dense: bool = True
     sparse: bool = True
@@ -40,6 +47,8 @@ class QueryParams:
     candidates: int | None = None
     filters: dict[str, list[str]] = field(default_factory=dict)
     rerank_model: str | None = None  # a served reranker's name; None: QUERY_RERANK_MODEL, else ml-api's default
+    readable: frozenset[str] | None = None  # what the caller may read (None: no restriction)
+    targets: tuple[str, ...] = ()  # set by `search`: the collections searched, sorted (the answer cache keys on it)
 
     def cache_part(self) -> dict[str, Any]:
         return {
@@ -107,16 +116,30 @@ class Retriever:
                 "remaining work was cancelled: ask for fewer candidates or raise QUERY_TIMEOUT_S"
             ) from None
 
+    async def targets(self, p: QueryParams) -> list[Collection]:
+        """The live collections the query searches: those it names (each readable and existing, else NotFound, the
+        same for both), or every readable one. Sets `p.targets`."""
+        found = await self.catalog.run(self.catalog.live_collections, p.collections)
+        if p.readable is not None:
+            found = [c for c in found if c.name in p.readable]
+        if p.collections is not None:
+            have = {c.name for c in found}
+            if missing := next((n for n in p.collections if n not in have), None):
+                raise NotFound(f"collection '{missing}' does not exist")
+        p.targets = tuple(sorted(c.name for c in found))
+        return found
+
     async def _search(self, p: QueryParams, progress: Progress) -> dict[str, Any]:
         t0 = time.perf_counter()
         if not (p.dense or p.sparse):
             raise InvalidInput("at least one of dense and sparse retrieval must be on")
-        coll = await self.catalog.run(self.catalog.get_collection, p.collection)
-        if coll is None:
-            raise NotFound(f"collection '{p.collection}' does not exist")
+        found = await self.targets(p)
         if p.rerank:  # an unknown name is refused before any work, and the cache key holds the one that ranks
             p.rerank_model = await self.reranker.resolve(p.rerank_model)
-        retrieval_key = f"ret:{p.collection}:{coll.version}:{coll.embed_key}:{digest(p.cache_part())}"
+        # Every target with its version and model: a change to any of them, or another target set (another
+        # caller's readable set), is another entry; one caller's results never answer a caller who may not read them.
+        scope = sorted((c.name, c.version, c.embed_key) for c in found)
+        retrieval_key = f"ret:{digest(scope)}:{digest(p.cache_part())}"
         if (cached := await self.cache.get("retrieval", retrieval_key)) is not None:
             body = orjson.loads(cached)
             body["cached"] = True
@@ -124,48 +147,68 @@ class Retriever:
             return body
 
         timings: dict[str, float] = {}
-        results: list[dict[str, Any]] = []
-        if coll.embed_key and coll.space:
-            progress.stage = "resolving the embedding model"
-            identity = await bound_identity(self.embedder, p.collection, coll.embed_key) if p.dense else None
-            results = await self._retrieve(p, coll.space, identity, timings, progress)
+        spaces: dict[tuple[str, str], list[str]] = {}  # (space, embed_key) -> its targets; unbound ones hold nothing
+        for c in found:
+            if c.embed_key and c.space:
+                spaces.setdefault((c.space, c.embed_key), []).append(c.name)
+        results = await self._retrieve(p, spaces, timings, progress) if spaces else []
         body = {"results": results, "timings": timings, "cached": False}
         await self.cache.set("retrieval", retrieval_key, orjson.dumps(body), self.s.cache_ttl_retrieval_s)
         timings["total_ms"] = _ms(t0)
         return body
 
+    async def _embed(
+        self, p: QueryParams, spaces: dict[tuple[str, str], list[str]], progress: Progress
+    ) -> dict[str, np.ndarray]:
+        """The query's vector per embedding model of the targets (each model once, in parallel), by embed_key."""
+        progress.stage = "resolving the embedding model"
+        identities: dict[str, EmbedIdentity] = {}
+        for (_, key), names in spaces.items():
+            if key not in identities:
+                identities[key] = await bound_identity(self.embedder, names[0], key)
+        progress.stage = "embedding the query"
+        with tracing.span("query embedding", {"models": len(identities)}):
+            vectors = await asyncio.gather(*(self.query_embedding(i, p.query) for i in identities.values()))
+        return dict(zip(identities, vectors, strict=True))
+
     async def _retrieve(
         self,
         p: QueryParams,
-        space: str,
-        identity: EmbedIdentity | None,
+        spaces: dict[tuple[str, str], list[str]],
         timings: dict[str, float],
         progress: Progress,
     ) -> list[dict[str, Any]]:
         pool = max(p.top_k, p.candidates or self.s.rerank_candidates) if p.rerank else p.top_k
-        flt = SearchFilter(
-            collection=p.collection,
-            exclude_document_ids=await self.catalog.run(self.catalog.hidden_ids, p.collection),
-            document_ids=p.filters.get("document_id", ()),
-            sources=p.filters.get("source", ()),
-        )
+        hidden = await self.catalog.run(self.catalog.hidden_ids, *p.targets)
         t = time.perf_counter()
-        requests: list[SearchRequest] = []
-        if p.dense and identity:
-            progress.stage = "embedding the query"
-            with tracing.span("query embedding"):
-                vector = await self.query_embedding(identity, p.query)
+        vectors = await self._embed(p, spaces, progress) if p.dense else {}
+        if vectors:
             timings["embed_ms"] = _ms(t)
-            requests.append(SearchRequest(using="dense", dense=vector.tolist(), limit=pool, filter=flt))
-        if p.sparse:
-            t = time.perf_counter()
-            requests.append(SearchRequest(using="bm25", sparse=self.lexical.query(p.query), limit=pool, filter=flt))
+        t = time.perf_counter()
+        sparse = self.lexical.query(p.query) if p.sparse else None
+        if sparse is not None:
             traces.stage("bm25 query", t)
+        batches: list[tuple[str, list[SearchRequest]]] = []
+        for (space, key), names in spaces.items():
+            flt = SearchFilter(  # the target set is part of the engine's query: nothing outside it is ranked
+                collections=names,
+                exclude_document_ids=hidden,
+                document_ids=p.filters.get("document_id", ()),
+                sources=p.filters.get("source", ()),
+            )
+            requests: list[SearchRequest] = []
+            if key in vectors:
+                requests.append(SearchRequest(using="dense", dense=vectors[key].tolist(), limit=pool, filter=flt))
+            if sparse is not None:
+                requests.append(SearchRequest(using="bm25", sparse=sparse, limit=pool, filter=flt))
+            batches.append((space, requests))
         t = time.perf_counter()
         progress.stage = "searching the store"
-        rankings = await self.store.search_batch(space, requests)
+        per_space = await asyncio.gather(*(self.store.search_batch(space, reqs) for space, reqs in batches))
+        rankings = [ranking for space_rankings in per_space for ranking in space_rankings]
         timings["search_ms"] = _ms(t)
-        traces.stage("search", t, using=[r.using for r in requests], limit=pool)  # dense and BM25: one round trip
+        # dense and BM25: one round trip per space, the spaces in parallel
+        traces.stage("search", t, using=[r.using for _, reqs in batches for r in reqs], limit=pool, spaces=len(batches))
         STORE_LATENCY.labels("search").observe(timings["search_ms"] / 1000)
 
         t = time.perf_counter()
@@ -197,6 +240,7 @@ def _result(hit: Hit, score: float, rerank_score: float | None) -> dict[str, Any
         "text": pl.get("text", ""),
         "score": round(float(score), 6),
         "rerank_score": None if rerank_score is None else round(float(rerank_score), 6),
+        "collection": pl.get("collection"),
         "document_id": pl.get("document_id"),
         "source": pl.get("source"),
         "title": pl.get("title"),

@@ -82,8 +82,8 @@ async def test_ollama_streams_tokens_and_citations_map_to_results(llm: FakeLLM, 
     assert "".join(d["text"] for k, d in events if k == "token") == done(events)["answer"]
     assert done(events)["provider"] == "ollama" and done(events)["fallbacks"] == []
     cites = events[3][1]["citations"]
-    assert cites == [{"marker": 1, "result_id": "r1", "document_id": "d1", "source": "solar.md", "page": None,
-                      "position": 0, "char_start": None, "char_end": None}]  # fmt: skip
+    assert cites == [{"marker": 1, "result_id": "r1", "collection": None, "document_id": "d1", "source": "solar.md",
+                      "page": None, "position": 0, "char_start": None, "char_end": None}]  # fmt: skip
     sent = llm.requests[0]
     assert sent["protocol"] == "ollama" and sent["stream"] is True and sent["model"] == "llama3.2:3b"
     assert "[1] (source: solar.md)" in sent["messages"][1]["content"]

@@ -149,7 +149,7 @@ async def test_closed_store_is_a_503_with_the_reason(call: Any, tmp_path: Path) 
     store = EdgeStore(tmp_path / "qdrant")
     await store.ensure_space("s", 4)
     await store.close()
-    req = SearchRequest(using="dense", dense=[1.0, 0, 0, 0], limit=1, filter=SearchFilter(collection="c"))
+    req = SearchRequest(using="dense", dense=[1.0, 0, 0, 0], limit=1, filter=SearchFilter(collections="c"))
 
     async def search() -> Any:
         return await store.search_batch("s", [req])

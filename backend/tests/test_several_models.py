@@ -199,3 +199,34 @@ def test_query_rerank_model_setting_is_the_default_choice(
             assert res.status_code == 200 and used.get(JUDGE, 0) >= 1 and used.get(SECOND, 0) == 0, res.text
     finally:
         proc.stop()
+
+
+def test_one_query_over_collections_of_two_models_is_one_ranking(client: httpx.Client, ml_api_two: Proc) -> None:
+    """Collections bound to different embedders live in different spaces: the query is embedded once by each model,
+    each space is searched with its own model's vector, and the rankings are fused (and reranked) into one."""
+    for name, model in (("mixed-exact", "exact"), ("mixed-fast", "fast")):
+        assert client.post("/api/collections", json={"name": name, "embed_model": model}).status_code == 201
+    upload(client, "mixed-exact", ["tower.md"])
+    upload(client, "mixed-fast", ["leaves.md"])
+    both = ["mixed-exact", "mixed-fast"]
+    work = Work(ml_api_two)
+    with work as used:
+        res = client.post("/api/query", json={"query": "towers and leaves", "collections": both, "sparse": False,
+                                              "rerank": False})  # fmt: skip
+    assert res.status_code == 200, res.text
+    found = {(r["collection"], r["source"]) for r in res.json()["results"]}
+    assert found == {("mixed-exact", "tower.md"), ("mixed-fast", "leaves.md")}
+    assert used.get(EXACT) == 1 and used.get(FAST) == 1, used  # one embedding per model, not per collection
+
+    with work as used:
+        res = client.post("/api/query", json={"query": "the iron tower of Paris", "collections": both, "top_k": 2})
+    results = res.json()["results"]
+    ranked = [(r["collection"], r["source"]) for r in results]
+    assert ranked == [("mixed-exact", "tower.md"), ("mixed-fast", "leaves.md")], results
+    assert results[0]["rerank_score"] >= results[1]["rerank_score"]  # one ranking: the reranker's, over both spaces
+    assert used.get(EXACT) == 1 and used.get(FAST) == 1 and used.get(JUDGE, 0) >= 2, used
+
+    with work as used:  # one of the two: only its model embeds, only its space answers
+        res = client.post("/api/query", json={"query": "leaves in the sun", "collections": ["mixed-fast"]})
+    assert {r["collection"] for r in res.json()["results"]} == {"mixed-fast"}
+    assert used.get(FAST) == 1 and used.get(EXACT, 0) == 0, used

@@ -112,15 +112,15 @@ def chunk(
 
 
 def dense_req(
-    vec: Sequence[float] | np.ndarray, collection: str, limit: int = 10, **flt: Sequence[str]
+    vec: Sequence[float] | np.ndarray, collection: str | Sequence[str], limit: int = 10, **flt: Sequence[str]
 ) -> SearchRequest:
-    return SearchRequest(using="dense", dense=vec, limit=limit, filter=SearchFilter(collection=collection, **flt))
+    return SearchRequest(using="dense", dense=vec, limit=limit, filter=SearchFilter(collections=collection, **flt))
 
 
-def bm25_req(text: str, collection: str, limit: int = 10, **flt: Sequence[str]) -> SearchRequest:
+def bm25_req(text: str, collection: str | Sequence[str], limit: int = 10, **flt: Sequence[str]) -> SearchRequest:
     q = BM25.embed_query(text)
     return SearchRequest(
-        using="bm25", sparse=(q.indices, q.values), limit=limit, filter=SearchFilter(collection=collection, **flt)
+        using="bm25", sparse=(q.indices, q.values), limit=limit, filter=SearchFilter(collections=collection, **flt)
     )
 
 
@@ -185,6 +185,46 @@ async def test_collection_isolation(store: VectorStore) -> None:
         assert await store.count(SPACE, collection) == n
         assert await store.count(SPACE, collection, "doc") == n
     assert await search1(store, dense_req(unit(1), "nope")) == []
+
+
+async def test_a_collection_set_is_filtered_inside_the_query(store: VectorStore) -> None:
+    """Several collections in one search: the set is part of the engine's query, not a filter of its top-k. "b" holds
+    the best match of both searches; limited to {"a", "c"} with limit 1, a post-filter of the global top-1 would
+    answer nothing, the engine answers a's best."""
+    await store.upsert(
+        SPACE,
+        [
+            chunk("b", "secret", "zebra zebra zebra stripes", unit(1)),
+            *(chunk("b", f"b{i}", f"zebra herd {i}", 0.95 * unit(1) + 0.3 * unit(3)) for i in range(5)),
+            chunk("a", "near", "zebra crossing stripes in town", 0.8 * unit(1) + 0.6 * unit(2)),
+            chunk("a", "far", "a quiet street", unit(2)),
+            chunk("c", "other", "zebra mussels", unit(3)),
+        ],
+    )
+    for make in (lambda names, k: dense_req(unit(1), names, k), lambda names, k: bm25_req("zebra stripes", names, k)):
+        assert docs_of(await search1(store, make(["a", "b", "c"], 1))) == ["secret"]  # the global best is b's
+        assert docs_of(await search1(store, make(["c", "a"], 1))) == ["near"]  # order of the names is irrelevant
+        hits = await search1(store, make(["a", "c"], 10))
+        assert {h.payload["collection"] for h in hits} <= {"a", "c"} and "near" in docs_of(hits)
+        assert not {"secret", *(f"b{i}" for i in range(5))} & set(docs_of(hits))
+        assert docs_of(await search1(store, make(["a", "a"], 1))) == ["near"]  # duplicates count once
+        assert await search1(store, make(["nope", "none"], 5)) == []
+    # BM25's IDF is scoped to the searched set: "zebra" everywhere in b does not make it common for {a, c}, and
+    # adding to b (a collection the caller may not read) changes none of their scores.
+    before = await search1(store, bm25_req("zebra crossing", ["a", "c"]))
+    await store.upsert(SPACE, [chunk("b", f"more{i}", f"zebra crossing {i}", unit(1)) for i in range(20)])
+    after = await search1(store, bm25_req("zebra crossing", ["a", "c"]))
+    assert [(h.id, round(h.score, 5)) for h in after] == [(h.id, round(h.score, 5)) for h in before]
+    with_b = await search1(store, bm25_req("zebra crossing", ["a", "b", "c"], 50))
+    assert {h.id: h.score for h in with_b}[before[0].id] != pytest.approx(before[0].score)  # b's terms count there
+
+
+def test_an_empty_collection_set_is_refused_never_all() -> None:
+    for empty in ([], (), ""):
+        with pytest.raises(ValueError, match="one or more collection names"):
+            SearchFilter(collections=empty)
+    assert SearchFilter(collections="a").collections == ("a",)
+    assert SearchFilter(collections=["b", "a", "b"]).collections == ("a", "b")
 
 
 async def test_filters(store: VectorStore) -> None:

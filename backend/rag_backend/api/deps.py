@@ -81,3 +81,17 @@ IngestionDep = Annotated[Ingestion, Depends(_ingestion)]
 RetrieverDep = Annotated[Retriever, Depends(_retriever)]
 AnswererDep = Annotated[Answerer, Depends(_answerer)]
 ChainDep = Annotated[Chain, Depends(_chain)]
+
+
+async def readable_collections(request: Request) -> frozenset[str] | None:
+    """The collections the caller may read; None: no restriction (every collection, as with AUTH_MODE=none).
+
+    Placeholder until access control lands: the auth branch replaces this function with the real one (same name and
+    signature), reading the caller's user, role and grants from the request. The query routes resolve their target
+    collections from it (`QueryParams.readable`), so the set reaches the store query and every cache key; tests
+    simulate a caller with `app.dependency_overrides[readable_collections]`.
+    """
+    return None
+
+
+ReadableDep = Annotated[frozenset[str] | None, Depends(readable_collections)]

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from rag_backend.api.errors import ErrorType
 from rag_backend.catalog import COLLECTION_NAME, DocumentStatus
@@ -44,6 +52,8 @@ def valid_unicode(value: str) -> str:
 
 
 MAX_FILTER_VALUES = 1000  # ids or file names in one filter
+MAX_QUERY_COLLECTIONS = 256  # collections named by one query (omitting them searches every readable one)
+CollectionName = Annotated[str, StringConstraints(max_length=64), AfterValidator(check_collection_name)]
 DocumentId = Annotated[str, StringConstraints(max_length=64), AfterValidator(valid_unicode)]
 FileName = Annotated[str, StringConstraints(max_length=1024), AfterValidator(valid_unicode)]
 
@@ -66,7 +76,14 @@ class QueryFilters(BaseModel):
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: Annotated[str, AfterValidator(valid_unicode)] = Field(min_length=1, max_length=8192)
-    collection: str | None = Field(None, max_length=64, description="Default: DEFAULT_COLLECTION")
+    collections: list[CollectionName] | None = Field(
+        None, min_length=1, max_length=MAX_QUERY_COLLECTIONS, description="Search these collections, ranked together "
+        "(each result names its collection). Omitted, with `collection` too: every collection the caller can read. "
+        "A name that does not exist or that the caller cannot read is a 404",
+    )  # fmt: skip
+    collection: str | None = Field(
+        None, max_length=64, description="One collection: the older form of `collections` (not both)"
+    )
     top_k: int | None = Field(None, ge=1, le=1000, description="Default: DEFAULT_TOP_K")
     dense: bool = Field(True, description="Dense (embedding) retrieval")
     sparse: bool = Field(True, description="Sparse BM25 retrieval; with dense, fused by RRF")
@@ -91,6 +108,18 @@ class QueryRequest(BaseModel):
     def _name(cls, v: str | None) -> str | None:
         return None if v is None else check_collection_name(v)
 
+    @model_validator(mode="after")
+    def _one_form(self) -> QueryRequest:
+        if self.collection is not None and self.collections is not None:  # null is as good as left out
+            raise ValueError("give `collections` (a list) or `collection` (one name, the older form), not both")
+        return self
+
+    def targets(self) -> tuple[str, ...] | None:
+        """The collections asked for, each once, in the order given; None: every readable collection."""
+        if self.collections is not None:
+            return tuple(dict.fromkeys(self.collections))
+        return None if self.collection is None else (self.collection,)
+
 
 CHAR_START = (
     "Where the passage starts in GET /api/documents/{document_id}/text, in Unicode code points (not UTF-16 units): "
@@ -104,6 +133,7 @@ class QueryResult(Reply):
     text: str
     score: float = Field(description="Fused RRF score (dense cosine or BM25 score when only one is on)")
     rerank_score: float | None = Field(description="Cross-encoder relevance in [0, 1]; null without rerank")
+    collection: str = Field(description="The collection the passage belongs to")
     document_id: str
     source: str
     title: str | None = None
@@ -117,6 +147,7 @@ class QueryResult(Reply):
 class Citation(BaseModel):
     marker: int = Field(description="The [n] in the answer text")
     result_id: str = Field(description="id of the result (passage) it cites")
+    collection: str | None = None
     document_id: str | None
     source: str | None
     page: int | None = None

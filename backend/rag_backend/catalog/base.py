@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -99,6 +99,12 @@ def catalog_errors() -> Iterator[None]:
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise CatalogUnavailable(f"catalog database: {reason}") from exc
+
+
+def _in(column: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """` AND column IN (:in0, :in1, ...)` and its parameters (column is code, never input; values are bound)."""
+    params = {f"in{i}": v for i, v in enumerate(values)}
+    return f" AND {column} IN ({', '.join(':' + k for k in params)})", params
 
 
 def _set_clause(fields: Mapping[str, Any]) -> str:
@@ -205,6 +211,14 @@ class Catalog:
         """A live collection; with `deleting`, one on its way out too (its clean-up needs its space)."""
         row = self._one("SELECT * FROM collections WHERE name = :name", name=name)
         return Collection(**row) if row and (deleting or not row["deleting"]) else None
+
+    def live_collections(self, names: Sequence[str] | None = None) -> list[Collection]:
+        """The live collections (by name), of `names` only when given: what a query may search."""
+        if names is not None and not names:
+            return []
+        where, params = ("", {}) if names is None else _in("name", names)
+        rows = self._all(f"SELECT * FROM collections WHERE deleting = 0{where} ORDER BY name", **params)
+        return [Collection(**row) for row in rows]
 
     def create_collection(self, name: str) -> tuple[Collection, bool]:
         """Returns (collection, created).
@@ -465,10 +479,14 @@ class Catalog:
             conn.execute(text("DELETE FROM documents WHERE id = :id"), {"id": doc_id})
         self.drop_upload(doc_id)
 
-    def hidden_ids(self, collection: str) -> list[str]:
+    def hidden_ids(self, *collections: str) -> list[str]:
+        """Documents of these collections whose points exist but must not be searched (not ready)."""
+        if not collections:
+            return []
+        where, params = _in("collection", collections)
         rows = self._all(
-            "SELECT id FROM documents WHERE collection = :c AND has_points = 1 AND status != :ready",
-            c=collection, ready=DocumentStatus.READY,
+            f"SELECT id FROM documents WHERE has_points = 1 AND status != :ready{where}",
+            ready=DocumentStatus.READY, **params,
         )  # fmt: skip
         return [r["id"] for r in rows]
 

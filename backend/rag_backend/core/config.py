@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     default_top_k: int = Field(5, ge=1, le=100)
     rerank_candidates: int = Field(20, ge=1, le=1000)  # fused pool sent to the reranker
     rrf_k: int = Field(60, ge=1)
-    default_collection: str = "default"
+    default_collection: str = "default"  # uploads that name none; a query that names none searches all readable
     # Whole retrieval of one query (embed, search, rerank): past it a 504 says which stage, and nothing more is queued.
     query_timeout_s: float = Field(30.0, gt=0)
     ready_timeout_s: float = Field(10.0, gt=0)  # /ready: each dependency's probe call must answer within this

@@ -5,8 +5,9 @@ vector ``"dense"`` (cosine) and a named sparse vector ``"bm25"`` with the IDF mo
 collections share a space and are told apart by the payload field ``collection``; every point also carries
 ``document_id`` so a document can be deleted or hidden as a unit.
 
-BM25 IDF statistics are scoped to the logical collection being searched (``SearchParams.idf`` with a corpus
-filter), so one tenant's vocabulary never changes another tenant's scores.
+BM25 IDF statistics are scoped to the logical collections being searched (``SearchParams.idf`` with a corpus
+filter), so one tenant's vocabulary never changes another tenant's scores, and a query over several collections
+(``SearchFilter.collections``) weighs terms over exactly those.
 
 Validation lives here, before either engine sees a point or query, so both refuse the same inputs with the
 same messages.
@@ -88,12 +89,26 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class SearchFilter:
-    """Which points of a space a search may return."""
+    """Which points of a space a search may return: only those of `collections` (one name or several).
 
-    collection: str
+    The set goes into the engine's query (and scopes BM25's IDF), never a filter applied to a top-k afterwards:
+    a search limited to readable collections ranks their points only. An empty set is refused, never "all".
+    """
+
+    collections: str | Sequence[str]  # normalised to a sorted tuple of unique names
     exclude_document_ids: Sequence[str] = ()  # documents not yet visible (being indexed / replaced / deleted)
     document_ids: Sequence[str] = ()  # if non-empty: only these documents
     sources: Sequence[str] = ()  # if non-empty: only payload["source"] in these
+
+    def __post_init__(self) -> None:
+        names = (self.collections,) if isinstance(self.collections, str) else tuple(self.collections)
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"a search filter needs one or more collection names, got {self.collections!r}")
+        object.__setattr__(self, "collections", tuple(sorted(set(names))))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.collections  # type: ignore[return-value]  # a tuple once __post_init__ ran
 
 
 @dataclass(frozen=True, slots=True)

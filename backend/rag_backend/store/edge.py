@@ -48,8 +48,14 @@ def _edge_collection_filter(collection: str, document_id: str | None = None) -> 
     return qe.Filter(must=list(must))
 
 
+def _edge_collections(names: Sequence[str]) -> qe.FieldCondition:
+    """The tenant condition: one collection (the tenant index's fast path) or any of several."""
+    match = qe.MatchValue(names[0]) if len(names) == 1 else qe.MatchAny(list(names))
+    return qe.FieldCondition(COLLECTION_FIELD, match=match)
+
+
 def _edge_search_filter(f: SearchFilter) -> qe.Filter:
-    must: list[Any] = [qe.FieldCondition(COLLECTION_FIELD, match=qe.MatchValue(f.collection))]
+    must: list[Any] = [_edge_collections(f.names)]
     if f.document_ids:
         must.append(qe.FieldCondition(DOCUMENT_FIELD, match=qe.MatchAny(list(f.document_ids))))
     if f.sources:
@@ -72,10 +78,11 @@ def _edge_query(q: PreparedQuery) -> qe.QueryRequest:
             with_vector=False,
         )
     assert q.sparse is not None
-    # IDF over the searched logical collection only, not the whole shard (see module docstring).
-    params = (
-        qe.SearchParams(idf=qe.IdfParams(corpus=_edge_collection_filter(q.filter.collection))) if q.filter else None
-    )
+    # IDF over the searched collections only, not the whole shard (see base's docstring): a collection outside
+    # the set, one the caller may not read included, changes no score.
+    params = None
+    if q.filter is not None:
+        params = qe.SearchParams(idf=qe.IdfParams(corpus=qe.Filter(must=[_edge_collections(q.filter.names)])))
     return qe.QueryRequest(
         limit=q.limit,
         query=qe.Query.Nearest(qe.SparseVector(q.sparse[0], q.sparse[1]), using=SPARSE),

@@ -47,10 +47,14 @@ def _server_collection_filter(collection: str, document_id: str | None = None) -
     return models.Filter(must=must)
 
 
+def _server_collections(names: Sequence[str]) -> models.FieldCondition:
+    """The tenant condition: one collection (the tenant index's fast path) or any of several."""
+    match = models.MatchValue(value=names[0]) if len(names) == 1 else models.MatchAny(any=list(names))
+    return models.FieldCondition(key=COLLECTION_FIELD, match=match)
+
+
 def _server_search_filter(f: SearchFilter) -> models.Filter:
-    must: list[models.Condition] = [
-        models.FieldCondition(key=COLLECTION_FIELD, match=models.MatchValue(value=f.collection))
-    ]
+    must: list[models.Condition] = [_server_collections(f.names)]
     if f.document_ids:
         must.append(models.FieldCondition(key=DOCUMENT_FIELD, match=models.MatchAny(any=list(f.document_ids))))
     if f.sources:
@@ -71,11 +75,10 @@ def _server_query(q: PreparedQuery, collection_idf: bool) -> models.QueryRequest
             query=q.dense, using=DENSE, filter=flt, limit=q.limit, with_payload=True, with_vector=False
         )
     assert q.sparse is not None
-    params = (
-        models.SearchParams(idf=models.IdfCorpusParams(corpus=_server_collection_filter(q.filter.collection)))
-        if q.filter is not None and collection_idf
-        else None
-    )
+    params = None
+    if q.filter is not None and collection_idf:  # IDF over the searched collections only (see base's docstring)
+        corpus = models.Filter(must=[_server_collections(q.filter.names)])
+        params = models.SearchParams(idf=models.IdfCorpusParams(corpus=corpus))
     return models.QueryRequest(
         query=models.SparseVector(indices=q.sparse[0], values=q.sparse[1]),
         using=SPARSE,

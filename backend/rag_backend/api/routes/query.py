@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from rag_backend.api.deps import AnswererDep, ChainDep, RetrieverDep, SettingsDep
+from rag_backend.api.deps import AnswererDep, ChainDep, ReadableDep, RetrieverDep, SettingsDep
 from rag_backend.api.errors import classify, sensitive_of
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import QueryRequest, QueryResponse
@@ -47,11 +47,13 @@ EVENTS = {
 }
 
 
-def query_params(settings: Settings, body: QueryRequest) -> QueryParams:
-    """The request with the configured defaults filled in: what retrieval (and its cache key) sees."""
+def query_params(settings: Settings, body: QueryRequest, readable: frozenset[str] | None) -> QueryParams:
+    """The request with the configured defaults and the caller's readable collections filled in: what retrieval
+    (and its cache keys) sees. Retrieval resolves the targets: the named ones, or every readable one."""
     return QueryParams(
         query=body.query,
-        collection=body.collection or settings.default_collection,
+        collections=body.targets(),
+        readable=readable,
         top_k=body.top_k or settings.default_top_k,
         dense=body.dense,
         sparse=body.sparse,
@@ -64,12 +66,14 @@ def query_params(settings: Settings, body: QueryRequest) -> QueryParams:
 
 @router.post("/api/query", response_model=QueryResponse, responses=RETRIEVAL)
 async def query(
-    body: QueryRequest, settings: SettingsDep, retriever: RetrieverDep, answerer: AnswererDep
+    body: QueryRequest, settings: SettingsDep, retriever: RetrieverDep, answerer: AnswererDep, readable: ReadableDep
 ) -> JSONResponse:
-    """Retrieval; with `"generate": true` also an answer whose [n] markers cite the results."""
-    out = await retriever.search(query_params(settings, body))
+    """Retrieval over `collections` (default: every collection the caller can read); with `"generate": true` also
+    an answer whose [n] markers cite the results."""
+    params = query_params(settings, body, readable)
+    out = await retriever.search(params)
     if body.generate:
-        answer = await answerer.answer(body.query, out["results"])
+        answer = await answerer.answer(body.query, out["results"], params.targets)
         out["answer"] = answer.pop("answer")
         out["citations"] = answer.pop("citations", [])
         out["timings"]["generate_ms"] = answer.pop("generate_ms")
@@ -83,21 +87,27 @@ def sse(event: str, data: Any) -> bytes:
 
 @router.post("/api/query/stream", response_class=StreamingResponse, responses={200: EVENTS, **RETRIEVAL})
 async def query_stream(
-    request: Request, body: QueryRequest, settings: SettingsDep, retriever: RetrieverDep, answerer: AnswererDep
+    request: Request,
+    body: QueryRequest,
+    settings: SettingsDep,
+    retriever: RetrieverDep,
+    answerer: AnswererDep,
+    readable: ReadableDep,
 ) -> StreamingResponse:
     """Server-Sent Events: `results`, then `token`s and `citations` (with `"generate": true`), then `done`.
 
     Errors before the stream starts (unknown collection, ml-api down) are ordinary JSON errors; a failure
     after it started is an `error` event with the same error_type. A client that disconnects stops the generation.
     """
-    out = await retriever.search(query_params(settings, body))
+    params = query_params(settings, body, readable)
+    out = await retriever.search(params)
 
     async def events() -> AsyncIterator[bytes]:
         yield sse("results", {"results": out["results"], "cached": out["cached"]})
         timings = out["timings"]
         try:
             if body.generate:
-                async for kind, data in answerer.stream(body.query, out["results"]):
+                async for kind, data in answerer.stream(body.query, out["results"], params.targets):
                     if kind == "done":
                         timings["generate_ms"] = data.pop("generate_ms")
                         data["timings"] = timings
