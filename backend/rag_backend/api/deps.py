@@ -11,6 +11,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from rag_backend.access.model import NOBODY, Principal
+from rag_backend.access.service import AccessService
 from rag_backend.answers import Answerer
 from rag_backend.cache import Cache
 from rag_backend.catalog import Catalog
@@ -41,6 +43,7 @@ class Services:
     retriever: Retriever
     chain: Chain
     answerer: Answerer
+    access: AccessService
 
 
 def get_services(request: Request) -> Services:
@@ -81,3 +84,28 @@ IngestionDep = Annotated[Ingestion, Depends(_ingestion)]
 RetrieverDep = Annotated[Retriever, Depends(_retriever)]
 AnswererDep = Annotated[Answerer, Depends(_answerer)]
 ChainDep = Annotated[Chain, Depends(_chain)]
+
+
+def _access(svc: ServicesDep) -> AccessService:
+    return svc.access
+
+
+def principal(request: Request) -> Principal:
+    """Who is calling: the guard middleware resolved it (API key, user key or sign-in cookie) before the route."""
+    found: Principal = getattr(request.state, "principal", NOBODY)
+    return found
+
+
+AccessDep = Annotated[AccessService, Depends(_access)]
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+async def readable_collections(request: Request) -> frozenset[str] | None:
+    """The collections the caller may read; None = no restriction (AUTH_MODE=none, the operator key, an admin)."""
+    services: Services = request.app.state.services
+    return await services.access.readable(principal(request))
+
+
+def owner_of(request: Request) -> str | None:
+    """The signed-in user's stable id (what owns their things), None in AUTH_MODE=none and for the operator key."""
+    return principal(request).user_id

@@ -10,7 +10,8 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from rag_backend.api.deps import AnswererDep, ChainDep, RetrieverDep, SettingsDep
+from rag_backend.access.model import READ
+from rag_backend.api.deps import AccessDep, AnswererDep, ChainDep, PrincipalDep, RetrieverDep, SettingsDep
 from rag_backend.api.errors import classify, sensitive_of
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import QueryRequest, QueryResponse
@@ -64,10 +65,17 @@ def query_params(settings: Settings, body: QueryRequest) -> QueryParams:
 
 @router.post("/api/query", response_model=QueryResponse, responses=RETRIEVAL)
 async def query(
-    body: QueryRequest, settings: SettingsDep, retriever: RetrieverDep, answerer: AnswererDep
+    body: QueryRequest,
+    settings: SettingsDep,
+    retriever: RetrieverDep,
+    answerer: AnswererDep,
+    access: AccessDep,
+    who: PrincipalDep,
 ) -> JSONResponse:
     """Retrieval; with `"generate": true` also an answer whose [n] markers cite the results."""
-    out = await retriever.search(query_params(settings, body))
+    params = query_params(settings, body)
+    await access.check(who, params.collection, READ)  # a collection the caller cannot read: 404, like a missing one
+    out = await retriever.search(params)
     if body.generate:
         answer = await answerer.answer(body.query, out["results"])
         out["answer"] = answer.pop("answer")
@@ -83,7 +91,13 @@ def sse(event: str, data: Any) -> bytes:
 
 @router.post("/api/query/stream", response_class=StreamingResponse, responses={200: EVENTS, **RETRIEVAL})
 async def query_stream(
-    request: Request, body: QueryRequest, settings: SettingsDep, retriever: RetrieverDep, answerer: AnswererDep
+    request: Request,
+    body: QueryRequest,
+    settings: SettingsDep,
+    retriever: RetrieverDep,
+    answerer: AnswererDep,
+    access: AccessDep,
+    who: PrincipalDep,
 ) -> StreamingResponse:
     """Server-Sent Events: `results`, then `token`s and `citations` (with `"generate": true`), then `done`.
 
