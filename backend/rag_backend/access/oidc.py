@@ -14,7 +14,10 @@ import logging
 import secrets
 from typing import Any
 
-from authlib.integrations.starlette_client import OAuth
+from authlib.integrations.base_client import BaseApp, FrameworkIntegration
+from authlib.integrations.base_client.async_app import AsyncOAuth2Mixin
+from authlib.integrations.base_client.async_openid import AsyncOpenIDMixin
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from rag_backend.access.model import Forbidden, Role, Unauthenticated
 from rag_backend.access.service import AccessService, normal_email
@@ -31,18 +34,23 @@ class OidcFailed(Unauthenticated):
     """The provider refused the sign-in, or its answer did not validate (state, code, ID token)."""
 
 
+class _Client(AsyncOAuth2Mixin, AsyncOpenIDMixin, BaseApp):  # type: ignore[misc]
+    """Authlib's async OpenID client on httpx, without a web framework's session (flows wait in the catalog)."""
+
+    client_cls = AsyncOAuth2Client
+
+
 class Oidc:
     def __init__(self, settings: Settings, access: AccessService) -> None:
         self.s, self.access = settings, access
-        oauth = OAuth()
-        oauth.register(
-            "oidc",
+        self.client: Any = _Client(
+            FrameworkIntegration("oidc"),
+            name="oidc",
             client_id=settings.oidc_client_id,
             client_secret=settings.oidc_client_secret,
             server_metadata_url=settings.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration",  # type: ignore[union-attr]
             client_kwargs={"scope": settings.oidc_scopes, "code_challenge_method": "S256", "timeout": 10.0},
         )
-        self.client: Any = oauth.create_client("oidc")
 
     async def start(self, redirect_uri: str) -> str:
         """The provider's authorization URL to send the browser to."""

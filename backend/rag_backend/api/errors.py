@@ -149,7 +149,8 @@ def sensitive_of(request: Request) -> Sensitive:
 
 def mapped_response(exc: BaseException, sensitive: Sensitive = ANYONE) -> Response:
     m = classify(exc, sensitive)
-    return error_response(m.status, m.error_type, m.message, retry_after=m.retry_after)
+    headers = {"WWW-Authenticate": "Bearer"} if m.status == 401 else None
+    return error_response(m.status, m.error_type, m.message, headers, retry_after=m.retry_after)
 
 
 async def _mapped(request: Request, exc: Exception) -> Response:
@@ -159,7 +160,12 @@ async def _mapped(request: Request, exc: Exception) -> Response:
     return response
 
 
-JSON_BODY_PATHS = frozenset({"/api/query", "/api/query/stream", "/api/collections"})  # a body that is not JSON: 415
+# Route templates whose body is JSON: one that is not JSON gets 415.
+JSON_BODY_PATHS = frozenset(
+    {"/api/query", "/api/query/stream", "/api/collections", "/api/auth/login", "/api/users", "/api/users/{email}",
+     "/api/keys", "/api/collections/{name}/members"}
+)  # fmt: skip
+JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 async def _validation(request: Request, exc: Exception) -> Response:
@@ -167,7 +173,8 @@ async def _validation(request: Request, exc: Exception) -> Response:
     errs = list(exc.errors())
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     is_json = content_type == "application/json" or content_type.endswith("+json")
-    if request.method == "POST" and request.url.path in JSON_BODY_PATHS and not is_json:
+    template = getattr(request.scope.get("route"), "path", request.url.path)
+    if request.method in JSON_METHODS and template in JSON_BODY_PATHS and not is_json:
         sent = f"got {content_type}" if content_type else "none was sent"
         return error_response(415, ErrorType.VALIDATION, f"Content-Type must be application/json ({sent})")
     if any(e.get("type") == "json_invalid" for e in errs):
