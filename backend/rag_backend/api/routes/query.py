@@ -104,7 +104,9 @@ async def query_stream(
     Errors before the stream starts (unknown collection, ml-api down) are ordinary JSON errors; a failure
     after it started is an `error` event with the same error_type. A client that disconnects stops the generation.
     """
-    out = await retriever.search(query_params(settings, body))
+    params = query_params(settings, body)
+    await access.check(who, params.collection, READ)
+    out = await retriever.search(params)
 
     async def events() -> AsyncIterator[bytes]:
         yield sse("results", {"results": out["results"], "cached": out["cached"]})
