@@ -163,8 +163,9 @@ async def test_guessing_collection_and_document_names_learns_nothing(tmp_path: P
                 "documents": await bob.get(f"/api/documents?collection={name}"),
                 "members": await bob.get(f"/api/collections/{name}/members"),
                 "delete": await bob.delete(f"/api/collections/{name}"),
-                "grant": await bob.put(f"/api/collections/{name}/members", json={"email": "bob@example.test",
-                                                                                  "access": "write"}),
+                "grant": await bob.put(
+                    f"/api/collections/{name}/members", json={"email": "bob@example.test", "access": "write"}
+                ),
                 "query": await bob.post("/api/query", json={"query": "merger", "collection": name}),
                 "upload": await bob.post("/api/documents", files=files, data={"collection": name}),
             }
@@ -221,7 +222,7 @@ async def test_disabled_users_are_refused_at_once_and_admins_cannot_lock_themsel
 
 
 def test_auth_mode_none_is_refused_on_a_public_address() -> None:
-    with pytest.raises(ValidationError, match="AUTH_MODE=none .* BACKEND_HOST 0.0.0.0 is not a loopback"):
+    with pytest.raises(ValidationError, match=r"AUTH_MODE=none .* BACKEND_HOST 0\.0\.0\.0 is not a loopback"):
         Settings(_env_file=None, backend_host="0.0.0.0")  # type: ignore[call-arg]
     for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
         assert Settings(_env_file=None, backend_host=host).auth_mode == "none"  # type: ignore[call-arg]

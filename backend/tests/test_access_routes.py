@@ -166,7 +166,8 @@ TABLE: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
     ),
     ("DELETE", "/api/collections/{name}"): (_delete_collection, expect(401, 403, 202, 404, 202, 202)),
     ("GET", "/api/collections/{name}/members"): (
-        _get("/api/collections/e1/members"), expect(401, 200, 200, 404, 200, 200)
+        _get("/api/collections/e1/members"),
+        expect(401, 200, 200, 404, 200, 200),
     ),
     ("PUT", "/api/collections/{name}/members"): (
         lambda w, _, c: c.put("/api/collections/e1/members", json={"email": ADMIN[0], "access": "read"}),
@@ -175,7 +176,8 @@ TABLE: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
     ("DELETE", "/api/collections/{name}/members/{email}"): (_delete_member, expect(401, 403, 204, 404, 204, 204)),
     ("POST", "/api/query"): (lambda w, _, c: c.post("/api/query", json=QUERY), expect(401, 200, 200, 404, 200, 200)),
     ("POST", "/api/query/stream"): (
-        lambda w, _, c: c.post("/api/query/stream", json=QUERY), expect(401, 200, 200, 404, 200, 200)
+        lambda w, _, c: c.post("/api/query/stream", json=QUERY),
+        expect(401, 200, 200, 404, 200, 200),
     ),
     ("GET", "/api/ai/health"): (_get("/api/ai/health"), expect(401, 200, 200, 200, 200, 200)),
     # Outside /api: open to anyone (/ready hides URLs and paths from all but the operator key).
@@ -219,7 +221,8 @@ async def test_every_route_answers_each_caller_as_the_table_says(tmp_path: Path,
             for caller in CALLERS:
                 r = await request(world, caller, clients[caller])
                 if r.status_code != expected[caller]:
-                    wrong.append(f"{method} {path} as {caller}: {r.status_code} (expected {expected[caller]}) {r.text[:200]}")
+                    got = f"{r.status_code} (expected {expected[caller]}) {r.text[:200]}"
+                    wrong.append(f"{method} {path} as {caller}: {got}")
         for c in clients.values():
             await c.aclose()
         assert not wrong, "\n".join(wrong)

@@ -42,7 +42,8 @@ async def sign_in(app: object, provider: str, sub: str) -> tuple[httpx.AsyncClie
     assert authorize.startswith(provider) and query["code_challenge_method"] == ["S256"]  # PKCE
     assert query["code_challenge"][0] and query["nonce"][0] and query["state"][0]
     assert query["redirect_uri"] == ["http://backend/api/auth/oidc/callback"]
-    form = httpx.post(authorize, data={"sub": sub})
+    async with httpx.AsyncClient() as user_at_provider:  # the provider's sign-in form, submitted as `sub`
+        form = await user_at_provider.post(authorize, data={"sub": sub})
     assert form.status_code == 302, form.text
     back = urlsplit(form.headers["location"])
     return browser, await browser.get(f"{back.path}?{back.query}")

@@ -4,8 +4,9 @@ exp, nonce). A flow in progress (state, code verifier, nonce) waits in the catal
 replica, and is used once.
 
 The user is found by the provider's subject (issuer + sub) or created at first sign-in; the role comes from
-OIDC_ROLE_CLAIM through OIDC_ROLE_MAP (the highest mapped value wins) at every sign-in, so a change of groups at the
-provider takes effect at the next sign-in; a local account with the same verified e-mail is linked once.
+OIDC_ROLE_CLAIM through OIDC_ROLE_MAP (the highest mapped value wins) at every sign-in where the provider sends that
+claim, so a change of groups at the provider takes effect at the next sign-in; a provider that sends no such claim
+leaves the role to the admins. A local account with the same verified e-mail is linked once.
 """
 
 from __future__ import annotations
@@ -98,9 +99,11 @@ class Oidc:
     async def _user(self, claims: dict[str, Any]) -> dict[str, Any]:
         store, run = self.access.store, self.access._run
         subject = f"{self.s.oidc_issuer} {claims['sub']}"
-        role = self.role_for(claims)
         name = claims.get("name") or claims.get("preferred_username")
         user = await run(store.user_by_subject, subject)
+        # The provider decides the role when it sends the claim; when it sends none (Google), a known user keeps the
+        # role an admin gave it, and a new one gets OIDC_DEFAULT_ROLE.
+        role = self.role_for(claims) if user is None or self.s.oidc_role_claim in claims else Role(user["role"])
         if user is None:
             try:
                 email = normal_email(str(claims.get("email") or ""))
