@@ -92,6 +92,15 @@ async def test_sign_in_creates_the_user_with_the_mapped_role(tmp_path: Path, pro
         users = {u["email"]: u for u in (await bob.get("/api/users")).json()}
         assert users["alice@example.test"]["sso"] and users["bob@example.test"]["role"] == "admin"
 
+        # A provider that sends no role claim at all (Google): a new user gets the default role, and the role an
+        # admin gives it afterwards survives its next sign-in.
+        set_claims(provider, "gina-sub", email="gina@example.test", email_verified=True)
+        gina, _ = await sign_in(app, provider, "gina-sub")
+        assert (await gina.get("/api/auth/me")).json()["role"] == "viewer"
+        assert (await bob.patch("/api/users/gina@example.test", json={"role": "editor"})).status_code == 200
+        gina, _ = await sign_in(app, provider, "gina-sub")
+        assert (await gina.get("/api/auth/me")).json()["role"] == "editor"
+
 
 async def test_refused_sign_ins(tmp_path: Path, provider: str) -> None:
     async with app_running(oidc_settings(tmp_path, provider, oidc_default_role="")) as app:
