@@ -47,7 +47,7 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("post", "/api/keys"): {400, 401, 403, 413, 415, 422, 503},
     ("delete", "/api/keys/{key_id}"): {401, 403, 404, 422, 503},
     ("post", "/api/documents"): {400, 401, 403, 404, 409, 413, 415, 502, 503},
-    ("get", "/api/documents"): {401, 404, 422, 503},
+    ("get", "/api/documents"): {401, 422, 503},
     ("get", "/api/documents/{doc_id}"): {401, 404, 503},
     ("delete", "/api/documents/{doc_id}"): {401, 403, 404, 503},
     ("post", "/api/documents/{doc_id}/retry"): {401, 403, 404, 409, 503},
