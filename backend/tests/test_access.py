@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from access_harness import ADMIN, OPERATOR_KEY, app_running, client, settings_for, signed_in
+from access_harness import ADMIN, DEAD_URL, OPERATOR_KEY, app_running, client, settings_for, signed_in
 from pydantic import ValidationError
 
 from rag_backend.core.config import Settings
@@ -228,3 +228,31 @@ def test_auth_mode_none_is_refused_on_a_public_address() -> None:
     for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
         assert Settings(_env_file=None, backend_host=host).auth_mode == "none"  # type: ignore[call-arg]
     assert Settings(_env_file=None, backend_host="0.0.0.0", auth_mode="users").auth_mode == "users"  # type: ignore[call-arg]
+
+
+def test_behind_a_trusted_proxy_the_cookie_and_the_throttle_follow_its_forwarded_headers(tmp_path: Path) -> None:
+    """A real `rag-backend serve` (uvicorn) behind a proxy it trusts (FORWARDED_ALLOW_IPS: here the test itself, on
+    127.0.0.1): X-Forwarded-Proto https makes the cookie Secure, X-Forwarded-For is the address sign-ins are
+    counted against (one client's failures do not lock out the others behind the same proxy)."""
+    from conftest import start_backend
+
+    proc = start_backend(
+        tmp_path, DEAD_URL, "proxied", AUTH_MODE="users", ADMIN_EMAIL=ADMIN[0], ADMIN_PASSWORD=ADMIN[1],
+        FORWARDED_ALLOW_IPS="127.0.0.1", LOGIN_MAX_FAILURES="100", LOGIN_MAX_FAILURES_PER_ADDRESS="2",
+    )  # fmt: skip
+    try:
+        with proc.client() as c:
+            good = {"email": ADMIN[0], "password": ADMIN[1]}
+            r = c.post("/api/auth/login", json=good, headers={"X-Forwarded-Proto": "https"})
+            assert r.status_code == 204 and "secure" in _cookie_attributes(r)
+            r = c.post("/api/auth/login", json=good)
+            assert r.status_code == 204 and "secure" not in _cookie_attributes(r)
+            bad = {"email": ADMIN[0], "password": "wrong-password"}
+            for _ in range(2):
+                assert (
+                    c.post("/api/auth/login", json=bad, headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 401
+                )
+            assert c.post("/api/auth/login", json=good, headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 429
+            assert c.post("/api/auth/login", json=good, headers={"X-Forwarded-For": "198.51.100.9"}).status_code == 204
+    finally:
+        proc.stop()
