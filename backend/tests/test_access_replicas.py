@@ -65,3 +65,19 @@ async def test_revocation_and_disabling_reach_the_other_replica_within_2_s(tmp_p
         print(f"refused on the other replica after {', '.join(f'{t * 1000:.0f} ms' for t in took)}")
         for c in (admin_a, ed_b, by_key_b):
             await c.aclose()
+
+
+async def test_failed_sign_ins_are_counted_across_replicas(tmp_path: Path, database_url: str) -> None:
+    """An attacker spreading guesses over replicas gains nothing: the counts live in the shared catalog."""
+    limits = {"login_max_failures": 4, "login_max_failures_per_address": 100}
+    async with (
+        app_running(settings_for(tmp_path / "a", database_url=database_url, **limits)) as a,
+        app_running(settings_for(tmp_path / "b", database_url=database_url, **limits)) as b,
+    ):
+        wrong = {"email": ADMIN[0], "password": "not-the-password"}
+        async with client(a) as on_a, client(b) as on_b:
+            for replica in (on_a, on_b, on_a, on_b):
+                assert (await replica.post("/api/auth/login", json=wrong)).status_code == 401
+            for replica in (on_a, on_b):
+                r = await replica.post("/api/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})
+                assert r.status_code == 429 and int(r.headers["retry-after"]) > 0

@@ -30,7 +30,7 @@ from rag_backend.access.passwords import Passwords, check_password
 from rag_backend.access.store import AccessStore
 from rag_backend.catalog import Catalog
 from rag_backend.core.config import Settings
-from rag_backend.errors import InvalidInput, NotFound
+from rag_backend.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger("rag_backend.access")
 
@@ -149,7 +149,7 @@ class AccessService:
                 await self._run(self.store.create_user, email, Role.ADMIN.value, hashed, None)
                 log.info("admin created", extra={"fields": {"email": email}})
                 return
-            except Exception:  # another replica created it at the same moment: update it below
+            except Conflict:  # another replica created it at the same moment: update it below
                 pass
         await self._run(self.store.update_user, email, role=Role.ADMIN.value, disabled=0, password_hash=hashed)
 
