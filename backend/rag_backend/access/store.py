@@ -68,6 +68,7 @@ class AccessStore:
     # -- sessions ------------------------------------------------------------------------------------
     def add_session(self, token: str, user_id: str, ttl_s: float) -> None:
         now = time.time()
+        self.c._run("DELETE FROM sessions WHERE user_id = :u AND expires_at < :now", u=user_id, now=now)
         self.c._run(
             "INSERT INTO sessions(token_hash, user_id, created_at, expires_at) VALUES (:h, :u, :now, :until)",
             h=digest(token), u=user_id, now=now, until=now + ttl_s,
