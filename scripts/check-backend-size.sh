@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 
 # --- the budget, in one place -----------------------------------------------------------------------------------
 # Image target: < 500 MB. python:3.11-slim-bookworm is about 125 MiB unpacked and the app under 1 MiB, so the venv
-# may take 300 MiB: 300 + 125 + 1 = 426 MiB, leaving room for growth before the image reaches the target.
-VENV_BUDGET_MIB=${BACKEND_VENV_BUDGET_MIB:-300}
+# may take 320 MiB: 320 + 125 + 1 = 446 MiB, leaving room for growth before the image reaches the target. (300 until
+# access control: Authlib's OIDC client needs cryptography, 16 of the 22 MiB it added.)
+VENV_BUDGET_MIB=${BACKEND_VENV_BUDGET_MIB:-320}
 BASE_IMAGE_MIB=125
 IMAGE_TARGET_MB=500
 # ------------------------------------------------------------------------------------------------------------------

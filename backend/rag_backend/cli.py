@@ -1,6 +1,6 @@
 """`rag-backend serve` (the HTTP API; INGEST_WORKERS ingestion slots in it, 0 for none), `rag-backend worker`
-(ingestion only, `--concurrency N` jobs at once) and `rag-backend import-catalog` (a one-machine stack's SQLite
-catalog into DATABASE_URL's, once, when moving to PostgreSQL)."""
+(ingestion only, `--concurrency N` jobs at once), `rag-backend import-catalog` (a one-machine stack's SQLite
+catalog into DATABASE_URL's, once, when moving to PostgreSQL) and `rag-backend users ...` (the catalog's users)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,34 @@ def main(argv: list[str] | None = None) -> None:
     copy = sub.add_parser("import-catalog", help="copy a SQLite catalog and its uploads into DATABASE_URL's")
     copy.add_argument("--from", dest="source", type=Path, help="the file (default DATA_DIR/catalog.sqlite3)")
     copy.add_argument("--uploads", type=Path, help="its uploads in flight (default: uploads/ beside the file)")
+    users = sub.add_parser("users", help="manage the users of AUTH_MODE=users (in the catalog)")
+    verbs = users.add_subparsers(dest="verb", required=True)
+    create = verbs.add_parser("create", help="add a user (the password is asked for, or read from stdin)")
+    create.add_argument("email")
+    create.add_argument("--role", required=True, choices=["admin", "editor", "viewer"])
+    create.add_argument("--name")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from stdin (first line)")
+    create.add_argument("--no-password", action="store_true", help="no password: the user signs in with OIDC")
+    verbs.add_parser("list", help="every user, role and state")
+    disable = verbs.add_parser("disable", help="sign a user out everywhere and stop their keys")
+    disable.add_argument("email")
+    enable = verbs.add_parser("enable", help="let a disabled user sign in again")
+    enable.add_argument("email")
+    set_role = verbs.add_parser("set-role", help="change a user's role (their keys follow)")
+    set_role.add_argument("email")
+    set_role.add_argument("role", choices=["admin", "editor", "viewer"])
     args = parser.parse_args(argv)
-    settings = get_settings()
+    if args.command == "serve" and args.host:
+        os.environ["BACKEND_HOST"] = args.host  # AUTH_MODE=none is checked against the address really bound
+        get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    except ValueError as exc:  # pydantic's ValidationError: the reason, without a traceback
+        sys.exit(f"rag-backend: {exc}")
+    if args.command == "users":
+        from rag_backend.access.cli import users_command
+
+        sys.exit(users_command(settings, args))
     if args.command == "import-catalog":
         sys.exit(_import_catalog(settings, args.source, args.uploads))
     if args.command == "serve":
@@ -69,7 +95,10 @@ def _import_catalog(settings: Settings, source: Path | None, uploads: Path | Non
 
 
 def _serve(factory: str, host: str, port: int) -> None:
-    uvicorn.run(factory, factory=True, host=host, port=port, log_config=None, timeout_graceful_shutdown=20)
+    uvicorn.run(
+        factory, factory=True, host=host, port=port, log_config=None, timeout_graceful_shutdown=20,
+        forwarded_allow_ips=get_settings().forwarded_allow_ips,  # whose X-Forwarded-For/-Proto are believed
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

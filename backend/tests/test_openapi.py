@@ -34,7 +34,19 @@ READY_REPORT = {"application/json": {"schema": {"$ref": "#/components/schemas/Re
 RETRIEVAL = {400, 401, 403, 404, 409, 413, 415, 422, 502, 503, 504}
 # Every operation and the error statuses it can answer with: the contract, written out once, here.
 ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
-    ("post", "/api/documents"): {400, 401, 403, 409, 413, 415, 502, 503},
+    ("post", "/api/auth/login"): {400, 401, 403, 413, 415, 422, 429, 503},
+    ("post", "/api/auth/logout"): {403, 503},
+    ("get", "/api/auth/me"): {401},
+    ("get", "/api/auth/options"): set(),
+    ("get", "/api/auth/oidc/login"): {400, 503},
+    ("get", "/api/auth/oidc/callback"): {400, 503},
+    ("get", "/api/users"): {401, 403, 503},
+    ("post", "/api/users"): {400, 401, 403, 409, 413, 415, 422, 503},
+    ("patch", "/api/users/{email}"): {400, 401, 403, 404, 413, 415, 422, 503},
+    ("get", "/api/keys"): {401, 503},
+    ("post", "/api/keys"): {400, 401, 403, 413, 415, 422, 503},
+    ("delete", "/api/keys/{key_id}"): {401, 403, 404, 422, 503},
+    ("post", "/api/documents"): {400, 401, 403, 404, 409, 413, 415, 502, 503},
     ("get", "/api/documents"): {401, 422, 503},
     ("get", "/api/documents/{doc_id}"): {401, 404, 503},
     ("delete", "/api/documents/{doc_id}"): {401, 403, 404, 503},
@@ -43,7 +55,10 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("get", "/api/documents/{doc_id}/content"): {401, 404, 503},
     ("get", "/api/collections"): {401, 503},
     ("post", "/api/collections"): {400, 401, 403, 409, 413, 415, 422, 502, 503},
-    ("delete", "/api/collections/{name}"): {401, 403, 404, 503},
+    ("delete", "/api/collections/{name}"): {401, 403, 404, 422, 503},
+    ("get", "/api/collections/{name}/members"): {401, 404, 422, 503},
+    ("put", "/api/collections/{name}/members"): {400, 401, 403, 404, 413, 415, 422, 503},
+    ("delete", "/api/collections/{name}/members/{email}"): {401, 403, 404, 422, 503},
     ("post", "/api/query"): RETRIEVAL,
     ("post", "/api/query/stream"): RETRIEVAL,
     ("get", "/api/ai/health"): {401},
@@ -94,6 +109,11 @@ def test_upload_documents_its_multipart_form() -> None:
 def test_every_operation_that_reads_a_body_documents_it() -> None:
     bodies = {(m, p): list(op["requestBody"]["content"]) for m, p, op in operations(SPEC) if "requestBody" in op}
     assert bodies == {
+        ("post", "/api/auth/login"): ["application/json"],
+        ("post", "/api/users"): ["application/json"],
+        ("patch", "/api/users/{email}"): ["application/json"],
+        ("post", "/api/keys"): ["application/json"],
+        ("put", "/api/collections/{name}/members"): ["application/json"],
         ("post", "/api/documents"): ["multipart/form-data"],
         ("post", "/api/collections"): ["application/json"],
         ("post", "/api/query"): ["application/json"],

@@ -13,6 +13,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from rag_backend import __version__
+from rag_backend.access.oidc import Oidc
+from rag_backend.access.service import AccessService
 from rag_backend.answers import Answerer
 from rag_backend.api.deps import Services
 from rag_backend.api.errors import install_error_handlers
@@ -54,10 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(llm_client.aclose)
             chain = make_chain(settings, llm_client)
             answerer = Answerer(settings, chain, cache, core.tokenizer)
+            access = AccessService(settings, core.catalog)
+            stack.callback(access.close)
+            await access.bootstrap_admin()
             app.state.services = Services(
                 settings, core.catalog, core.store, cache, core.upstream, core.embedder, reranker, core.chunker,
-                core.ingestion, retriever, chain, answerer,
+                core.ingestion, retriever, chain, answerer, access,
             )  # fmt: skip
+            app.state.oidc = Oidc(settings, access) if settings.oidc_enabled else None
             await core.ingestion.start()
             fields = {
                 "port": settings.backend_port, "store": core.store.kind, "cache": cache.kind,
@@ -82,7 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_allow_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            # The sign-in cookie, for the origins listed; never with `*`, which would let any site read a signed-in
+            # user's answers (Starlette echoes the caller's origin when credentials are allowed).
+            allow_credentials="*" not in settings.cors_allow_origins,
             allow_headers=["Authorization", "Content-Type", "X-API-Key"],
         )
     max_body = int(settings.max_request_mb * 1024 * 1024)
@@ -91,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_key=settings.api_key,
         max_body_bytes=max_body,
         allowed_origins=settings.cors_allow_origins,
+        users=settings.auth_mode == "users",
     )
     tracing.instrument_app(app)  # outermost (no-op when off): the request's span covers the guard's answers too
     return app

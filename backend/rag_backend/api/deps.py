@@ -11,6 +11,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from rag_backend.access.model import NOBODY, Principal
+from rag_backend.access.service import AccessService
 from rag_backend.answers import Answerer
 from rag_backend.cache import Cache
 from rag_backend.catalog import Catalog
@@ -41,6 +43,7 @@ class Services:
     retriever: Retriever
     chain: Chain
     answerer: Answerer
+    access: AccessService
 
 
 def get_services(request: Request) -> Services:
@@ -83,15 +86,29 @@ AnswererDep = Annotated[Answerer, Depends(_answerer)]
 ChainDep = Annotated[Chain, Depends(_chain)]
 
 
-async def readable_collections(request: Request) -> frozenset[str] | None:
-    """The collections the caller may read; None: no restriction (every collection, as with AUTH_MODE=none).
+def _access(svc: ServicesDep) -> AccessService:
+    return svc.access
 
-    Placeholder until access control lands: the auth branch replaces this function with the real one (same name and
-    signature), reading the caller's user, role and grants from the request. The query routes resolve their target
-    collections from it (`QueryParams.readable`), so the set reaches the store query and every cache key; tests
-    simulate a caller with `app.dependency_overrides[readable_collections]`.
-    """
-    return None
+
+def principal(request: Request) -> Principal:
+    """Who is calling: the guard middleware resolved it (API key, user key or sign-in cookie) before the route."""
+    found: Principal = getattr(request.state, "principal", NOBODY)
+    return found
+
+
+AccessDep = Annotated[AccessService, Depends(_access)]
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+async def readable_collections(request: Request) -> frozenset[str] | None:
+    """The collections the caller may read; None = no restriction (AUTH_MODE=none, the operator key, an admin)."""
+    services: Services = request.app.state.services
+    return await services.access.readable(principal(request))
+
+
+def owner_of(request: Request) -> str | None:
+    """The signed-in user's stable id (what owns their things), None in AUTH_MODE=none and for the operator key."""
+    return principal(request).user_id
 
 
 ReadableDep = Annotated[frozenset[str] | None, Depends(readable_collections)]

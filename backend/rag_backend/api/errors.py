@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from rag_backend import errors
+from rag_backend.access.model import Forbidden, Throttled, Unauthenticated
 from rag_backend.api.wire import describe_validation, error_response
 from rag_backend.catalog import CatalogUnavailable
 from rag_backend.llm import ProviderFailed, ProviderRefused
@@ -37,7 +38,7 @@ class ErrorType(StrEnum):
     enum is this list, so a kind added here (and only here) reaches the page's generated types."""
 
     VALIDATION = "validation"  # the request is malformed or breaks the schema (400, 405, 413 body, 415, 422)
-    AUTH = "auth"  # API_KEY is set and the request lacks it (api/wire.py's unauthorized)
+    AUTH = "auth"  # no valid credentials (API key, user key or sign-in), or a sign-in refused
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
@@ -46,6 +47,7 @@ class ErrorType(StrEnum):
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     TIMEOUT = "timeout"
+    THROTTLED = "throttled"  # too many failed sign-ins (429 with Retry-After)
     INTERNAL = "internal"  # a bug: no row in the table
 
 
@@ -73,6 +75,10 @@ ERRORS: dict[type[BaseException], Row] = {
     errors.UpstreamError: Row(502, ErrorType.UPSTREAM_ERROR),
     errors.UpstreamUnavailable: Row(503, ErrorType.UPSTREAM_UNAVAILABLE, retry_after=RETRY_AFTER_S),
     errors.DeadlineExceeded: Row(504, ErrorType.TIMEOUT),
+    # Access control (rag_backend.access): who is calling, and what they may do.
+    Unauthenticated: Row(401, ErrorType.AUTH),
+    Forbidden: Row(403, ErrorType.FORBIDDEN),
+    Throttled: Row(429, ErrorType.THROTTLED, retry_after=60.0),
     # The HTTP edge's own refusals.
     CrossOriginRefused: Row(403, ErrorType.FORBIDDEN),
     # The vector store: a dimension clash is the data's state, anything else an outage of the store.
@@ -143,7 +149,8 @@ def sensitive_of(request: Request) -> Sensitive:
 
 def mapped_response(exc: BaseException, sensitive: Sensitive = ANYONE) -> Response:
     m = classify(exc, sensitive)
-    return error_response(m.status, m.error_type, m.message, retry_after=m.retry_after)
+    headers = {"WWW-Authenticate": "Bearer"} if m.status == 401 else None
+    return error_response(m.status, m.error_type, m.message, headers, retry_after=m.retry_after)
 
 
 async def _mapped(request: Request, exc: Exception) -> Response:
@@ -153,7 +160,12 @@ async def _mapped(request: Request, exc: Exception) -> Response:
     return response
 
 
-JSON_BODY_PATHS = frozenset({"/api/query", "/api/query/stream", "/api/collections"})  # a body that is not JSON: 415
+# Route templates whose body is JSON: one that is not JSON gets 415.
+JSON_BODY_PATHS = frozenset(
+    {"/api/query", "/api/query/stream", "/api/collections", "/api/auth/login", "/api/users", "/api/users/{email}",
+     "/api/keys", "/api/collections/{name}/members"}
+)  # fmt: skip
+JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 async def _validation(request: Request, exc: Exception) -> Response:
@@ -161,7 +173,8 @@ async def _validation(request: Request, exc: Exception) -> Response:
     errs = list(exc.errors())
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     is_json = content_type == "application/json" or content_type.endswith("+json")
-    if request.method == "POST" and request.url.path in JSON_BODY_PATHS and not is_json:
+    template = getattr(request.scope.get("route"), "path", request.url.path)
+    if request.method in JSON_METHODS and template in JSON_BODY_PATHS and not is_json:
         sent = f"got {content_type}" if content_type else "none was sent"
         return error_response(415, ErrorType.VALIDATION, f"Content-Type must be application/json ({sent})")
     if any(e.get("type") == "json_invalid" for e in errs):

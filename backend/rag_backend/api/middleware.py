@@ -1,4 +1,5 @@
-"""Pure-ASGI guard: cross-site writes, API key on /api, request body limit, request metrics by route template.
+"""Pure-ASGI guard: cross-site writes, who is calling /api (API key, user key or sign-in cookie: the Principal the
+routes authorize), request body limit, request metrics by route template.
 
 Pure ASGI rather than BaseHTTPMiddleware, which would hide client disconnects from the streaming routes.
 """
@@ -9,10 +10,13 @@ import time
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rag_backend.access.model import NOBODY, OPEN, OPERATOR, Principal
 from rag_backend.api.errors import CrossOriginRefused, mapped_response
-from rag_backend.api.wire import body_too_large, key_matches, unauthorized
+from rag_backend.api.wire import CHALLENGE, body_too_large, error_response, key_matches, presented_key, unauthorized
+from rag_backend.catalog import CatalogUnavailable
 from rag_backend.core.metrics import REQUEST_LATENCY
 
 LIMIT_SETTING = "MAX_REQUEST_MB"
@@ -28,9 +32,21 @@ def _host(netloc: str, scheme: str) -> str:
     return netloc[: -len(default)] if default and netloc.endswith(default) else netloc
 
 
+SESSION_COOKIE = "rag_session"
+# What a caller without credentials may reach under /api: signing in, and what the sign-in page needs to know.
+OPEN_API_PATHS = frozenset(
+    {"/api/auth/login", "/api/auth/logout", "/api/auth/options", "/api/auth/oidc/login", "/api/auth/oidc/callback"}
+)
+SIGN_IN = (
+    "not signed in: sign in (POST /api/auth/login, or the page) or send an API key "
+    "(Authorization: Bearer <key> or X-API-Key: <key>)"
+)
+
+
 def key_required(path: str) -> bool:
-    """Whether a request to `path` must carry API_KEY (when one is set); the OpenAPI document asks this too."""
-    return path.startswith(API_PREFIX)
+    """Whether a request to `path` must carry credentials (API_KEY in AUTH_MODE=none when one is set, a user's key or
+    session in AUTH_MODE=users); the OpenAPI document asks this too."""
+    return path.startswith(API_PREFIX) and path not in OPEN_API_PATHS
 
 
 def cross_origin_refusal(method: str, path: str, headers: dict[bytes, bytes], allowed: frozenset[str]) -> str | None:
@@ -74,10 +90,17 @@ class BodyTooLarge(Exception):
 
 class GuardMiddleware:
     def __init__(
-        self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, allowed_origins: Iterable[str] = ()
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str | None,
+        max_body_bytes: int,
+        allowed_origins: Iterable[str] = (),
+        users: bool = False,
     ) -> None:
         self.app = app
         self.api_key = api_key
+        self.users = users
         self.max_body_bytes = max_body_bytes
         self.allowed_origins = frozenset(o.strip().rstrip("/").lower() for o in allowed_origins)
 
@@ -104,9 +127,19 @@ class GuardMiddleware:
                 return
             # A CORS preflight carries no credentials by design; CORSMiddleware answers it (or the router 405s).
             preflight = scope["method"] == "OPTIONS" and b"access-control-request-method" in headers
-            if key_required(path) and not preflight and not key_matches(headers, self.api_key):
-                await unauthorized()(scope, receive, send_wrapper)
-                return
+            if path.startswith(API_PREFIX) and not preflight:
+                try:
+                    principal = await self._principal(scope, headers)
+                except CatalogUnavailable as exc:  # who is calling cannot be known now: 503, not a 401
+                    await mapped_response(exc)(scope, receive, send_wrapper)
+                    return
+                if principal is None and key_required(path):
+                    if self.users:
+                        await error_response(401, "auth", SIGN_IN, CHALLENGE)(scope, receive, send_wrapper)
+                    else:
+                        await unauthorized()(scope, receive, send_wrapper)
+                    return
+                scope.setdefault("state", {})["principal"] = principal or NOBODY
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 await body_too_large(LIMIT_SETTING, self.max_body_bytes)(scope, receive, send_wrapper)
@@ -121,6 +154,19 @@ class GuardMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             REQUEST_LATENCY.labels(scope["method"], template, str(status)).observe(time.perf_counter() - start)
+
+    async def _principal(self, scope: Scope, headers: dict[bytes, bytes]) -> Principal | None:
+        """Who sent the request, or None when what it presented is missing or not valid (now: a key revoked or a
+        user disabled a moment ago on another replica is refused here, looked up in the catalog)."""
+        if not self.users:
+            return (OPERATOR if self.api_key else OPEN) if key_matches(headers, self.api_key) else None
+        access = scope["app"].state.services.access
+        key = presented_key(headers)
+        if key:
+            return await access.from_key(key.decode("latin-1"))
+        cookie = headers.get(b"cookie")
+        token = cookie_parser(cookie.decode("latin-1")).get(SESSION_COOKIE) if cookie else None
+        return await access.from_session(token) if token else None
 
     def _bounded(self, receive: Receive) -> Receive:
         """Counts streamed (chunked) bodies too: past the limit, reading the body raises BodyTooLarge."""

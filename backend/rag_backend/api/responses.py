@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from rag_backend.api.errors import JSON_BODY_PATHS, Row, row_for
+from rag_backend.api.errors import JSON_BODY_PATHS, JSON_METHODS, Row, row_for
 from rag_backend.api.middleware import LIMIT_SETTING, cross_origin_refusal, key_required
 from rag_backend.api.schemas import ErrorBody
 
@@ -83,7 +83,7 @@ def edge_errors(method: str, path: str, operation: Spec) -> Iterator[tuple[int, 
     for media_type in media_types:
         yield 400, UNPARSABLE[media_type]
         yield 413, OVER_LIMIT
-    if method == "post" and path in JSON_BODY_PATHS:
+    if method.upper() in JSON_METHODS and path in JSON_BODY_PATHS and media_types:
         yield 415, NOT_JSON
     if "application/json" in media_types or any(_can_fail(p) for p in operation.get("parameters", [])):
         yield 422, INVALID
@@ -117,6 +117,8 @@ def with_edge_errors(spec: Spec) -> Spec:
                 entry["description"] = _join(entry["description"], why)
                 if status == 401:
                     entry["headers"] = copy.deepcopy(CHALLENGE)
+            if "401" in responses:  # the edge's 401 and a route's own (a refused sign-in) alike
+                responses["401"]["headers"] = copy.deepcopy(CHALLENGE)
             operation["responses"] = dict(sorted(responses.items()))
     schemas: dict[str, Any] = spec.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):

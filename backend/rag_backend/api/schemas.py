@@ -240,6 +240,11 @@ class CollectionInfo(Reply):
     chunks: int = Field(description="Chunks of the ready documents")
     version: int
     created_at: float
+    owner: str | None = Field(description="The creator's e-mail; null: no owner (made without users: admins only)")
+    access: Literal["admin", "owner", "write", "read"] = Field(
+        description="What the caller may do: admin (everything), owner (also members and deletion), write "
+        "(upload, delete documents), read"
+    )
 
 
 class CollectionDeletion(Reply):

@@ -84,6 +84,7 @@ class Collection:
     deleting: int = 0  # hidden from every listing and query; its job removes points, uploads and rows
     lease_owner: str | None = None  # the process removing it (a deleting collection is a job, like a document)
     lease_until: float | None = None
+    owner_id: str | None = None  # the user who created it (access control); None: admins only
 
 
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -394,9 +395,21 @@ class Catalog:
         return self._one("SELECT * FROM documents WHERE id = :id", id=doc_id)
 
     def list_documents(
-        self, collection: str | None, status: str | None, limit: int, offset: int
+        self,
+        collection: str | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+        among: frozenset[str] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
+        """`among`: only documents of these collections (the caller's readable ones; None = any)."""
         where, args = ["status != :deleting"], {"deleting": DocumentStatus.DELETING.value}
+        if among is not None:
+            names = sorted(among)
+            where.append(
+                "collection IN (" + ", ".join(f":in{n}" for n in range(len(names))) + ")" if names else "1 = 0"
+            )
+            args.update({f"in{n}": name for n, name in enumerate(names)})
         if collection:
             where.append("collection = :c")
             args["c"] = collection

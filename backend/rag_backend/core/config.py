@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,7 +21,7 @@ class Settings(BaseSettings):
     # The root .env is shared with ml-api (`make dev` runs both), hence BACKEND_-prefixed bind settings.
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    backend_host: str = "0.0.0.0"
+    backend_host: str = "127.0.0.1"  # AUTH_MODE=none is refused unless this is a loopback address
     backend_port: int = 8000
     data_dir: Path = Path("data/backend")  # catalog (SQLite), embedded Qdrant shards, uploads in flight
     # Catalog and job queue: PostgreSQL when set (postgresql://user:password@host:5432/db; every API and worker
@@ -111,7 +112,34 @@ class Settings(BaseSettings):
     llm_breaker_failures: int = Field(3, ge=1)  # consecutive failures that open a provider's circuit
     llm_breaker_reset_s: float = Field(30.0, gt=0)  # then one trial request after this long
 
-    api_key: str | None = None
+    api_key: str | None = None  # the operator key: admin rights on every route, in both AUTH_MODEs
+    # Who may call /api: `none` = anyone who reaches it (only on a loopback BACKEND_HOST), `users` = signed-in users
+    # and their API keys (docs/deployment.md#users-and-access).
+    auth_mode: Literal["none", "users"] = "none"
+    admin_email: str | None = None  # created (or made admin) at start with ADMIN_PASSWORD, when both are set
+    admin_password: str | None = None
+    session_ttl_s: int = Field(12 * 3600, ge=60)  # a sign-in lasts this long (server-side, revocable)
+    cookie_secure: bool = False  # Secure cookie even when the request came over http (a TLS proxy in front)
+    # Failed sign-ins: past LOGIN_MAX_FAILURES for one account (or ..._PER_ADDRESS for one client address) within
+    # LOGIN_WINDOW_S, further attempts get 429 until the window ends; counted in the catalog, shared by replicas.
+    login_max_failures: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(20, ge=1)
+    login_window_s: int = Field(900, ge=1)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's list: addresses, CIDRs or *).
+    forwarded_allow_ips: str = "127.0.0.1"
+    # OIDC sign-in (authorization code + PKCE): on when OIDC_ISSUER and OIDC_CLIENT_ID are set.
+    oidc_issuer: str | None = None  # https://idp.example/realms/x (its /.well-known/openid-configuration is read)
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_name: str = "SSO"  # what the page's button says: "Sign in with <OIDC_NAME>"
+    oidc_scopes: str = "openid email profile"
+    oidc_role_claim: str = "groups"  # the ID token / userinfo claim whose values map to roles
+    # claim value=role pairs, comma separated (admins=admin,staff=editor); the highest mapped role wins.
+    oidc_role_map: Annotated[dict[str, str], NoDecode] = {}
+    oidc_default_role: Literal["viewer", "editor", "admin", ""] = "viewer"  # no mapped value; "" = refuse sign-in
+    # Where the callback sends the browser once signed in (the page); its origin must be the backend's own
+    # (through the page's proxy) unless listed here in full.
+    oidc_redirect_url: str = "/"
     cors_allow_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
     log_json: bool = True
@@ -121,6 +149,24 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("oidc_role_map", mode="before")
+    @classmethod
+    def _split_role_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [p.strip() for p in value.split(",") if p.strip()]
+            if any("=" not in p for p in pairs):
+                raise ValueError("OIDC_ROLE_MAP is claim-value=role pairs separated by commas (admins=admin)")
+            return {k.strip(): v.strip() for k, v in (p.rsplit("=", 1) for p in pairs)}
+        return value
+
+    @field_validator("oidc_role_map", mode="after")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted({r for r in value.values() if r not in ("viewer", "editor", "admin")})
+        if bad:
+            raise ValueError(f"OIDC_ROLE_MAP maps to unknown roles {bad}: use viewer, editor or admin")
         return value
 
     @field_validator("llm_providers", mode="before")
@@ -133,7 +179,8 @@ class Settings(BaseSettings):
     @field_validator(
         "api_key", "openai_api_key", "ml_api_key", "qdrant_url", "qdrant_api_key", "redis_url", "openai_embed_api_key",
         "openai_embed_dimensions", "database_url", "qdrant_shard_number", "qdrant_replication_factor",
-        "qdrant_write_consistency_factor", mode="before",
+        "qdrant_write_consistency_factor", "admin_email", "admin_password", "oidc_issuer", "oidc_client_id",
+        "oidc_client_secret", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -156,11 +203,36 @@ class Settings(BaseSettings):
                 "INGEST_WORKERS=0 leaves ingestion to `rag-backend worker` processes, which need a shared store: "
                 "set QDRANT_URL (the embedded Qdrant belongs to one process)"
             )
+        if self.auth_mode == "none" and not is_loopback(self.backend_host):
+            raise ValueError(
+                f"AUTH_MODE=none lets anyone who reaches the API read and delete every document, and BACKEND_HOST "
+                f"{self.backend_host} is not a loopback address: set AUTH_MODE=users (with ADMIN_EMAIL and "
+                "ADMIN_PASSWORD, or API_KEY) or bind BACKEND_HOST=127.0.0.1"
+            )
+        if bool(self.admin_email) != bool(self.admin_password):
+            raise ValueError("ADMIN_EMAIL and ADMIN_PASSWORD go together: set both or neither")
+        if bool(self.oidc_issuer) != bool(self.oidc_client_id):
+            raise ValueError("OIDC sign-in needs both OIDC_ISSUER and OIDC_CLIENT_ID")
         return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @property
     def upstream_key(self) -> str | None:
         return self.ml_api_key or self.api_key
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

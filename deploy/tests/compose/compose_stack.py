@@ -107,7 +107,10 @@ def stack() -> Stack:
 
 @pytest.fixture(scope="session")
 def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=httpx.Timeout(120, connect=10)) as client:
+    # The stack runs AUTH_MODE=users: scripts/containers brings it up with an operator key (API_KEY, admin rights).
+    key = os.environ.get("API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(timeout=httpx.Timeout(120, connect=10), headers=headers) as client:
         yield client
 
 

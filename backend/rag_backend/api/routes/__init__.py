@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from rag_backend.api.routes import collections, documents, ops, query
+from rag_backend.api.routes import auth, collections, documents, ops, query, users
 
 router = APIRouter()
-for _resource in (documents, collections, query, ops):
+for _resource in (auth, users, documents, collections, query, ops):
     router.include_router(_resource.router)

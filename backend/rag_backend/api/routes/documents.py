@@ -9,8 +9,10 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
+from rag_backend.access.model import READ, WRITE, Forbidden, Principal
+from rag_backend.access.service import AccessService
 from rag_backend.api import originals
-from rag_backend.api.deps import CatalogDep, IngestionDep, SettingsDep
+from rag_backend.api.deps import AccessDep, CatalogDep, IngestionDep, PrincipalDep, SettingsDep
 from rag_backend.api.errors import Mapped, classify, sensitive_of
 from rag_backend.api.responses import raises
 from rag_backend.api.schemas import Document, DocumentList, UploadResponse, check_collection_name
@@ -75,16 +77,53 @@ def _rejected(filename: str | None, refusal: Mapped) -> dict[str, Any]:
     }
 
 
+async def writable(
+    catalog: Any, ingestion: Any, access: AccessService, who: Principal, name: str, embed_model: str | None
+) -> None:
+    """The upload's collection, created (and owned by the caller) when it does not exist yet; 404 when the caller
+    cannot read it, 403 when it may read but not write."""
+    if await catalog.run(catalog.get_collection, name) is None:
+        await access.may_create(who)
+        await ingestion.create_collection(name, embed_model, existing_ok=True)
+        await access.claim(who, name)
+    await access.check(who, name, WRITE)
+
+
+async def readable_document(catalog: Any, access: AccessService, who: Principal, doc_id: str, need: int) -> Any:
+    """The document, or NotFound when it does not exist or its collection is not readable (the same answer)."""
+    doc = await _visible(catalog, doc_id)
+    try:
+        await access.check(who, doc["collection"], need)
+    except NotFound:
+        raise NotFound(f"document {doc_id[:64]} not found") from None
+    return doc
+
+
 @router.post(
     "",
     status_code=202,
     response_model=UploadResponse,
     responses=raises(
-        InvalidInput, Conflict, TooLarge, UnsupportedFormat, UpstreamError, UpstreamUnavailable, CATALOG_DOWN
+        InvalidInput,
+        Forbidden,
+        Conflict,
+        TooLarge,
+        UnsupportedFormat,
+        UpstreamError,
+        UpstreamUnavailable,
+        NotFound,
+        CATALOG_DOWN,
     ),
     openapi_extra=UPLOAD_BODY,
 )
-async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDep) -> Any:
+async def upload(
+    request: Request,
+    settings: SettingsDep,
+    ingestion: IngestionDep,
+    catalog: CatalogDep,
+    access: AccessDep,
+    who: PrincipalDep,
+) -> Any:
     """Multipart upload: one or more `files` fields, optional `collection` and `embed_model` fields. 202: one job
     per file."""
     content_type = request.headers.get("content-type", "")
@@ -106,6 +145,7 @@ async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDe
         files = [f for f in form.getlist("files") + form.getlist("file") if isinstance(f, UploadFile)]
         if not files:
             raise InvalidInput("no files: send one or more multipart fields named 'files'")
+        await writable(catalog, ingestion, access, who, collection, embed_model)
         if embed_model:  # before any file: an unknown or conflicting model refuses the whole upload
             await ingestion.create_collection(collection, embed_model, existing_ok=True)
         items: list[dict[str, Any]] = []
@@ -131,12 +171,17 @@ async def upload(request: Request, settings: SettingsDep, ingestion: IngestionDe
 @router.get("", response_model=DocumentList, responses=raises(CATALOG_DOWN))
 async def list_documents(
     catalog: CatalogDep,
+    access: AccessDep,
+    who: PrincipalDep,
     collection: str | None = None,
     status: DocumentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,  # bounded: SQLite integers end at 2**63
 ) -> Any:
-    rows, total = await catalog.run(catalog.list_documents, collection, status, limit, offset)
+    """Documents of the collections the caller may read: a named one it cannot read lists nothing, exactly like a
+    collection that does not exist."""
+    among = await access.readable(who)
+    rows, total = await catalog.run(catalog.list_documents, collection, status, limit, offset, among)
     return {"documents": [document(r) for r in rows], "total": total}
 
 
@@ -152,8 +197,8 @@ async def _visible(catalog: Catalog, doc_id: str) -> dict[str, Any]:
 
 
 @router.get("/{doc_id}", response_model=Document, responses=raises(NotFound, CATALOG_DOWN))
-async def get_document(catalog: CatalogDep, doc_id: str) -> Any:
-    return document(await _visible(catalog, doc_id))
+async def get_document(catalog: CatalogDep, access: AccessDep, who: PrincipalDep, doc_id: str) -> Any:
+    return document(await readable_document(catalog, access, who, doc_id, READ))
 
 
 TEXT_BODY = {"description": "UTF-8 text", "content": {"text/plain": {"schema": {"type": "string"}}}}
@@ -171,11 +216,15 @@ NOT_MODIFIED = {304: {"description": "If-None-Match names this version (its ETag
     responses={200: TEXT_BODY, **NOT_MODIFIED, **raises(NotFound, Conflict, CATALOG_DOWN)},
 )
 async def document_text(
-    catalog: CatalogDep, doc_id: str, if_none_match: Annotated[str | None, Header()] = None
+    catalog: CatalogDep,
+    access: AccessDep,
+    who: PrincipalDep,
+    doc_id: str,
+    if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The document's parsed text, exactly: a result's or citation's passage is `text[char_start:char_end]`
     (offsets in Unicode code points). 409 while the document is not parsed yet."""
-    doc = await _visible(catalog, doc_id)
+    doc = await readable_document(catalog, access, who, doc_id, READ)
     if (cached := originals.not_modified(doc, "text", if_none_match)) is not None:
         return cached
     data = await catalog.run(catalog.read_text, doc_id)
@@ -193,10 +242,14 @@ async def document_text(
     responses={200: ORIGINAL_BODY, **NOT_MODIFIED, **raises(NotFound, CATALOG_DOWN)},
 )
 async def document_content(
-    catalog: CatalogDep, doc_id: str, if_none_match: Annotated[str | None, Header()] = None
+    catalog: CatalogDep,
+    access: AccessDep,
+    who: PrincipalDep,
+    doc_id: str,
+    if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The original upload, with its type: PDF inline, DOCX as a download, any other format as text/plain."""
-    doc = await _visible(catalog, doc_id)
+    doc = await readable_document(catalog, access, who, doc_id, READ)
     if (cached := originals.not_modified(doc, "original", if_none_match)) is not None:
         return cached
     data = await catalog.run(catalog.read_upload, doc_id)
@@ -207,16 +260,27 @@ async def document_content(
 
 
 @router.post(
-    "/{doc_id}/retry", status_code=202, response_model=Document, responses=raises(NotFound, Conflict, CATALOG_DOWN)
+    "/{doc_id}/retry",
+    status_code=202,
+    response_model=Document,
+    responses=raises(NotFound, Forbidden, Conflict, CATALOG_DOWN),
 )
-async def retry_document(ingestion: IngestionDep, doc_id: str) -> Any:
+async def retry_document(
+    ingestion: IngestionDep, catalog: CatalogDep, access: AccessDep, who: PrincipalDep, doc_id: str
+) -> Any:
     """Runs a failed document's job again from its stored upload (no re-upload). 409 unless it is failed."""
+    await readable_document(catalog, access, who, doc_id, WRITE)
     return document(await ingestion.retry(doc_id))
 
 
-@router.delete("/{doc_id}", responses=raises(NotFound, CATALOG_DOWN))  # a store failure: purged by the next claimer
-async def delete_document(ingestion: IngestionDep, doc_id: str) -> dict[str, Any]:
+@router.delete(  # a store failure: purged by the next claimer
+    "/{doc_id}", responses=raises(NotFound, Forbidden, CATALOG_DOWN)
+)
+async def delete_document(
+    ingestion: IngestionDep, catalog: CatalogDep, access: AccessDep, who: PrincipalDep, doc_id: str
+) -> dict[str, Any]:
     """Hidden from queries at once; its points are removed before this returns (or when its job stops)."""
+    await readable_document(catalog, access, who, doc_id, WRITE)
     if await ingestion.delete_document(doc_id) is None:
         raise NotFound(f"document {doc_id} not found")
     return {"id": doc_id, "deleted": True}
