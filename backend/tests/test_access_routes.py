@@ -158,6 +158,11 @@ TABLE: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
     # A collection the caller cannot read lists nothing, as one that does not exist (test_access.py: the bodies).
     ("GET", "/api/documents"): (_get("/api/documents?collection=e1"), expect(401, 200, 200, 200, 200, 200)),
     ("GET", "/api/documents/{doc_id}"): (_get("/api/documents/{doc}"), expect(401, 200, 200, 404, 200, 200)),
+    ("GET", "/api/documents/{doc_id}/text"): (_get("/api/documents/{doc}/text"), expect(401, 200, 200, 404, 200, 200)),
+    ("GET", "/api/documents/{doc_id}/content"): (
+        _get("/api/documents/{doc}/content"),
+        expect(401, 200, 200, 404, 200, 200),
+    ),
     ("DELETE", "/api/documents/{doc_id}"): (_delete_doc, expect(401, 403, 200, 404, 200, 200)),
     ("POST", "/api/documents/{doc_id}/retry"): (_retry_doc, expect(401, 403, 409, 404, 409, 409)),
     ("GET", "/api/collections"): (_get("/api/collections"), expect(401, 200, 200, 200, 200, 200)),
