@@ -21,6 +21,7 @@ import orjson
 from rag_backend import traces
 from rag_backend.cache import Cache, digest
 from rag_backend.chunking import TokenCounter
+from rag_backend.conversations.rewrite import Turn
 from rag_backend.core.config import Settings
 from rag_backend.llm import Attempt, Chain, Message, Outcome, Provider
 
@@ -38,6 +39,7 @@ EXTRACTIVE_SENTENCE_CHARS = 320
 EXTRACTIVE_NOTE = "_No language model answered: these sentences are quoted from the sources._"
 NO_PASSAGES = "No passage in the searched collections matches the question."
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_OLD_MARKER = re.compile(r"\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 # Blocks: paragraphs, and lines that open with a Markdown heading, list, quote or table mark (a hard-wrapped line
 # does not end a sentence); sentence ends, a closing quote or bracket may follow; the marks a block opens with.
 _BLOCK = re.compile(r"\n\s*\n|\n(?=\s*(?:[#>*+|-]|\d{1,3}[.)])\s)")
@@ -61,11 +63,32 @@ def source_label(result: dict[str, Any]) -> str:
     return "(" + ", ".join(parts) + ")"
 
 
+def history_messages(history: Sequence[Turn], tokenizer: TokenCounter, budget: int) -> list[Message]:
+    """The earlier turns as chat messages, the most recent kept first, within `budget` tokens. Their [n] markers
+    go: they numbered other sources."""
+    out: list[Message] = []
+    remaining = budget
+    for turn in reversed(history):
+        pair = [{"role": "user", "content": turn.question}]
+        if turn.answer.strip():
+            pair.append({"role": "assistant", "content": _OLD_MARKER.sub("", turn.answer).strip()})
+        cost = sum(tokenizer.count(m["content"]) for m in pair)
+        if cost > remaining:
+            break
+        out[:0] = pair
+        remaining -= cost
+    return out
+
+
 def build_prompt(
-    question: str, results: list[dict[str, Any]], tokenizer: TokenCounter, budget: int
+    question: str,
+    results: list[dict[str, Any]],
+    tokenizer: TokenCounter,
+    budget: int,
+    history: Sequence[Message] = (),
 ) -> tuple[list[Message], list[dict[str, Any]]]:
     """Messages plus the results that fit in `budget` tokens of context (in rank order; the first always fits,
-    cut if it must)."""
+    cut if it must). `history`: earlier turns of the conversation, between the instructions and the question."""
     used: list[dict[str, Any]] = []
     blocks: list[str] = []
     remaining = budget
@@ -82,7 +105,7 @@ def build_prompt(
         blocks.append(SOURCE_TEMPLATE.format(n=len(used), label=source_label(result), text=text))
         remaining -= cost
     user = USER_TEMPLATE.format(sources="\n\n".join(blocks), question=question)
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}], used
+    return [{"role": "system", "content": SYSTEM_PROMPT}, *history, {"role": "user", "content": user}], used
 
 
 def _cut(text: str, tokenizer: TokenCounter, tokens: int) -> str:
@@ -176,10 +199,17 @@ class Answerer:
     def __init__(self, settings: Settings, chain: Chain, cache: Cache, tokenizer: TokenCounter) -> None:
         self.s, self.chain, self.cache, self.tokenizer = settings, chain, cache, tokenizer
 
-    async def answer(self, question: str, results: list[dict[str, Any]], scope: Sequence[str] = ()) -> dict[str, Any]:
+    async def answer(
+        self,
+        question: str,
+        results: list[dict[str, Any]],
+        scope: Sequence[str] = (),
+        history: Sequence[Turn] = (),
+        search_query: str | None = None,
+    ) -> dict[str, Any]:
         """The non-streaming form: the same events, collected."""
         final: dict[str, Any] = {}
-        async for kind, data in self.stream(question, results, scope):
+        async for kind, data in self.stream(question, results, scope, history, search_query):
             if kind == "citations":
                 final["citations"] = data["citations"]
             elif kind == "done":
@@ -187,12 +217,20 @@ class Answerer:
         return final
 
     async def stream(
-        self, question: str, results: list[dict[str, Any]], scope: Sequence[str] = ()
+        self,
+        question: str,
+        results: list[dict[str, Any]],
+        scope: Sequence[str] = (),
+        history: Sequence[Turn] = (),
+        search_query: str | None = None,
     ) -> AsyncIterator[Event]:
         """`scope`: the collections the results were searched in (`QueryParams.targets`); the answer cache keys on it,
-        so an answer is only ever served again to a query over the same collections."""
+        so an answer is only ever served again to a query over the same collections. `history`: the conversation's
+        recent turns (the prompt carries them within CONVERSATION_HISTORY_TOKENS, and the cache keys on the whole
+        prompt); `search_query`: what was searched, which picks the extractive answer's sentences."""
         start = time.perf_counter()
-        messages, context = build_prompt(question, results, self.tokenizer, self.s.llm_context_tokens)
+        earlier = history_messages(history, self.tokenizer, self.s.conversation_history_tokens)
+        messages, context = build_prompt(question, results, self.tokenizer, self.s.llm_context_tokens, earlier)
         ids = [r["id"] for r in context]
         targets = sorted(scope)
 
@@ -228,7 +266,7 @@ class Answerer:
             reason = "no LLM provider is configured (LLM_PROVIDERS)"
         else:
             reason = "; ".join(f"{a.provider}: {a.error}" for a in outcome.attempts)
-        answer = extractive(question, context)
+        answer = extractive(search_query or question, context)
         yield "token", {"text": answer}
         yield "citations", {"citations": citations(answer, context)}
         yield "done", {**self._done(answer, "extractive", None, False, outcome.attempts, start), "reason": reason}
