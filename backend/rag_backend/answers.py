@@ -44,6 +44,14 @@ _OLD_MARKER = re.compile(r"\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 # does not end a sentence); sentence ends, a closing quote or bracket may follow; the marks a block opens with.
 _BLOCK = re.compile(r"\n\s*\n|\n(?=\s*(?:[#>*+|-]|\d{1,3}[.)])\s)")
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+|(?<=[.!?…][\"')\]»”’])\s+")
+# A line that is only a heading: ATX ("## Costs"), a setext title (the line above "===" or "---"), or a line that is
+# all bold ("**Costs**"). It names a section; quoted as a sentence it reads as a fragment.
+_HEADING_LINE = re.compile(
+    r"^[ \t]{0,3}#{1,6}(?:[ \t].*)?$"  # ATX
+    r"|^.+\n[ \t]*(?:=+|-{2,})[ \t]*$"  # setext
+    r"|^[ \t]*(?:\*\*|__)[^*_\n]+(?:\*\*|__)[ \t]*:?[ \t]*$",  # a bold line
+    re.MULTILINE,
+)
 _LEADING_MARKS = re.compile(r"^(?:[#>*+|\-]+|\d{1,3}[.)])\s+")
 _WORD = re.compile(r"\w+")
 _STOPWORDS = frozenset(
@@ -154,6 +162,7 @@ def _terms(text: str) -> set[str]:
 def _sentences(text: str) -> list[str]:
     """A passage's sentences, one line each, without Markdown's leading marks; fragments of under 3 words go."""
     out = []
+    text = _HEADING_LINE.sub("\n\n", text)  # a heading ends the block before it and is never quoted itself
     parts = [part for block in _BLOCK.split(text) for part in _SENTENCE_END.split(" ".join(block.split()))]
     for part in parts:
         sentence = _LEADING_MARKS.sub("", part)
@@ -164,9 +173,26 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
+def _pick(scored: list[tuple[int, int, int, str]]) -> list[tuple[int, int, int, str]]:
+    """The best sentences, spread over the passages: first the best of each passage whose best is good (shares at
+    least half as many words with the question as the best sentence of all), then the next best, whatever their
+    passage. So one passage is not cited for every sentence while others have good ones."""
+    ranked = [s for s in sorted(scored) if s[0] < 0]
+    if not ranked:
+        return []
+    top = -ranked[0][0]
+    picked: list[tuple[int, int, int, str]] = []
+    for s in ranked:
+        if len(picked) < EXTRACTIVE_SENTENCES and -s[0] * 2 >= top and all(p[1] != s[1] for p in picked):
+            picked.append(s)
+    picked += [s for s in ranked if s not in picked][: EXTRACTIVE_SENTENCES - len(picked)]
+    return picked
+
+
 def extractive(question: str, context: list[dict[str, Any]]) -> str:
     """A short extract: the sentences of the top passages that share most content words with the question (ties go
-    to the better passage), in reading order, each followed by its passage's [n]; then a quiet closing line."""
+    to the better passage; spread over the passages that have good ones), in reading order, each followed by its
+    passage's [n]; then a quiet closing line."""
     if not context:
         return NO_PASSAGES
     wanted = _terms(question)
@@ -179,7 +205,7 @@ def extractive(question: str, context: list[dict[str, Any]]) -> str:
                 scored.append((-len(wanted & _terms(sentence)), n, i, sentence))
     if not scored:  # passages of fragments only (a table, a list of names): the top one, whole
         return f"{' '.join(context[0].get('text', '').split())[:EXTRACTIVE_SENTENCE_CHARS]} [1]\n\n{EXTRACTIVE_NOTE}"
-    best = [s for s in sorted(scored)[:EXTRACTIVE_SENTENCES] if s[0] < 0]
+    best = _pick(scored)
     if not best:  # nothing shares a word with the question: the top passage's opening says most
         best = [s for s in scored if s[1] == 1][:2] or scored[:1]
     elif len(best) == 1:  # one sentence matched: the one after it in its passage usually carries it on
