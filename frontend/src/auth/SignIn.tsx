@@ -38,7 +38,8 @@ export function SignIn({ options, notice, onSignedIn }: Props) {
       await login(email.trim(), password)
       onSignedIn()
     } catch (err) {
-      setError(reason(err))
+      const why = reason(err)
+      setError(why.charAt(0).toUpperCase() + why.slice(1) + (why.endsWith('.') ? '' : '.'))
       setPassword('')
       passwordRef.current?.focus()
       setBusy(false)

@@ -80,7 +80,7 @@ export function reason(err: unknown): string {
   if (err instanceof ApiError) {
     if (err.status === 429) {
       const wait = err.retryAfter ? ` Try again in ${Math.ceil(err.retryAfter)} s.` : ' Try again later.'
-      return `Too many attempts.${wait}`
+      return `Too many failed sign-ins.${wait}`
     }
     return err.message
   }
