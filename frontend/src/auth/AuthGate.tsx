@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState, type ReactNode } from 'react'
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react'
 import { ApiError } from '../api/client'
 import { AdminDialog } from '../components/admin/AdminDialog'
 import { getMe, getOptions, logout, reason, type AuthOptions, type Me } from './api'
@@ -44,6 +44,7 @@ async function resolve(notice: string | null): Promise<State> {
 export function AuthGate({ children }: { children: ReactNode }) {
   const [state, setState] = useState<State>({ phase: 'loading' })
   const [admin, setAdmin] = useState(false)
+  const returnTo = useRef<HTMLElement | null>(null)
 
   const check = useCallback(async (notice: string | null = null) => setState(await resolve(notice)), [])
 
@@ -76,7 +77,10 @@ export function AuthGate({ children }: { children: ReactNode }) {
     () => ({
       mode: state.phase === 'in' ? 'users' : 'none',
       me: state.phase === 'in' ? state.me : null,
-      openAdmin: () => setAdmin(true),
+      openAdmin: (from) => {
+        returnTo.current = from ?? null
+        setAdmin(true)
+      },
       signOut,
     }),
     [state, signOut],
@@ -110,7 +114,15 @@ export function AuthGate({ children }: { children: ReactNode }) {
   return (
     <AuthContext.Provider value={auth}>
       {children}
-      {admin && state.phase === 'in' && <AdminDialog onClose={() => setAdmin(false)} />}
+      {admin && state.phase === 'in' && (
+        <AdminDialog
+          onClose={() => {
+            setAdmin(false)
+            // The menu item that opened it is gone: back to the menu's button, not to the top of the page.
+            setTimeout(() => returnTo.current?.focus())
+          }}
+        />
+      )}
     </AuthContext.Provider>
   )
 }

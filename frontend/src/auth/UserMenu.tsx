@@ -76,7 +76,7 @@ export function UserMenu() {
               type="button"
               onClick={() => {
                 setOpen(false)
-                auth.openAdmin()
+                auth.openAdmin(button.current)
               }}
             >
               {admin ? 'Admin: users, keys, members' : 'API keys and members'}

@@ -9,8 +9,11 @@ export interface Auth {
   /** 'none': no accounts, no sign-in shown. */
   mode: 'none' | 'users'
   me: Me | null
-  /** Admin view: users (admins), own keys (everyone signed in), members of owned collections. */
-  openAdmin: () => void
+  /**
+   * Admin view: users (admins), own keys (everyone signed in), members of owned collections. Focus goes back to
+   * `returnTo` when it closes.
+   */
+  openAdmin: (returnTo?: HTMLElement | null) => void
   signOut: () => Promise<void>
 }
 

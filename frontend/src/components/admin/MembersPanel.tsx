@@ -2,7 +2,7 @@ import { useEffect, useId, useState, type FormEvent } from 'react'
 import { listCollections } from '../../api/client'
 import type { CollectionInfo } from '../../api/types'
 import { listMembers, reason, removeMember, setMember, type Grant, type Member } from '../../auth/api'
-import { canManage, useAuth } from '../../auth/context'
+import { canManage, isAdmin, useAuth } from '../../auth/context'
 import { useResource } from '../../hooks/useResource'
 
 /** Who besides its owner may read or write a collection: for its owner and for admins. */
@@ -36,7 +36,13 @@ export function MembersPanel() {
   }
   if (collections === null) return <p className="muted">Loading…</p>
   if (collections.length === 0) {
-    return <p className="muted">You own no collection yet: the collections you create are yours to share.</p>
+    return (
+      <p className="muted">
+        {isAdmin(auth)
+          ? 'No collections yet.'
+          : 'You own no collection yet: the collections you create are yours to share.'}
+      </p>
+    )
   }
   return (
     <div className="admin-section">
