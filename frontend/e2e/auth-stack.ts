@@ -1,6 +1,8 @@
 // A second backend with accounts (AUTH_MODE=users and a first admin from ADMIN_EMAIL/ADMIN_PASSWORD), on the
 // ml-api and Redis that global-setup.ts started, and the built page under `vite preview` in front of it: the
-// stack `make dev AUTH_MODE=users` runs. Started by the spec that needs it, so other runs pay nothing for it.
+// stack `make dev AUTH_MODE=users` runs. OIDC sign-in goes to a real OpenID provider started here (PyPI
+// oidc-provider-mock, from the backend's dev environment: Authlib's authorization server, signed ID tokens), with
+// one predefined user whose groups map to editor. Started by the spec that needs it: other runs pay nothing for it.
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,11 +18,14 @@ export interface AuthStack {
   page: string
   backend: string
   admin: { email: string; password: string }
+  /** The provider's predefined user (sub, e-mail, name), in group rag-editors. */
+  oidcUser: { sub: string; email: string; name: string }
   close: () => Promise<void>
 }
 
 /** LOGIN_MAX_FAILURES here: low, so that the throttle is reached in a few tries. */
 export const MAX_FAILURES = 3
+export const OIDC_NAME = 'Example IdP'
 
 export async function startAuthStack(): Promise<AuthStack> {
   const mlUrl = process.env.E2E_ML_URL
@@ -35,8 +40,19 @@ export async function startAuthStack(): Promise<AuthStack> {
     await Promise.all(services.map(stop))
     rmSync(tmp, { recursive: true, force: true })
   }
+  const oidcUser = { sub: 'olga-sub', email: 'olga@example.com', name: 'Olga Oidc' }
   try {
-    const [backendPort, webPort] = [await freePort(), await freePort()]
+    const [backendPort, webPort, oidcPort] = [await freePort(), await freePort(), await freePort()]
+    const claims = { ...oidcUser, email_verified: true, groups: ['staff', 'rag-editors'] }
+    const oidc = start(
+      'oidc-provider',
+      join(ROOT, 'backend/.venv/bin/oidc-provider-mock'),
+      ['--port', String(oidcPort), '--host', '127.0.0.1', '--user-claims', JSON.stringify(claims)],
+      baseEnv(),
+    )
+    services.push(oidc)
+    const issuer = `http://127.0.0.1:${oidcPort}`
+    await waitFor(`${issuer}/.well-known/openid-configuration`, oidc, 30)
     const backend = start('backend-auth', join(ROOT, 'backend/.venv/bin/python'), ['-m', 'rag_backend', 'serve'], {
       ...baseEnv(),
       BACKEND_PORT: String(backendPort),
@@ -45,6 +61,12 @@ export async function startAuthStack(): Promise<AuthStack> {
       ADMIN_EMAIL: admin.email,
       ADMIN_PASSWORD: admin.password,
       LOGIN_MAX_FAILURES: String(MAX_FAILURES),
+      OIDC_ISSUER: issuer,
+      OIDC_CLIENT_ID: 'rag-page',
+      OIDC_CLIENT_SECRET: 'client-secret',
+      OIDC_NAME,
+      OIDC_ROLE_CLAIM: 'groups',
+      OIDC_ROLE_MAP: 'rag-admins=admin,rag-editors=editor',
       DATA_DIR: join(tmp, 'backend'),
       EMBED_API_URL: mlUrl,
       RERANK_API_URL: mlUrl,
@@ -67,7 +89,7 @@ export async function startAuthStack(): Promise<AuthStack> {
     await waitFor(`${backendUrl}/ready`, backend, 90)
     const page = `http://127.0.0.1:${webPort}`
     await waitFor(page, web, 30)
-    return { page, backend: backendUrl, admin, close }
+    return { page, backend: backendUrl, admin, oidcUser, close }
   } catch (err) {
     await close()
     throw err

@@ -3,7 +3,7 @@
 // axe-core finds no WCAG 2.1 A/AA violation on the form nor in the admin view.
 import AxeBuilder from '@axe-core/playwright'
 import { expect, test, type Browser, type Page } from '@playwright/test'
-import { MAX_FAILURES, startAuthStack, type AuthStack } from './auth-stack'
+import { MAX_FAILURES, OIDC_NAME, startAuthStack, type AuthStack } from './auth-stack'
 import { shot, solarMd, watchErrors } from './helpers'
 
 test.describe.configure({ mode: 'serial' })
@@ -82,6 +82,30 @@ test('the sign-in form: accessible, a wrong password and too many tries say so',
   expect(errors().filter((e) => !/401|429/.test(e))).toEqual([])
 })
 
+test('Sign in with the OIDC provider: refused there, then signed in with the role its groups map to', async ({
+  page,
+}) => {
+  const errors = watchErrors(page)
+  await page.goto(stack.page)
+  const sso = page.getByRole('link', { name: `Sign in with ${OIDC_NAME}` })
+  await sso.click()
+  await page.getByRole('button', { name: 'Deny' }).click()
+  // Back on the page, which says why and drops the reason from the address.
+  await expect(page.getByRole('alert')).toContainText('the provider refused the sign-in: access_denied')
+  await expect(page).toHaveURL(`${stack.page}/`)
+
+  await sso.click()
+  await page.getByRole('button', { name: stack.oidcUser.sub }).click()
+  const menu = page.locator('.user-button')
+  await expect(menu).toContainText(stack.oidcUser.name)
+  await expect(menu).toContainText('Editor')
+  await menu.click()
+  await expect(page.getByText(stack.oidcUser.email)).toBeVisible()
+  await page.getByRole('button', { name: 'Sign out' }).click()
+  await expect(sso).toBeVisible()
+  expect(errors().filter((e) => !/401/.test(e))).toEqual([])
+})
+
 test('an admin signs in, adds an editor and a viewer, makes and revokes a key', async ({ page, context }) => {
   const errors = watchErrors(page)
   await context.grantPermissions(['clipboard-read', 'clipboard-write'])
@@ -93,7 +117,9 @@ test('an admin signs in, adds an editor and a viewer, makes and revokes a key', 
   const dialog = await openAdmin(page, /^Admin: users, keys, members$/)
   await expect(dialog.getByRole('heading', { name: 'Administration' })).toBeVisible()
   await expect(dialog.getByRole('tab', { name: 'Users' })).toHaveAttribute('aria-selected', 'true')
-  await expect(dialog.getByTestId('user-row')).toHaveCount(1)
+  // The first admin, and the user the OIDC sign-in created.
+  await expect(dialog.getByTestId('user-row')).toHaveCount(2)
+  await expect(dialog.getByTestId('user-row').filter({ hasText: stack.oidcUser.email })).toContainText('(SSO)')
   for (const [who, role] of [
     [editor, 'editor'],
     [viewer, 'viewer'],

@@ -37,6 +37,20 @@ describe('AuthGate', () => {
     expect(calls.map((c) => c.path)).toEqual(['/api/auth/options'])
   })
 
+  it('shows the page (and its offline banner) while the backend is unreachable, and the form once it asks for one', async () => {
+    let up = false
+    installFetch({
+      'GET /api/auth/options': () => (up ? json(USERS) : Promise.reject(new TypeError('Failed to fetch'))),
+      'GET /api/auth/me': unauthorized,
+      'GET /api/collections': unauthorized,
+    })
+    render(<AuthGate><Page /></AuthGate>)
+    expect(await screen.findByText('the page (none)')).toBeInTheDocument()
+    up = true
+    await expect(listCollections()).rejects.toMatchObject({ status: 401 })
+    expect(await screen.findByRole('heading', { name: 'Sign in' })).toBeInTheDocument()
+  })
+
   it('signs in: a wrong password, then throttling with its wait, then the page with who is signed in', async () => {
     let signedIn = false
     const answers = [

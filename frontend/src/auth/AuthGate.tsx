@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react'
 import { ApiError } from '../api/client'
 import { AdminDialog } from '../components/admin/AdminDialog'
-import { getMe, getOptions, logout, reason, type AuthOptions, type Me } from './api'
+import { getMe, getOptions, logout, type AuthOptions, type Me } from './api'
 import { AuthContext, type Auth } from './context'
 import { SignIn } from './SignIn'
 import { SIGNED_OUT } from './events'
@@ -9,8 +9,9 @@ import './auth.css'
 
 type State =
   | { phase: 'loading' }
-  | { phase: 'failed'; error: string }
-  | { phase: 'open'; options: AuthOptions }
+  /** No accounts (AUTH_MODE=none), or not known yet: the backend did not answer (unsure), and the page shows its
+   * own offline banner; the first 401 once it is back brings the sign-in form. */
+  | { phase: 'open'; unsure: boolean }
   | { phase: 'signin'; options: AuthOptions; notice: string | null }
   | { phase: 'in'; options: AuthOptions; me: Me }
 
@@ -28,11 +29,12 @@ function takeAuthError(): string | null {
 async function resolve(notice: string | null): Promise<State> {
   try {
     const options = await getOptions()
-    if (options.auth_mode === 'none') return { phase: 'open', options }
+    if (options.auth_mode === 'none') return { phase: 'open', unsure: false }
     const me = await getMe()
     return me ? { phase: 'in', options, me } : { phase: 'signin', options, notice }
-  } catch (err) {
-    return { phase: 'failed', error: reason(err) }
+  } catch {
+    // Unreachable, down, or a backend from before accounts (404): the page as it always was, which says so.
+    return { phase: 'open', unsure: true }
   }
 }
 
@@ -45,6 +47,10 @@ export function AuthGate({ children }: { children: ReactNode }) {
   const [state, setState] = useState<State>({ phase: 'loading' })
   const [admin, setAdmin] = useState(false)
   const returnTo = useRef<HTMLElement | null>(null)
+  const unsure = useRef(false)
+  useEffect(() => {
+    unsure.current = state.phase === 'open' && state.unsure
+  }, [state])
 
   const check = useCallback(async (notice: string | null = null) => setState(await resolve(notice)), [])
 
@@ -54,10 +60,15 @@ export function AuthGate({ children }: { children: ReactNode }) {
 
   // Any call the page makes that answers 401 means the session is gone (expired, revoked, user disabled).
   useEffect(() => {
-    const onSignedOut = () =>
+    const onSignedOut = () => {
       setState((s) =>
         s.phase === 'in' ? { phase: 'signin', options: s.options, notice: 'Your session ended: sign in again.' } : s,
       )
+      if (unsure.current) {
+        unsure.current = false // once: the check itself may see 401s
+        void resolve(null).then(setState)
+      }
+    }
     window.addEventListener(SIGNED_OUT, onSignedOut)
     return () => window.removeEventListener(SIGNED_OUT, onSignedOut)
   }, [])
@@ -91,21 +102,6 @@ export function AuthGate({ children }: { children: ReactNode }) {
       <p className="auth-loading" role="status">
         Loading…
       </p>
-    )
-  }
-  if (state.phase === 'failed') {
-    return (
-      <main className="auth-page">
-        <div className="auth-card">
-          <h1>Ask your documents</h1>
-          <p className="field-error" role="alert">
-            Could not reach the backend: {state.error}
-          </p>
-          <button type="button" className="primary" onClick={() => void check()}>
-            Try again
-          </button>
-        </div>
-      </main>
     )
   }
   if (state.phase === 'signin') {

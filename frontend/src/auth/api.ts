@@ -1,6 +1,6 @@
 // Calls of sign-in, users, API keys and collection members (backend/rag_backend/api/routes/{auth,users,
 // collections}.py). Shapes come from the generated OpenAPI types; errors are the page's one ApiError.
-import { ApiError, errorFrom, request } from '../api/client'
+import { ApiError, UNREACHABLE, errorFrom, request } from '../api/client'
 import type { components } from '../api/schema'
 
 type Schemas = components['schemas']
@@ -28,14 +28,17 @@ const send = (method: string, body: unknown): RequestInit => ({
 
 export const getOptions = (signal?: AbortSignal) => json<AuthOptions>('/api/auth/options', { signal })
 
-/** Who is signed in; null when nobody is (401). */
+/** Who is signed in; null when nobody is (a 401, which here is an answer, not a session that ended). */
 export async function getMe(signal?: AbortSignal): Promise<Me | null> {
+  let res: Response
   try {
-    return await json<Me>('/api/auth/me', { signal, cache: 'no-store' })
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) return null
-    throw err
+    res = await fetch('/api/auth/me', { signal, cache: 'no-store' })
+  } catch {
+    throw new ApiError(UNREACHABLE, 0, 'network')
   }
+  if (res.status === 401) return null
+  if (!res.ok) throw await errorFrom(res)
+  return (await res.json()) as Me
 }
 
 /** Signs in with e-mail and password; the session is an HttpOnly cookie the page never reads. */
@@ -44,7 +47,7 @@ export async function login(email: string, password: string): Promise<void> {
   try {
     res = await fetch('/api/auth/login', send('POST', { email, password }))
   } catch {
-    throw new ApiError("Can't reach the backend. Check that it is running.", 0, 'network')
+    throw new ApiError(UNREACHABLE, 0, 'network')
   }
   if (!res.ok) throw await errorFrom(res)
 }
