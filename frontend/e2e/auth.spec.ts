@@ -70,6 +70,9 @@ test('the sign-in form: accessible, a wrong password and too many tries say so',
   await expect(page.getByLabel('Password', { exact: true })).toHaveValue('')
   await expectAccessible(page)
   await shot(page, 'auth-02-wrong-password')
+  await page.emulateMedia({ colorScheme: 'dark' })
+  await expectAccessible(page)
+  await page.emulateMedia({ colorScheme: 'light' })
 
   // Another account past LOGIN_MAX_FAILURES: throttled, with the wait the backend gave.
   for (let i = 0; i <= MAX_FAILURES; i++) {
