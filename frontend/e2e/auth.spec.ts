@@ -259,6 +259,17 @@ test('a viewer reads and asks but sees no upload nor delete; signing out returns
   await box.press('Enter')
   await expect(page.getByTestId('turn').last().getByTestId('citation').first()).toBeVisible({ timeout: 60_000 })
   await shot(page, 'auth-07-viewer')
+  // A phone's width: the user menu (avatar and role) still fits the header.
+  await page.setViewportSize({ width: 400, height: 800 })
+  await expect(page.locator('.user-button')).toBeInViewport()
+  const wide = await page.evaluate(() =>
+    [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+      .map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`),
+  )
+  expect(wide).toEqual([])
+  expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0)
+  await shot(page, 'auth-08-viewer-narrow')
 
   await page.locator('.user-button').click()
   await page.getByRole('button', { name: 'Sign out' }).click()
