@@ -5,9 +5,10 @@ stand-in backends on 127.0.0.x.
 
 It shows what `docker compose up --scale backend=N` relies on: requests spread over every replica, a replica added
 to DNS gets traffic once the cached answer expires, one that went away is skipped without an error, and port 8000
-passes the API through unbuffered (Server-Sent Events token by token) with the body limit and the forwarded host.
-Only what cannot run here is changed in the rendered file: the listen ports (free ones, no IPv6), the page's root,
-and the DNS cache time (1 s instead of 10 s, so the test need not wait)."""
+passes the API through unbuffered (Server-Sent Events token by token) with the body limit and the forwarded host, and
+cookies pass both ways unchanged (the page's session: `Set-Cookie` from the backend, `Cookie` to it). Only what
+cannot run here is changed in the rendered file: the listen ports (free ones, no IPv6), the page's root, and the DNS
+cache time (1 s instead of 10 s, so the test need not wait)."""
 
 from __future__ import annotations
 
@@ -83,8 +84,17 @@ class FakeDNS:
         self.sock.close()
 
 
+# What the backend's sign-in answers: a session cookie with every attribute the backend sets, and a second one, so
+# that a proxy merging, rewriting or dropping either would show.
+SET_COOKIES = [
+    "rag_session=tok-3Fz_9; HttpOnly; Max-Age=43200; Path=/; SameSite=lax; Secure",
+    "other=1; Path=/api",
+]
+
+
 def fake_backend(address: str, port: int, seen: list[dict]) -> ThreadingHTTPServer:
-    """A backend replica: says who it is, records what nginx sent, streams two events a second apart."""
+    """A backend replica: says who it is, records what nginx sent, streams two events a second apart, and sets
+    cookies on POST /api/auth/login."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -95,6 +105,9 @@ def fake_backend(address: str, port: int, seen: list[dict]) -> ThreadingHTTPServ
         def _reply(self, body: dict) -> None:
             data = json.dumps(body).encode()
             self.send_response(200)
+            if self.path == "/api/auth/login":
+                for cookie in SET_COOKIES:
+                    self.send_header("Set-Cookie", cookie)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -123,7 +136,7 @@ def fake_backend(address: str, port: int, seen: list[dict]) -> ThreadingHTTPServ
                     body += self.rfile.read(size)
                     self.rfile.readline()
                 self.rfile.readline()
-            seen.append({"replica": address, "path": self.path, "bytes": len(body)})
+            seen.append({"replica": address, "path": self.path, "bytes": len(body), "headers": dict(self.headers)})
             self._reply({"replica": address, "bytes": len(body)})
 
     server = ThreadingHTTPServer((address, port), Handler)
@@ -280,3 +293,18 @@ def test_the_page_is_still_served_on_its_own_port(stack):
     assert r.status_code == 200 and "<title>page</title>" in r.text
     assert r.headers["x-frame-options"] == "DENY" and "default-src 'self'" in r.headers["content-security-policy"]
     assert httpx.get(stack["page"] + "/healthz", timeout=10).text == "ok\n"
+
+
+def test_cookies_pass_through_unchanged(stack):
+    """The page's session: the backend's Set-Cookie headers reach the browser as sent (each one, every attribute:
+    no proxy_cookie_* rewrite, no hidden header), and the browser's Cookie header reaches the backend as sent."""
+    stack["dns"].addresses = REPLICAS[:1]
+    for base in (stack["page"], stack["api"]):
+        r = httpx.post(base + "/api/auth/login", json={"email": "a@example.com", "password": "x"}, timeout=10)
+        assert r.status_code == 200, (base, r.text)
+        assert r.headers.get_list("set-cookie") == SET_COOKIES, base
+        cookie = "rag_session=tok-3Fz_9; other=1; theme=dark"
+        r = httpx.get(base + "/api/auth/me", headers={"Cookie": cookie}, timeout=10)
+        assert r.status_code == 200 and r.json()["path"] == "/api/auth/me"
+        headers = {k.lower(): v for k, v in stack["seen"][-1]["headers"].items()}
+        assert headers["cookie"] == cookie, base

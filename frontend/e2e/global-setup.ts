@@ -16,12 +16,12 @@ const ROOT = resolve(FRONTEND, '..')
 const MODELS = join(ROOT, 'models')
 const LOGS = join(FRONTEND, 'test-results', 'e2e-logs')
 
-interface Service {
+export interface Service {
   name: string
   proc: ChildProcess
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((ok, fail) => {
     const srv = createServer()
     srv.unref()
@@ -68,7 +68,7 @@ async function redisAnswers(port: number, db: number): Promise<boolean> {
   }
 }
 
-async function waitFor(url: string, svc: Service, timeoutS: number): Promise<void> {
+export async function waitFor(url: string, svc: Service, timeoutS: number): Promise<void> {
   const deadline = Date.now() + timeoutS * 1000
   while (Date.now() < deadline) {
     if (svc.proc.exitCode !== null) {
@@ -85,7 +85,7 @@ async function waitFor(url: string, svc: Service, timeoutS: number): Promise<voi
   throw new Error(`${svc.name} not healthy after ${timeoutS}s (${url}): see test-results/e2e-logs/${svc.name}.log`)
 }
 
-function start(name: string, cmd: string, args: string[], env: Record<string, string>, cwd = ROOT): Service {
+export function start(name: string, cmd: string, args: string[], env: Record<string, string>, cwd = ROOT): Service {
   const log = openSync(join(LOGS, `${name}.log`), 'w')
   // Its own process group, so that teardown reaches anything it forks.
   const proc = spawn(cmd, args, { cwd, env, stdio: ['ignore', log, log], detached: true })
@@ -93,7 +93,7 @@ function start(name: string, cmd: string, args: string[], env: Record<string, st
   return { name, proc }
 }
 
-async function stop(svc: Service): Promise<void> {
+export async function stop(svc: Service): Promise<void> {
   const { proc } = svc
   if (proc.exitCode !== null || proc.pid === undefined) return
   const exited = new Promise<void>((r) => proc.once('exit', () => r()))
@@ -114,7 +114,7 @@ async function stop(svc: Service): Promise<void> {
 }
 
 /** Only the settings of this run: nothing from the developer's shell or .env leaks into the services. */
-function baseEnv(): Record<string, string> {
+export function baseEnv(): Record<string, string> {
   const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR']
   return Object.fromEntries(keep.filter((k) => process.env[k]).map((k) => [k, process.env[k] as string]))
 }
@@ -223,6 +223,10 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
 
     process.env.E2E_BASE_URL = baseUrl
     process.env.E2E_BACKEND_URL = backendUrl
+    // For specs that start a backend of their own on the same ml-api and Redis (auth.spec.ts).
+    process.env.E2E_ML_URL = mlUrl
+    process.env.E2E_REDIS_URL = `redis://127.0.0.1:${redisPort}/${db}`
+    process.env.E2E_CACHE_PREFIX = prefix
     console.log(`e2e stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: page ${baseUrl}, backend ${backendUrl}`)
   } catch (err) {
     await teardown()

@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react'
 import { getReady, listCollections, listDocuments } from './api/client'
 import { IN_PROGRESS } from './api/types'
+import { canCreate, canWrite, useAuth } from './auth/context'
+import { UserMenu } from './auth/UserMenu'
 import { AskBox } from './components/AskBox'
 import { CollectionPicker } from './components/CollectionPicker'
 import { DocumentList } from './components/DocumentList'
@@ -45,6 +47,7 @@ export function App({ uploads }: Props) {
   const tasks = useSyncExternalStore(uploads.subscribe, uploads.getSnapshot)
   const chat = useAsk()
   const health = healthOf(ready.data, ready.error)
+  const auth = useAuth()
 
   const reloadDocs = docs.reload
   const reloadCollections = collections.reload
@@ -127,7 +130,10 @@ export function App({ uploads }: Props) {
           </svg>
           <h1>Ask your documents</h1>
         </div>
-        <StatusIndicator info={ready.data} error={ready.error} at={ready.at} onRetry={ready.reload} />
+        <div className="topbar-end">
+          <StatusIndicator info={ready.data} error={ready.error} at={ready.at} onRetry={ready.reload} />
+          <UserMenu />
+        </div>
       </header>
 
       {health === 'offline' && (
@@ -175,15 +181,20 @@ export function App({ uploads }: Props) {
               setLimit(PAGE)
             }}
             onCreated={reloadCollections}
+            canCreate={canCreate(auth)}
           />
-          <UploadPanel
+          {canWrite(auth, collectionInfo) ? (
+            <UploadPanel
             collection={collection}
             tasks={tasks}
             onFiles={(files) => uploads.add(files, collection)}
             onRetry={(key) => uploads.retry(key)}
             onDismiss={(key) => uploads.dismiss(key)}
             onClearFinished={() => uploads.clearFinished()}
-          />
+            />
+          ) : (
+            <p className="read-only-note">You can read and ask about {collection}, but not change it.</p>
+          )}
           <DocumentList
             collection={collection}
             all={allCollections}
@@ -199,6 +210,7 @@ export function App({ uploads }: Props) {
             }}
             onReload={refreshAll}
             onDeleted={refreshAll}
+            canChange={(name) => canWrite(auth, collections.data?.find((c) => c.name === name))}
           />
         </aside>
 

@@ -3,6 +3,7 @@ import { createRoot } from 'react-dom/client'
 import { getDocument } from './api/client'
 import { uploadFile } from './api/upload'
 import { App } from './App'
+import { AuthGate } from './auth/AuthGate'
 import { UploadQueue } from './lib/uploads'
 import './styles.css'
 
@@ -10,6 +11,8 @@ const uploads = new UploadQueue({ upload: uploadFile, get: (id) => getDocument(i
 
 createRoot(document.getElementById('root') as HTMLElement).render(
   <StrictMode>
-    <App uploads={uploads} />
+    <AuthGate>
+      <App uploads={uploads} />
+    </AuthGate>
   </StrictMode>,
 )

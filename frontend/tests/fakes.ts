@@ -45,12 +45,15 @@ export const result = (over: Partial<QueryResult> = {}): QueryResult => ({
   text: 'Photovoltaic cells convert sunlight directly into electricity.',
   score: 0.03,
   rerank_score: 0.91,
+  collection: 'default',
   document_id: 'd1',
   source: 'solar-cells.md',
   title: 'Photovoltaic solar cells',
   position: 0,
   page: null,
   heading: 'How a solar cell works',
+  char_start: null,
+  char_end: null,
   ...over,
 })
 

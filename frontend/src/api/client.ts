@@ -1,3 +1,4 @@
+import { SIGNED_OUT } from '../auth/events'
 import type {
   CollectionInfo,
   DocumentInfo,
@@ -35,6 +36,8 @@ export function isAbort(err: unknown): boolean {
 
 /** Turns a non-2xx response into an ApiError, reading the backend's error body when there is one. */
 export async function errorFrom(res: Response): Promise<ApiError> {
+  // The session ended (expired, revoked, user disabled): the sign-in gate takes over.
+  if (res.status === 401) window.dispatchEvent(new Event(SIGNED_OUT))
   let message = `${res.status} ${res.statusText}`.trim()
   let type = 'http'
   try {

@@ -1,7 +1,9 @@
+import { SIGNED_OUT } from '../auth/events'
 import { ApiError, UNREACHABLE } from './client'
 import type { UploadItem } from './types'
 
 function errorOf(xhr: XMLHttpRequest): ApiError {
+  if (xhr.status === 401) window.dispatchEvent(new Event(SIGNED_OUT)) // the session ended: back to sign-in
   let message = `${xhr.status} ${xhr.statusText}`.trim()
   let type = 'http'
   try {

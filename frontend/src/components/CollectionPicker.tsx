@@ -8,11 +8,13 @@ interface Props {
   collections: CollectionInfo[] | null
   onChange: (name: string) => void
   onCreated: () => void
+  /** Viewers cannot create collections: the option is not offered. */
+  canCreate?: boolean
 }
 
 const NEW = '\u0000new'
 
-export function CollectionPicker({ value, collections, onChange, onCreated }: Props) {
+export function CollectionPicker({ value, collections, onChange, onCreated, canCreate = true }: Props) {
   const id = useId()
   const [creating, setCreating] = useState(false)
   const [name, setName] = useState('')
@@ -101,7 +103,7 @@ export function CollectionPicker({ value, collections, onChange, onCreated }: Pr
             </option>
           )
         })}
-        <option value={NEW}>+ New collection…</option>
+        {canCreate && <option value={NEW}>+ New collection…</option>}
       </select>
     </div>
   )

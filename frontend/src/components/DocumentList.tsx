@@ -17,6 +17,8 @@ interface Props {
   onMore: () => void
   onReload: () => void
   onDeleted: () => void
+  /** Whether the user may delete or retry documents of a collection (hidden otherwise). */
+  canChange?: (collection: string) => boolean
 }
 
 function StatusBadge({ doc }: { doc: DocumentInfo }) {
@@ -45,6 +47,7 @@ function Waiting({ doc }: { doc: DocumentInfo }) {
 export function DocumentList(props: Props) {
   const { collection, all, documents, total, offline, loading } = props
   const error = offline ? null : props.error
+  const changeable = props.canChange ?? (() => true)
   const [pending, setPending] = useState<DocumentInfo | null>(null)
   const [deleting, setDeleting] = useState(false)
   const [deleteError, setDeleteError] = useState<string | null>(null)
@@ -156,26 +159,28 @@ export function DocumentList(props: Props) {
               </div>
               <Waiting doc={d} />
               {d.error && <p className="doc-error">{d.error}</p>}
-              {d.status === 'failed' && (
+              {d.status === 'failed' && changeable(d.collection) && (
                 <button type="button" className="small" onClick={() => void retry(d)} aria-label={`Retry ${d.filename}`}>
                   Retry
                 </button>
               )}
-              <button
-                type="button"
-                className="icon delete"
-                aria-label={`Delete ${d.filename}`}
-                title="Delete"
-                onClick={() => {
-                  setDeleteError(null)
-                  setPending(d)
-                }}
-                disabled={d.status === 'deleting'}
-              >
-                <svg viewBox="0 0 24 24" aria-hidden="true">
-                  <path d="M4 7h16M10 11v6m4-6v6M6 7l1 13h10l1-13M9 7V4h6v3" />
-                </svg>
-              </button>
+              {changeable(d.collection) && (
+                <button
+                  type="button"
+                  className="icon delete"
+                  aria-label={`Delete ${d.filename}`}
+                  title="Delete"
+                  onClick={() => {
+                    setDeleteError(null)
+                    setPending(d)
+                  }}
+                  disabled={d.status === 'deleting'}
+                >
+                  <svg viewBox="0 0 24 24" aria-hidden="true">
+                    <path d="M4 7h16M10 11v6m4-6v6M6 7l1 13h10l1-13M9 7V4h6v3" />
+                  </svg>
+                </button>
+              )}
             </li>
           ))}
         </ul>

@@ -1,0 +1,117 @@
+import { useEffect, useId, useRef, useState, type FormEvent } from 'react'
+import { login, reason, type AuthOptions } from './api'
+
+interface Props {
+  options: AuthOptions
+  /** Why the form is shown again (a session that ended, a refused OIDC sign-in). */
+  notice: string | null
+  onSignedIn: () => void
+}
+
+/** The sign-in page: e-mail and password, and "Sign in with <provider>" when OIDC is configured. */
+export function SignIn({ options, notice, onSignedIn }: Props) {
+  const id = useId()
+  const [email, setEmail] = useState('')
+  const [password, setPassword] = useState('')
+  const [error, setError] = useState<string | null>(null)
+  const [busy, setBusy] = useState(false)
+  const emailRef = useRef<HTMLInputElement>(null)
+  const passwordRef = useRef<HTMLInputElement>(null)
+  const heading = useRef<HTMLHeadingElement>(null)
+
+  useEffect(() => {
+    // The page just changed under a keyboard or screen-reader user: start them at the form.
+    if (options.password) emailRef.current?.focus()
+    else heading.current?.focus()
+  }, [options.password])
+
+  async function submit(e: FormEvent) {
+    e.preventDefault()
+    if (!email.trim() || !password) {
+      setError(!email.trim() ? 'Enter your e-mail address.' : 'Enter your password.')
+      ;(!email.trim() ? emailRef : passwordRef).current?.focus()
+      return
+    }
+    setBusy(true)
+    setError(null)
+    try {
+      await login(email.trim(), password)
+      onSignedIn()
+    } catch (err) {
+      const why = reason(err)
+      setError(why.charAt(0).toUpperCase() + why.slice(1) + (why.endsWith('.') ? '' : '.'))
+      setPassword('')
+      passwordRef.current?.focus()
+      setBusy(false)
+    }
+  }
+
+  const message = error ?? notice
+  return (
+    <main className="auth-page">
+      <div className="auth-card">
+        <div className="auth-brand">
+          <svg viewBox="0 0 24 24" aria-hidden="true" className="logo">
+            <path d="M5 4h10l4 4v12H5z M15 4v4h4 M8 12h8 M8 16h6" />
+          </svg>
+          <span>Ask your documents</span>
+        </div>
+        <h1 ref={heading} tabIndex={-1}>
+          Sign in
+        </h1>
+        {message && (
+          <p className="field-error auth-error" id={`${id}-error`} role="alert">
+            {message}
+          </p>
+        )}
+        {options.password && (
+          <form className="auth-form" onSubmit={submit} noValidate aria-label="Sign in with e-mail and password">
+            <label htmlFor={`${id}-email`}>E-mail</label>
+            <input
+              ref={emailRef}
+              id={`${id}-email`}
+              type="email"
+              name="email"
+              autoComplete="username"
+              value={email}
+              onChange={(e) => setEmail(e.target.value)}
+              maxLength={320}
+              aria-invalid={error ? true : undefined}
+              aria-describedby={message ? `${id}-error` : undefined}
+            />
+            <label htmlFor={`${id}-password`}>Password</label>
+            <input
+              ref={passwordRef}
+              id={`${id}-password`}
+              type="password"
+              name="password"
+              autoComplete="current-password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              maxLength={1024}
+              aria-invalid={error ? true : undefined}
+              aria-describedby={message ? `${id}-error` : undefined}
+            />
+            <button type="submit" className="primary" disabled={busy}>
+              {busy ? 'Signing in…' : 'Sign in'}
+            </button>
+          </form>
+        )}
+        {options.oidc && (
+          <>
+            {options.password && <p className="auth-or">or</p>}
+            {/* A plain link: the backend redirects to the provider and back with the session cookie. */}
+            <a className="auth-sso" href={options.oidc.login_url}>
+              Sign in with {options.oidc.name}
+            </a>
+          </>
+        )}
+        {!options.password && !options.oidc && (
+          <p className="field-error" role="alert">
+            No sign-in method is configured: ask your administrator.
+          </p>
+        )}
+      </div>
+    </main>
+  )
+}
