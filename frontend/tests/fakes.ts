@@ -51,6 +51,9 @@ export const result = (over: Partial<QueryResult> = {}): QueryResult => ({
   position: 0,
   page: null,
   heading: 'How a solar cell works',
+  collection: 'default',
+  char_start: null,
+  char_end: null,
   ...over,
 })
 

@@ -4,6 +4,210 @@
  */
 
 export interface paths {
+    "/api/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Login
+         * @description A session cookie for a user's e-mail and password. A wrong e-mail, a wrong password and a disabled account get
+         *     the same 401; failures past LOGIN_MAX_FAILURES (per account) or LOGIN_MAX_FAILURES_PER_ADDRESS get 429.
+         */
+        post: operations["login_api_auth_login_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Logout
+         * @description Ends the session server-side (its cookie stops working everywhere) and clears the cookie.
+         */
+        post: operations["logout_api_auth_logout_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Me */
+        get: operations["me_api_auth_me_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Options
+         * @description What the sign-in page offers (asks no credentials).
+         */
+        get: operations["options_api_auth_options_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/oidc/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Oidc Login
+         * @description Redirects the browser to the OIDC provider (authorization code + PKCE).
+         */
+        get: operations["oidc_login_api_auth_oidc_login_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/oidc/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Oidc Callback
+         * @description Where the provider sends the browser back: a session cookie, then the page (OIDC_REDIRECT_URL). A refused
+         *     sign-in goes to the page too, with `?auth_error=<reason>`.
+         */
+        get: operations["oidc_callback_api_auth_oidc_callback_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Users */
+        get: operations["list_users_api_users_get"];
+        put?: never;
+        /**
+         * Create User
+         * @description A user with a password (or none: OIDC sign-in only).
+         */
+        post: operations["create_user_api_users_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/{email}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update User
+         * @description Role, disabled, name, password. Disabling ends the user's sessions and stops their keys at once.
+         */
+        patch: operations["update_user_api_users__email__patch"];
+        trace?: never;
+    };
+    "/api/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Keys
+         * @description Your keys (an admin: everyone's); never their tokens.
+         */
+        get: operations["list_keys_api_keys_get"];
+        put?: never;
+        /**
+         * Create Key
+         * @description A key for the signed-in user; its token is in this answer only.
+         */
+        post: operations["create_key_api_keys_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke Key
+         * @description Revoked on every replica at once (keys are looked up per request).
+         */
+        delete: operations["revoke_key_api_keys__key_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/documents": {
         parameters: {
             query?: never;
@@ -11,7 +215,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Documents */
+        /**
+         * List Documents
+         * @description Documents of the collections the caller may read: a named one it cannot read lists nothing, exactly like a
+         *     collection that does not exist.
+         */
         get: operations["list_documents_api_documents_get"];
         put?: never;
         /**
@@ -42,6 +250,47 @@ export interface paths {
          * @description Hidden from queries at once; its points are removed before this returns (or when its job stops).
          */
         delete: operations["delete_document_api_documents__doc_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/documents/{doc_id}/text": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Document Text
+         * @description The document's parsed text, exactly: a result's or citation's passage is `text[char_start:char_end]`
+         *     (offsets in Unicode code points). 409 while the document is not parsed yet.
+         */
+        get: operations["document_text_api_documents__doc_id__text_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/documents/{doc_id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Document Content
+         * @description The original upload, with its type: PDF inline, DOCX as a download, any other format as text/plain.
+         */
+        get: operations["document_content_api_documents__doc_id__content_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -80,6 +329,7 @@ export interface paths {
         /**
          * Create Collection
          * @description With `embed_model`, bound to that served embedder now (an unknown name is a 400 naming the served ones).
+         *     Editors and admins only; the caller owns it. A name taken by a collection you cannot see is a 409 too.
          */
         post: operations["create_collection_api_collections_post"];
         delete?: never;
@@ -101,9 +351,50 @@ export interface paths {
         /**
          * Delete Collection
          * @description 202 at once: the collection leaves listings and queries now; a job (whichever backend process or worker
-         *     claims it, resumed after a restart) removes its documents, points and uploads.
+         *     claims it, resumed after a restart) removes its documents, points and uploads. Its owner or an admin.
          */
         delete: operations["delete_collection_api_collections__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/collections/{name}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Members
+         * @description Who besides the owner may read or write it (anyone who can read it may see this).
+         */
+        get: operations["list_members_api_collections__name__members_get"];
+        /**
+         * Set Member
+         * @description Grants a user read or write access (the owner or an admin); again with another access changes it.
+         */
+        put: operations["set_member_api_collections__name__members_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/collections/{name}/members/{email}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove Member */
+        delete: operations["remove_member_api_collections__name__members__email__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -120,7 +411,8 @@ export interface paths {
         put?: never;
         /**
          * Query
-         * @description Retrieval; with `"generate": true` also an answer whose [n] markers cite the results.
+         * @description Retrieval over `collections` (default: every collection the caller can read); with `"generate": true` also
+         *     an answer whose [n] markers cite the results.
          */
         post: operations["query_api_query_post"];
         delete?: never;
@@ -282,6 +574,20 @@ export interface components {
              */
             reason?: string | null;
         };
+        /** AuthOptions */
+        AuthOptions: {
+            /**
+             * Auth Mode
+             * @enum {string}
+             */
+            auth_mode: "none" | "users";
+            /**
+             * Password
+             * @description Whether e-mail and password sign-in is offered
+             */
+            password: boolean;
+            oidc: components["schemas"]["OidcOption"] | null;
+        };
         /** Citation */
         Citation: {
             /**
@@ -294,6 +600,8 @@ export interface components {
              * @description id of the result (passage) it cites
              */
             result_id: string;
+            /** Collection */
+            collection?: string | null;
             /** Document Id */
             document_id: string | null;
             /** Source */
@@ -302,6 +610,16 @@ export interface components {
             page?: number | null;
             /** Position */
             position?: number | null;
+            /**
+             * Char Start
+             * @description Where the passage starts in GET /api/documents/{document_id}/text, in Unicode code points (not UTF-16 units): the passage is text[char_start:char_end]. Null for passages indexed before offsets were kept
+             */
+            char_start?: number | null;
+            /**
+             * Char End
+             * @description Where the passage ends (exclusive) in the document's parsed text; null like char_start
+             */
+            char_end?: number | null;
         };
         /** CollectionCreate */
         CollectionCreate: {
@@ -348,6 +666,17 @@ export interface components {
             version: number;
             /** Created At */
             created_at: number;
+            /**
+             * Owner
+             * @description The creator's e-mail; null: no owner (made without users: admins only)
+             */
+            owner: string | null;
+            /**
+             * Access
+             * @description What the caller may do: admin (everything), owner (also members and deletion), write (upload, delete documents), read
+             * @enum {string}
+             */
+            access: "admin" | "owner" | "write" | "read";
         };
         /** Document */
         Document: {
@@ -430,7 +759,152 @@ export interface components {
          *     enum is this list, so a kind added here (and only here) reaches the page's generated types.
          * @enum {string}
          */
-        ErrorType: "validation" | "auth" | "forbidden" | "not_found" | "conflict" | "too_large" | "unsupported_format" | "upstream_error" | "upstream_unavailable" | "timeout" | "internal";
+        ErrorType: "validation" | "auth" | "forbidden" | "not_found" | "conflict" | "too_large" | "unsupported_format" | "upstream_error" | "upstream_unavailable" | "timeout" | "throttled" | "internal";
+        /** Key */
+        Key: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "read" | "write" | "admin";
+            /**
+             * Prefix
+             * @description The token's first characters, to recognise it
+             */
+            prefix: string;
+            /**
+             * Owner
+             * @description The owner's e-mail
+             */
+            owner: string;
+            /** Created At */
+            created_at: number;
+            /** Expires At */
+            expires_at: number | null;
+        };
+        /** KeyCreate */
+        KeyCreate: {
+            /** Name */
+            name: string;
+            /**
+             * Scope
+             * @description Never above the owner's role (nor the key used)
+             * @enum {string}
+             */
+            scope: "read" | "write" | "admin";
+            /**
+             * Expires At
+             * @description Epoch seconds; null: until revoked
+             */
+            expires_at?: number | null;
+        };
+        /** Login */
+        Login: {
+            /** Email */
+            email: string;
+            /** Password */
+            password: string;
+        };
+        /** Me */
+        Me: {
+            /**
+             * Email
+             * @description null without users: AUTH_MODE=none or the operator key (API_KEY)
+             */
+            email: string | null;
+            /** Name */
+            name: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "editor" | "viewer";
+            /**
+             * Via
+             * @description How this request was authenticated
+             * @enum {string}
+             */
+            via: "none" | "operator" | "session" | "key";
+            /**
+             * Scope
+             * @description What this credential may do (a key's scope, never above the role)
+             * @enum {string}
+             */
+            scope: "read" | "write" | "admin";
+        };
+        /** Member */
+        Member: {
+            /** Email */
+            email: string;
+            /** Name */
+            name: string | null;
+            /**
+             * Access
+             * @enum {string}
+             */
+            access: "read" | "write";
+        };
+        /** MemberSet */
+        MemberSet: {
+            /**
+             * Email
+             * @description An e-mail address; compared without case
+             */
+            email: string;
+            /**
+             * Access
+             * @enum {string}
+             */
+            access: "read" | "write";
+        };
+        /** NewKey */
+        NewKey: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "read" | "write" | "admin";
+            /**
+             * Prefix
+             * @description The token's first characters, to recognise it
+             */
+            prefix: string;
+            /**
+             * Owner
+             * @description The owner's e-mail
+             */
+            owner: string;
+            /** Created At */
+            created_at: number;
+            /** Expires At */
+            expires_at: number | null;
+            /**
+             * Token
+             * @description The key itself: shown this once, stored only as a hash
+             */
+            token: string;
+        };
+        /** OidcOption */
+        OidcOption: {
+            /**
+             * Name
+             * @description What the button says: "Sign in with <name>"
+             */
+            name: string;
+            /**
+             * Login Url
+             * @description Where the browser goes to sign in (GET; redirects to the provider)
+             */
+            login_url: string;
+        };
         /** QueryFilters */
         QueryFilters: {
             /**
@@ -449,8 +923,13 @@ export interface components {
             /** Query */
             query: string;
             /**
+             * Collections
+             * @description Search these collections, ranked together (each result names its collection). Omitted, with `collection` too: every collection the caller can read. A name that does not exist or that the caller cannot read is a 404
+             */
+            collections?: string[] | null;
+            /**
              * Collection
-             * @description Default: DEFAULT_COLLECTION
+             * @description One collection: the older form of `collections` (not both)
              */
             collection?: string | null;
             /**
@@ -529,6 +1008,11 @@ export interface components {
              * @description Cross-encoder relevance in [0, 1]; null without rerank
              */
             rerank_score: number | null;
+            /**
+             * Collection
+             * @description The collection the passage belongs to
+             */
+            collection: string;
             /** Document Id */
             document_id: string;
             /** Source */
@@ -541,6 +1025,16 @@ export interface components {
             page: number | null;
             /** Heading */
             heading: string | null;
+            /**
+             * Char Start
+             * @description Where the passage starts in GET /api/documents/{document_id}/text, in Unicode code points (not UTF-16 units): the passage is text[char_start:char_end]. Null for passages indexed before offsets were kept
+             */
+            char_start: number | null;
+            /**
+             * Char End
+             * @description Where the passage ends (exclusive) in the document's parsed text; null like char_start
+             */
+            char_end: number | null;
         };
         /** ReadyComponent */
         ReadyComponent: {
@@ -608,6 +1102,61 @@ export interface components {
             /** Documents */
             documents: components["schemas"]["UploadItem"][];
         };
+        /** User */
+        User: {
+            /** Email */
+            email: string;
+            /** Name */
+            name: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "editor" | "viewer";
+            /** Disabled */
+            disabled: boolean;
+            /**
+             * Sso
+             * @description Signed in with OIDC at least once
+             */
+            sso: boolean;
+            /** Created At */
+            created_at: number;
+        };
+        /** UserCreate */
+        UserCreate: {
+            /**
+             * Email
+             * @description An e-mail address; compared without case
+             */
+            email: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "editor" | "viewer";
+            /**
+             * Password
+             * @description None: signs in with OIDC only
+             */
+            password?: string | null;
+            /** Name */
+            name?: string | null;
+        };
+        /** UserUpdate */
+        UserUpdate: {
+            /** Role */
+            role?: ("admin" | "editor" | "viewer") | null;
+            /**
+             * Disabled
+             * @description A disabled user's sessions and keys stop working at once
+             */
+            disabled?: boolean | null;
+            /** Name */
+            name?: string | null;
+            /** Password */
+            password?: string | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -617,6 +1166,730 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    login_api_auth_login_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Login"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request itself is wrong (bad name, bad filter, empty file). The body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid credentials: sign in (POST /api/auth/login) or send an API key. */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over MAX_REQUEST_MB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed sign-ins for this account or address: wait for Retry-After. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    logout_api_auth_logout_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    me_api_auth_me_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    options_api_auth_options_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthOptions"];
+                };
+            };
+        };
+    };
+    oidc_login_api_auth_oidc_login_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request itself is wrong (bad name, bad filter, empty file). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description ml-api, the embeddings API or the store cannot be reached now: the client may retry later. The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    oidc_callback_api_auth_oidc_callback_get: {
+        parameters: {
+            query?: {
+                state?: string;
+                code?: string;
+                error?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            303: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request itself is wrong (bad name, bad filter, empty file). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_users_api_users_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"][];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this role or key scope may not do that. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_user_api_users_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description The request itself is wrong (bad name, bad filter, empty file). The body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this role or key scope may not do that. A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request clashes with existing state (collection exists, embedding model differs). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over MAX_REQUEST_MB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_user_api_users__email__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                email: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description The request itself is wrong (bad name, bad filter, empty file). The body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this role or key scope may not do that. A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over MAX_REQUEST_MB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_keys_api_keys_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Key"][];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_key_api_keys_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewKey"];
+                };
+            };
+            /** @description The request itself is wrong (bad name, bad filter, empty file). The body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this role or key scope may not do that. A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over MAX_REQUEST_MB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_key_api_keys__key_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_documents_api_documents_get: {
         parameters: {
             query?: {
@@ -722,8 +1995,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            /** @description Signed in, but this role or key scope may not do that. A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -866,9 +2148,142 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            /** @description Signed in, but this role or key scope may not do that. A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
             403: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    document_text_api_documents__doc_id__text_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "if-none-match"?: string | null;
+            };
+            path: {
+                doc_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description UTF-8 text */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description If-None-Match names this version (its ETag derives from the upload's SHA-256) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request clashes with existing state (collection exists, embedding model differs). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    document_content_api_documents__doc_id__content_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "if-none-match"?: string | null;
+            };
+            path: {
+                doc_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The upload's bytes: PDF inline, DOCX as an attachment, anything else as text/plain under a sandboxing Content-Security-Policy (never HTML, SVG or XML a browser would run) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description If-None-Match names this version (its ETag derives from the upload's SHA-256) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -928,7 +2343,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            /** @description Signed in, but this role or key scope may not do that. A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1052,7 +2467,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            /** @description Signed in, but this role or key scope may not do that. A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1150,7 +2565,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            /** @description Signed in, but this role or key scope may not do that. A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1161,6 +2576,249 @@ export interface operations {
             };
             /** @description The document or collection does not exist (or is being deleted). */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_members_api_collections__name__members_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"][];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_member_api_collections__name__members_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberSet"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            /** @description The request itself is wrong (bad name, bad filter, empty file). The body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this role or key scope may not do that. A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over MAX_REQUEST_MB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_member_api_collections__name__members__email__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+                email: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this role or key scope may not do that. A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,9 +10,10 @@ interface Props {
   result: QueryResult
   cited: boolean
   highlighted: boolean
+  onOpen: (opener: HTMLElement) => void
 }
 
-export function Passage({ id, marker, result, cited, highlighted }: Props) {
+export function Passage({ id, marker, result, cited, highlighted, onOpen }: Props) {
   const [expanded, setExpanded] = useState(false)
   const long = result.text.length > LONG
   const text = long && !expanded ? `${result.text.slice(0, LONG).trimEnd()}…` : result.text
@@ -49,11 +50,21 @@ export function Passage({ id, marker, result, cited, highlighted }: Props) {
         </span>
       </header>
       <p className="passage-text">{text}</p>
-      {long && (
-        <button type="button" className="link small" onClick={() => setExpanded((x) => !x)} aria-expanded={expanded}>
-          {expanded ? 'Show less' : 'Show full passage'}
+      <div className="passage-actions">
+        {long && (
+          <button type="button" className="link small" onClick={() => setExpanded((x) => !x)} aria-expanded={expanded}>
+            {expanded ? 'Show less' : 'Show full passage'}
+          </button>
+        )}
+        <button
+          type="button"
+          className="link small"
+          onClick={(e) => onOpen(e.currentTarget)}
+          aria-label={`Open ${result.source} at this passage`}
+        >
+          Open in document
         </button>
-      )}
+      </div>
     </article>
   )
 }
