@@ -1,4 +1,4 @@
-import { useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react'
+import { createContext, useContext, useLayoutEffect, useRef, useState, type KeyboardEvent, type ReactNode } from 'react'
 import Markdown, { type Components } from 'react-markdown'
 import remarkGfm from 'remark-gfm'
 import type { Citation, QueryResult } from '../api/types'
@@ -15,6 +15,58 @@ interface Props {
   onCite: (resultId: string, opener: HTMLElement) => void
 }
 
+interface CiteInfo {
+  turnId: number
+  results: QueryResult[]
+  byMarker: Map<number, Citation>
+  byId: Map<string, QueryResult>
+  onCite: (resultId: string, opener: HTMLElement) => void
+}
+
+const Cites = createContext<CiteInfo | null>(null)
+
+/** A link in the answer: a citation marker (see linkMarkers), or an ordinary link that opens elsewhere. */
+function MarkdownLink({ href, children }: { href?: string; children?: ReactNode }) {
+  const info = useContext(Cites)
+  if (!info || !href?.startsWith(CITE_HREF)) {
+    return (
+      <a href={href} target="_blank" rel="noopener noreferrer">
+        {children}
+      </a>
+    )
+  }
+  const marker = Number(href.slice(CITE_HREF.length))
+  // Until the citations event lands, [n] is the n-th passage: the backend numbers them in rank order.
+  const cited = info.byMarker.get(marker)
+  const result = cited ? info.byId.get(cited.result_id) : info.results[marker - 1]
+  if (!result) return <sup className="cite cite-missing">[{marker}]</sup>
+  const label = `Source ${marker}: ${result.source}${result.page ? `, page ${result.page}` : ''}, rerank score ${formatScore(result.rerank_score)}`
+  return (
+    <a
+      className="cite"
+      href={`#${passageId(info.turnId, result.id)}`}
+      aria-label={label}
+      title={label}
+      data-testid="citation"
+      onClick={(e) => {
+        e.preventDefault()
+        info.onCite(result.id, e.currentTarget)
+      }}
+    >
+      {marker}
+    </a>
+  )
+}
+
+const PLUGINS = [remarkGfm]
+
+// Stable across renders: a new component per render would remount every link (and lose focus) as tokens stream.
+const COMPONENTS: Components = {
+  a: MarkdownLink,
+  // Answers come from retrieved text: images would be fetched from anywhere, so they stay their alt text.
+  img: ({ alt }) => <span>{alt}</span>,
+}
+
 /**
  * The answer, its Markdown rendered by react-markdown (no raw HTML: it is shown as text, never parsed; links go
  * through react-markdown's URL filter) and its [n] markers turned into links to the passage each one cites.
@@ -25,41 +77,6 @@ export function Answer({ turnId, text, results, citations, onCite }: Props) {
   const [active, setActive] = useState(0)
   const byMarker = new Map(citations.map((c) => [c.marker, c]))
   const byId = new Map(results.map((r) => [r.id, r]))
-
-  const components: Components = {
-    a({ href, children }) {
-      if (href?.startsWith(CITE_HREF)) {
-        const marker = Number(href.slice(CITE_HREF.length))
-        // Until the citations event lands, [n] is the n-th passage: the backend numbers them in rank order.
-        const cited = byMarker.get(marker)
-        const result = cited ? byId.get(cited.result_id) : results[marker - 1]
-        if (!result) return <sup className="cite cite-missing">[{marker}]</sup>
-        const label = `Source ${marker}: ${result.source}${result.page ? `, page ${result.page}` : ''}, rerank score ${formatScore(result.rerank_score)}`
-        return (
-          <a
-            className="cite"
-            href={`#${passageId(turnId, result.id)}`}
-            aria-label={label}
-            title={label}
-            data-testid="citation"
-            onClick={(e) => {
-              e.preventDefault()
-              onCite(result.id, e.currentTarget)
-            }}
-          >
-            {marker}
-          </a>
-        )
-      }
-      return (
-        <a href={href} target="_blank" rel="noopener noreferrer">
-          {children}
-        </a>
-      )
-    },
-    // Answers come from retrieved text: images would be fetched from anywhere, so they stay their alt text.
-    img: ({ alt }) => <span>{alt}</span>,
-  }
 
   // Roving tabindex over the citation links, set on the DOM after each render (the markers come and go as the
   // answer streams, and react-markdown owns the elements).
@@ -104,9 +121,11 @@ export function Answer({ turnId, text, results, citations, onCite }: Props) {
         if (at >= 0 && at !== active) setActive(at)
       }}
     >
-      <Markdown remarkPlugins={[remarkGfm]} components={components}>
-        {linkMarkers(text)}
-      </Markdown>
+      <Cites.Provider value={{ turnId, results, byMarker, byId, onCite }}>
+        <Markdown remarkPlugins={PLUGINS} components={COMPONENTS}>
+          {linkMarkers(text)}
+        </Markdown>
+      </Cites.Provider>
     </div>
   )
 }

@@ -10,13 +10,18 @@ interface Props {
 
 type State = { phase: 'loading' } | { phase: 'ready'; pages: number; marked: number } | { phase: 'error'; message: string }
 
-/** Loaded on first use only: pdf.js is most of the page's weight. Its worker is bundled by Vite (no CDN). */
+/**
+ * Loaded on first use only: pdf.js is most of the page's weight. Its worker is bundled by Vite as a worker chunk
+ * of our own origin (a plain .js file, which every server types right; no CDN), made once and reused.
+ */
+let worker: Worker | null = null
 async function loadPdfjs() {
-  const [pdfjs, worker] = await Promise.all([
+  const [pdfjs, { default: PdfWorker }] = await Promise.all([
     import('pdfjs-dist'),
-    import('pdfjs-dist/build/pdf.worker.min.mjs?url'),
+    import('pdfjs-dist/build/pdf.worker.min.mjs?worker'),
   ])
-  pdfjs.GlobalWorkerOptions.workerSrc = worker.default
+  worker ??= new PdfWorker()
+  pdfjs.GlobalWorkerOptions.workerPort = worker
   return pdfjs
 }
 

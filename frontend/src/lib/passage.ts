@@ -56,13 +56,24 @@ export function matchRuns(runs: string[], passage: string): number[] {
     page += n
     for (let k = 0; k < n.length; k++) owner.push(i)
   })
-  const probe = Math.min(40, target.length)
-  let from = page.indexOf(target.slice(0, probe))
-  let to = from >= 0 ? Math.min(page.length, from + target.length) : -1
-  if (from < 0) {
-    const tail = page.indexOf(target.slice(-probe))
-    if (tail < 0) return []
-    to = tail + probe
+  // The longest piece of the passage's start (or end) that the page holds, down to 12 characters.
+  const piece = (head: boolean) => {
+    for (let len = Math.min(60, target.length); len >= Math.min(12, target.length); len--) {
+      const at = page.indexOf(head ? target.slice(0, len) : target.slice(-len))
+      if (at >= 0) return { at, len }
+    }
+    return null
+  }
+  let from: number
+  let to: number
+  const head = piece(true)
+  if (head) {
+    from = head.at
+    to = Math.min(page.length, head.at + target.length)
+  } else {
+    const tail = piece(false)
+    if (!tail) return []
+    to = tail.at + tail.len
     from = Math.max(0, to - target.length)
   }
   const hit = new Set<number>()
