@@ -1,4 +1,4 @@
-import { useRef, useState } from 'react'
+import { useState } from 'react'
 import { flushSync } from 'react-dom'
 import type { ApiError } from '../api/client'
 import type { Feedback } from '../api/conversations'
@@ -44,7 +44,6 @@ interface Props {
 export function TurnView({ turn, last, onRetry, onStop, onOpenSource, onRated }: Props) {
   const [showAll, setShowAll] = useState(false)
   const [highlight, setHighlight] = useState<string | null>(null)
-  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined)
   const busy = turn.status === 'searching' || turn.status === 'answering'
   const elapsed = useElapsed(busy, turn.startedAt)
   const results = turn.results ?? []
@@ -64,8 +63,6 @@ export function TurnView({ turn, last, onRetry, onStop, onOpenSource, onRated }:
     const el = document.getElementById(passageId(turn.id, resultId))
     const still = window.matchMedia?.('(prefers-reduced-motion: reduce)').matches
     el?.scrollIntoView?.({ block: 'center', behavior: still ? 'auto' : 'smooth' })
-    clearTimeout(timer.current)
-    timer.current = setTimeout(() => setHighlight(null), 2500)
   }
 
   return (
