@@ -52,12 +52,14 @@ function TextSource({ result, text }: { result: QueryResult; text: Text }) {
  */
 export function SourcePanel({ source, onClose }: Props) {
   const ref = useRef<HTMLDialogElement>(null)
+  const closeButton = useRef<HTMLButtonElement>(null)
   const { result, marker, opener } = source
   const [text, setText] = useState<Text>({ phase: 'loading' })
 
   useEffect(() => {
     const dialog = ref.current
     if (dialog && !dialog.open) dialog.showModal()
+    closeButton.current?.focus()
     return () => {
       dialog?.close()
       opener?.focus()
@@ -93,6 +95,14 @@ export function SourcePanel({ source, onClose }: Props) {
         e.preventDefault()
         onClose()
       }}
+      // Escape handled here too: Chromium may close a dialog without a cancel event (its close-watcher rules).
+      onKeyDown={(e) => {
+        if (e.key === 'Escape') {
+          e.preventDefault()
+          onClose()
+        }
+      }}
+      onClose={onClose}
     >
       <header className="source-head">
         <div>
@@ -109,7 +119,7 @@ export function SourcePanel({ source, onClose }: Props) {
         <a className="button-link" href={contentUrl(result.document_id)} download={result.source}>
           Download
         </a>
-        <button type="button" onClick={onClose} autoFocus>
+        <button type="button" onClick={onClose} ref={closeButton}>
           Close
         </button>
       </header>
