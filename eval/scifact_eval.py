@@ -39,6 +39,9 @@ import numpy as np
 import pytrec_eval
 from devharness import free_port, host_info, serve, write_results
 
+from feedback_golden import load_feedback, replay
+from followups import followup_runs, print_followups, score
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 EMBEDDER = MODELS / "all-MiniLM-L6-v2"  # --embed-model: another export of it (int8, fused)
@@ -211,6 +214,7 @@ def stack(workdir: Path, reranker: Path, chunk_tokens: int, overlap: int, embedd
         "EMBED_API_URL": ml_url, "RERANK_API_URL": ml_url, "LOG_LEVEL": "WARNING",
         "CHUNK_TOKENIZER": str(embedder.resolve() / "tokenizer.json"),
         "CHUNK_TOKENS": str(chunk_tokens), "CHUNK_OVERLAP_TOKENS": str(overlap),
+        "LLM_PROVIDERS": "",  # follow-ups rewritten by the deterministic fallback: figures that do not drift
     }  # fmt: skip
     ml_cmd = [sys.executable, "-m", "ml_api", "serve"]
     be_cmd = [str(BACKEND_PYTHON), "-m", "rag_backend", "serve"]
@@ -238,6 +242,8 @@ def run_eval(data: Dataset, args: argparse.Namespace, backend_url: str | None = 
             results["ingestion"] = ingest(client, data, collection)
             candidates = None if getattr(args, "skip_rerank", False) else args.rerank_candidates
             stack_runs = query_stack(client, data, collection, args.top_chunks, candidates)
+            followups = followup_runs(client, data.queries, collection, args.top_chunks, _docs)
+    results["followups"] = score(followups, data.qrels, evaluate)
     for mode, run in stack_runs.runs.items():
         results[mode] = {**evaluate(data.qrels, run), "seconds": stack_runs.seconds[mode]}
     results["config"] = {
@@ -261,6 +267,8 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"ingestion: {ing['documents']} documents ({ing['failed']} failed), {ing['chunks']} chunks, {ing['seconds']} s"
     )
+    if "followups" in results:
+        print_followups(results["followups"])
 
 
 def main() -> None:
@@ -279,7 +287,13 @@ def main() -> None:
     p.add_argument("--skip-rerank", action="store_true", help="leave out the hybrid_rerank run (the slow one on CPU)")
     p.add_argument("--backend-url", help="evaluate a running backend instead of starting one")
     p.add_argument("--out-dir", type=Path, default=REPO / "bench-results")
+    p.add_argument("--feedback", type=Path, help="a GET /api/feedback?format=jsonl export: replay it as a golden set "
+                   "against --backend-url instead of SciFact")  # fmt: skip
+    p.add_argument("--api-key", default=os.environ.get("EVAL_API_KEY"), help="with --feedback: a key of the backend")
     args = p.parse_args()
+    if args.feedback:
+        feedback_main(args)
+        return
     root = args.dataset if args.dataset.is_absolute() else REPO / args.dataset
     data = load_beir(root.resolve(), args.split)
     if args.queries:
@@ -291,6 +305,24 @@ def main() -> None:
     print(f"total: {results['total_seconds']} s")
     results["machine"] = host_info()
     print(write_results(args.out_dir, f"eval-{root.name}-{args.split}", results))
+
+
+def feedback_main(args: argparse.Namespace) -> None:
+    """Users' rated answers (feedback_golden.py) replayed against a running backend."""
+    if not args.backend_url:
+        raise SystemExit("--feedback needs --backend-url: the cited documents are that backend's")
+    golden = load_feedback(args.feedback)
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    with httpx.Client(base_url=args.backend_url, timeout=600, headers=headers) as client:
+        results = {"feedback": replay(client, golden, args.top_chunks, evaluate)}
+    f = results["feedback"]
+    print(f"feedback golden set: {f['judged']} judged of {f['lines']} lines ({f['unhelpful']} unhelpful, "
+          f"{f['skipped']} citing nothing)")  # fmt: skip
+    if f["judged"]:
+        print(f"nDCG@10 {f['ndcg@10']:.4f}  R@100 {f['recall@100']:.4f}  MRR@10 {f['mrr@10']:.4f}  "
+              f"cited chunks in the top 10: {f['cited_chunk_recall@10']}")  # fmt: skip
+    results["machine"] = host_info()
+    print(write_results(args.out_dir, f"eval-feedback-{args.feedback.stem}", results))
 
 
 if __name__ == "__main__":

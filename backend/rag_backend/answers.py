@@ -21,6 +21,7 @@ import orjson
 from rag_backend import traces
 from rag_backend.cache import Cache, digest
 from rag_backend.chunking import TokenCounter
+from rag_backend.conversations.rewrite import Turn
 from rag_backend.core.config import Settings
 from rag_backend.llm import Attempt, Chain, Message, Outcome, Provider
 
@@ -38,10 +39,19 @@ EXTRACTIVE_SENTENCE_CHARS = 320
 EXTRACTIVE_NOTE = "_No language model answered: these sentences are quoted from the sources._"
 NO_PASSAGES = "No passage in the searched collections matches the question."
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_OLD_MARKER = re.compile(r"\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 # Blocks: paragraphs, and lines that open with a Markdown heading, list, quote or table mark (a hard-wrapped line
 # does not end a sentence); sentence ends, a closing quote or bracket may follow; the marks a block opens with.
 _BLOCK = re.compile(r"\n\s*\n|\n(?=\s*(?:[#>*+|-]|\d{1,3}[.)])\s)")
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+|(?<=[.!?…][\"')\]»”’])\s+")
+# A line that is only a heading: ATX ("## Costs"), a setext title (the line above "===" or "---"), or a line that is
+# all bold ("**Costs**"). It names a section; quoted as a sentence it reads as a fragment.
+_HEADING_LINE = re.compile(
+    r"^[ \t]{0,3}#{1,6}(?:[ \t].*)?$"  # ATX
+    r"|^.+\n[ \t]*(?:=+|-{2,})[ \t]*$"  # setext
+    r"|^[ \t]*(?:\*\*|__)[^*_\n]+(?:\*\*|__)[ \t]*:?[ \t]*$",  # a bold line
+    re.MULTILINE,
+)
 _LEADING_MARKS = re.compile(r"^(?:[#>*+|\-]+|\d{1,3}[.)])\s+")
 _WORD = re.compile(r"\w+")
 _STOPWORDS = frozenset(
@@ -61,11 +71,32 @@ def source_label(result: dict[str, Any]) -> str:
     return "(" + ", ".join(parts) + ")"
 
 
+def history_messages(history: Sequence[Turn], tokenizer: TokenCounter, budget: int) -> list[Message]:
+    """The earlier turns as chat messages, the most recent kept first, within `budget` tokens. Their [n] markers
+    go: they numbered other sources."""
+    out: list[Message] = []
+    remaining = budget
+    for turn in reversed(history):
+        pair = [{"role": "user", "content": turn.question}]
+        if turn.answer.strip():
+            pair.append({"role": "assistant", "content": _OLD_MARKER.sub("", turn.answer).strip()})
+        cost = sum(tokenizer.count(m["content"]) for m in pair)
+        if cost > remaining:
+            break
+        out[:0] = pair
+        remaining -= cost
+    return out
+
+
 def build_prompt(
-    question: str, results: list[dict[str, Any]], tokenizer: TokenCounter, budget: int
+    question: str,
+    results: list[dict[str, Any]],
+    tokenizer: TokenCounter,
+    budget: int,
+    history: Sequence[Message] = (),
 ) -> tuple[list[Message], list[dict[str, Any]]]:
     """Messages plus the results that fit in `budget` tokens of context (in rank order; the first always fits,
-    cut if it must)."""
+    cut if it must). `history`: earlier turns of the conversation, between the instructions and the question."""
     used: list[dict[str, Any]] = []
     blocks: list[str] = []
     remaining = budget
@@ -82,7 +113,7 @@ def build_prompt(
         blocks.append(SOURCE_TEMPLATE.format(n=len(used), label=source_label(result), text=text))
         remaining -= cost
     user = USER_TEMPLATE.format(sources="\n\n".join(blocks), question=question)
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}], used
+    return [{"role": "system", "content": SYSTEM_PROMPT}, *history, {"role": "user", "content": user}], used
 
 
 def _cut(text: str, tokenizer: TokenCounter, tokens: int) -> str:
@@ -131,6 +162,7 @@ def _terms(text: str) -> set[str]:
 def _sentences(text: str) -> list[str]:
     """A passage's sentences, one line each, without Markdown's leading marks; fragments of under 3 words go."""
     out = []
+    text = _HEADING_LINE.sub("\n\n", text)  # a heading ends the block before it and is never quoted itself
     parts = [part for block in _BLOCK.split(text) for part in _SENTENCE_END.split(" ".join(block.split()))]
     for part in parts:
         sentence = _LEADING_MARKS.sub("", part)
@@ -141,9 +173,26 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
+def _pick(scored: list[tuple[int, int, int, str]]) -> list[tuple[int, int, int, str]]:
+    """The best sentences, spread over the passages: first the best of each passage whose best is good (shares at
+    least half as many words with the question as the best sentence of all), then the next best, whatever their
+    passage. So one passage is not cited for every sentence while others have good ones."""
+    ranked = [s for s in sorted(scored) if s[0] < 0]
+    if not ranked:
+        return []
+    top = -ranked[0][0]
+    picked: list[tuple[int, int, int, str]] = []
+    for s in ranked:
+        if len(picked) < EXTRACTIVE_SENTENCES and -s[0] * 2 >= top and all(p[1] != s[1] for p in picked):
+            picked.append(s)
+    picked += [s for s in ranked if s not in picked][: EXTRACTIVE_SENTENCES - len(picked)]
+    return picked
+
+
 def extractive(question: str, context: list[dict[str, Any]]) -> str:
     """A short extract: the sentences of the top passages that share most content words with the question (ties go
-    to the better passage), in reading order, each followed by its passage's [n]; then a quiet closing line."""
+    to the better passage; spread over the passages that have good ones), in reading order, each followed by its
+    passage's [n]; then a quiet closing line."""
     if not context:
         return NO_PASSAGES
     wanted = _terms(question)
@@ -156,7 +205,7 @@ def extractive(question: str, context: list[dict[str, Any]]) -> str:
                 scored.append((-len(wanted & _terms(sentence)), n, i, sentence))
     if not scored:  # passages of fragments only (a table, a list of names): the top one, whole
         return f"{' '.join(context[0].get('text', '').split())[:EXTRACTIVE_SENTENCE_CHARS]} [1]\n\n{EXTRACTIVE_NOTE}"
-    best = [s for s in sorted(scored)[:EXTRACTIVE_SENTENCES] if s[0] < 0]
+    best = _pick(scored)
     if not best:  # nothing shares a word with the question: the top passage's opening says most
         best = [s for s in scored if s[1] == 1][:2] or scored[:1]
     elif len(best) == 1:  # one sentence matched: the one after it in its passage usually carries it on
@@ -176,10 +225,17 @@ class Answerer:
     def __init__(self, settings: Settings, chain: Chain, cache: Cache, tokenizer: TokenCounter) -> None:
         self.s, self.chain, self.cache, self.tokenizer = settings, chain, cache, tokenizer
 
-    async def answer(self, question: str, results: list[dict[str, Any]], scope: Sequence[str] = ()) -> dict[str, Any]:
+    async def answer(
+        self,
+        question: str,
+        results: list[dict[str, Any]],
+        scope: Sequence[str] = (),
+        history: Sequence[Turn] = (),
+        search_query: str | None = None,
+    ) -> dict[str, Any]:
         """The non-streaming form: the same events, collected."""
         final: dict[str, Any] = {}
-        async for kind, data in self.stream(question, results, scope):
+        async for kind, data in self.stream(question, results, scope, history, search_query):
             if kind == "citations":
                 final["citations"] = data["citations"]
             elif kind == "done":
@@ -187,12 +243,20 @@ class Answerer:
         return final
 
     async def stream(
-        self, question: str, results: list[dict[str, Any]], scope: Sequence[str] = ()
+        self,
+        question: str,
+        results: list[dict[str, Any]],
+        scope: Sequence[str] = (),
+        history: Sequence[Turn] = (),
+        search_query: str | None = None,
     ) -> AsyncIterator[Event]:
         """`scope`: the collections the results were searched in (`QueryParams.targets`); the answer cache keys on it,
-        so an answer is only ever served again to a query over the same collections."""
+        so an answer is only ever served again to a query over the same collections. `history`: the conversation's
+        recent turns (the prompt carries them within CONVERSATION_HISTORY_TOKENS, and the cache keys on the whole
+        prompt); `search_query`: what was searched, which picks the extractive answer's sentences."""
         start = time.perf_counter()
-        messages, context = build_prompt(question, results, self.tokenizer, self.s.llm_context_tokens)
+        earlier = history_messages(history, self.tokenizer, self.s.conversation_history_tokens)
+        messages, context = build_prompt(question, results, self.tokenizer, self.s.llm_context_tokens, earlier)
         ids = [r["id"] for r in context]
         targets = sorted(scope)
 
@@ -228,7 +292,7 @@ class Answerer:
             reason = "no LLM provider is configured (LLM_PROVIDERS)"
         else:
             reason = "; ".join(f"{a.provider}: {a.error}" for a in outcome.attempts)
-        answer = extractive(question, context)
+        answer = extractive(search_query or question, context)
         yield "token", {"text": answer}
         yield "citations", {"citations": citations(answer, context)}
         yield "done", {**self._done(answer, "extractive", None, False, outcome.attempts, start), "reason": reason}

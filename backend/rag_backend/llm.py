@@ -35,7 +35,7 @@ class Provider(Protocol):
     model: str
     url: str
 
-    def stream(self, messages: list[Message]) -> AsyncIterator[str]: ...
+    def stream(self, messages: list[Message], max_tokens: int | None = None) -> AsyncIterator[str]: ...
     async def health(self) -> tuple[bool, str]: ...
 
 
@@ -84,12 +84,12 @@ class OllamaProvider:
     def __init__(self, client: httpx.AsyncClient, s: Settings) -> None:
         self.client, self.url, self.model, self.s = client, s.ollama_url.rstrip("/"), s.ollama_model, s
 
-    async def stream(self, messages: list[Message]) -> AsyncIterator[str]:
+    async def stream(self, messages: list[Message], max_tokens: int | None = None) -> AsyncIterator[str]:
         body = {
             "model": self.model,
             "messages": messages,
             "stream": True,
-            "options": {"temperature": self.s.llm_temperature, "num_predict": self.s.llm_max_tokens},
+            "options": {"temperature": self.s.llm_temperature, "num_predict": max_tokens or self.s.llm_max_tokens},
         }
         async for line in _lines(self.client, "ollama", f"{self.url}/api/chat", body, {}, _timeouts(self.s)):
             if not line.strip():
@@ -119,13 +119,13 @@ class OpenAIProvider:
         self.client, self.url, self.model, self.s = client, s.openai_base_url.rstrip("/"), s.openai_model, s
         self.headers = {"authorization": f"Bearer {s.openai_api_key}"} if s.openai_api_key else {}
 
-    async def stream(self, messages: list[Message]) -> AsyncIterator[str]:
+    async def stream(self, messages: list[Message], max_tokens: int | None = None) -> AsyncIterator[str]:
         body = {
             "model": self.model,
             "messages": messages,
             "stream": True,
             "temperature": self.s.llm_temperature,
-            "max_tokens": self.s.llm_max_tokens,
+            "max_tokens": max_tokens or self.s.llm_max_tokens,
         }
         url = f"{self.url}/chat/completions"
         async for line in _lines(self.client, "openai", url, body, self.headers, _timeouts(self.s)):
@@ -206,9 +206,11 @@ class Chain:
         self.sensitive = Sensitive.of(s)  # a provider's error reaches the caller (fallbacks, truncated): no URL, key
 
     async def stream(
-        self, messages: list[Message], outcome: Outcome, cached: Lookup | None = None
+        self, messages: list[Message], outcome: Outcome, cached: Lookup | None = None, max_tokens: int | None = None
     ) -> AsyncIterator[str]:
         """The answer's tokens from the first provider that answers, falling back in order and keeping the breakers.
+
+        `max_tokens`: a smaller output budget than LLM_MAX_TOKENS (a follow-up's rewriting asks for a short query).
 
         `cached` may hold a provider's earlier answer to these messages: it is yielded whole, in the provider's
         turn and before its breaker is asked, as if the provider had answered. `outcome` says who answered.
@@ -224,7 +226,8 @@ class Chain:
                 continue
             streamed = judged = False
             try:
-                async for text in provider.stream(messages):
+                tokens = provider.stream(messages) if max_tokens is None else provider.stream(messages, max_tokens)
+                async for text in tokens:
                     streamed = True
                     yield text
                 breaker.success()

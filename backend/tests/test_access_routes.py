@@ -69,6 +69,18 @@ class World:
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
+    async def new_conversation_of_editor1(self) -> str:
+        r = await self.clients["editor1"].post("/api/conversations", json={"title": self.unique("chat")})
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    async def new_answer_of_editor1(self) -> tuple[str, str]:
+        """A conversation of editor1 with one question and its answer: (conversation id, the answer's id)."""
+        conv = await self.new_conversation_of_editor1()
+        r = await self.clients["editor1"].post("/api/query", json={**QUERY, "conversation_id": conv})
+        assert r.status_code == 200, r.text
+        return conv, str(r.json()["message_id"])
+
 
 Request = Callable[[World, str, httpx.AsyncClient], Awaitable[httpx.Response]]
 
@@ -123,6 +135,23 @@ async def _retry_doc(w: World, _: str, c: httpx.AsyncClient) -> httpx.Response:
 
 async def _delete_collection(w: World, _: str, c: httpx.AsyncClient) -> httpx.Response:
     return await c.delete(f"/api/collections/{await w.new_collection()}")
+
+
+async def _get_conversation(w: World, _: str, c: httpx.AsyncClient) -> httpx.Response:
+    return await c.get(f"/api/conversations/{await w.new_conversation_of_editor1()}")
+
+
+async def _rename_conversation(w: World, _: str, c: httpx.AsyncClient) -> httpx.Response:
+    return await c.patch(f"/api/conversations/{await w.new_conversation_of_editor1()}", json={"title": "renamed"})
+
+
+async def _delete_conversation(w: World, _: str, c: httpx.AsyncClient) -> httpx.Response:
+    return await c.delete(f"/api/conversations/{await w.new_conversation_of_editor1()}")
+
+
+async def _feedback(w: World, _: str, c: httpx.AsyncClient) -> httpx.Response:
+    conv, answer = await w.new_answer_of_editor1()
+    return await c.post(f"/api/conversations/{conv}/messages/{answer}/feedback", json={"rating": 1})
 
 
 def _get(path: str) -> Request:
@@ -186,6 +215,21 @@ TABLE: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
         expect(401, 200, 200, 404, 200, 200),
     ),
     ("GET", "/api/ai/health"): (_get("/api/ai/health"), expect(401, 200, 200, 200, 200, 200)),
+    # Conversations are their owner's alone (viewers converse too): another caller's, an admin's included, is a 404.
+    ("POST", "/api/conversations"): (
+        lambda w, _, c: c.post("/api/conversations", json={"title": "mine"}),
+        expect(401, 201, 201, 201, 201, 201),
+    ),
+    ("GET", "/api/conversations"): (_get("/api/conversations"), expect(401, 200, 200, 200, 200, 200)),
+    ("GET", "/api/conversations/{conversation_id}"): (_get_conversation, expect(401, 404, 200, 404, 404, 404)),
+    ("PATCH", "/api/conversations/{conversation_id}"): (_rename_conversation, expect(401, 404, 200, 404, 404, 404)),
+    ("DELETE", "/api/conversations/{conversation_id}"): (_delete_conversation, expect(401, 404, 204, 404, 404, 404)),
+    ("POST", "/api/conversations/{conversation_id}/messages/{message_id}/feedback"): (
+        _feedback,
+        expect(401, 404, 200, 404, 404, 404),
+    ),
+    # Everyone exports their own ratings; an admin's and the operator's export holds everyone's (test_conversations).
+    ("GET", "/api/feedback"): (_get("/api/feedback?format=jsonl"), expect(401, 200, 200, 200, 200, 200)),
     # Outside /api: open to anyone (/ready hides URLs and paths from all but the operator key).
     ("GET", "/health"): (_get("/health"), same(200)),
     ("GET", "/ready"): (_get("/ready"), same(200)),

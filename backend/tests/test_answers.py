@@ -276,6 +276,22 @@ def test_extractive_answer_is_a_cited_extract_not_the_passages() -> None:
     assert extractive("anything", []) == NO_PASSAGES
 
 
+def test_extractive_answer_spreads_its_citations_and_never_quotes_a_heading() -> None:
+    passages = [
+        {"id": "a", "text": "## Heat pump running costs and savings\nA heat pump costs about 900 euros a year to run. "
+         "Heat pump running costs fall with a better insulated house. Heat pump costs rise in cold winters."},
+        {"id": "b", "text": "Heat Pump Costs Explained\n=========================\nGas boilers cost more to run than "
+         "a heat pump in most houses."},
+        {"id": "c", "text": "**Heat pump running costs at a glance**\nThe running costs of a heat pump depend on the "
+         "electricity price."},
+    ]  # fmt: skip
+    answer = extractive("What are the running costs of a heat pump?", passages).split("\n\n")[0]
+    assert "Heat pump running costs and savings" not in answer  # headings (ATX, setext, a bold line) are not quoted
+    assert "Explained" not in answer and "at a glance" not in answer
+    cited = [c["result_id"] for c in citations(answer, passages)]
+    assert len(cited) == 3 and set(cited) == {"a", "b", "c"}, answer  # each passage has a good sentence: each cited
+
+
 # -- through the backend ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def llm_backend(tmp_path_factory: pytest.TempPathFactory, ml_api: Proc, fake: FakeLLM) -> Iterator[Proc]:

@@ -62,6 +62,22 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("post", "/api/query"): RETRIEVAL,
     ("post", "/api/query/stream"): RETRIEVAL,
     ("get", "/api/ai/health"): {401},
+    ("post", "/api/conversations"): {400, 401, 403, 413, 415, 422, 503},
+    ("get", "/api/conversations"): {401, 422, 503},
+    ("get", "/api/conversations/{conversation_id}"): {401, 404, 422, 503},
+    ("patch", "/api/conversations/{conversation_id}"): {400, 401, 403, 404, 413, 415, 422, 503},
+    ("delete", "/api/conversations/{conversation_id}"): {401, 403, 404, 422, 503},
+    ("post", "/api/conversations/{conversation_id}/messages/{message_id}/feedback"): {
+        400,
+        401,
+        403,
+        404,
+        413,
+        415,
+        422,
+        503,
+    },
+    ("get", "/api/feedback"): {401, 422, 503},
     ("get", "/health"): set(),
     ("get", "/ready"): {503},
     ("get", "/info"): set(),
@@ -118,6 +134,9 @@ def test_every_operation_that_reads_a_body_documents_it() -> None:
         ("post", "/api/collections"): ["application/json"],
         ("post", "/api/query"): ["application/json"],
         ("post", "/api/query/stream"): ["application/json"],
+        ("post", "/api/conversations"): ["application/json"],
+        ("patch", "/api/conversations/{conversation_id}"): ["application/json"],
+        ("post", "/api/conversations/{conversation_id}/messages/{message_id}/feedback"): ["application/json"],
     }
     # The 415 handler's list of JSON routes is exactly the operations with a JSON body.
     assert {p for (_, p), media in bodies.items() if media == ["application/json"]} == JSON_BODY_PATHS

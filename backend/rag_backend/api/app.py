@@ -23,6 +23,7 @@ from rag_backend.api.responses import install as document_errors
 from rag_backend.api.routes import router
 from rag_backend.cache import open_cache
 from rag_backend.components import open_core
+from rag_backend.conversations import Conversations
 from rag_backend.core import tracing
 from rag_backend.core.config import Settings, get_settings
 from rag_backend.core.runtime import setup_logging
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await access.bootstrap_admin()
             app.state.services = Services(
                 settings, core.catalog, core.store, cache, core.upstream, core.embedder, reranker, core.chunker,
-                core.ingestion, retriever, chain, answerer, access,
+                core.ingestion, retriever, chain, answerer, access, Conversations(settings, core.catalog, chain),
             )  # fmt: skip
             app.state.oidc = Oidc(settings, access) if settings.oidc_enabled else None
             await core.ingestion.start()

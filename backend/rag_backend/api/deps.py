@@ -17,6 +17,7 @@ from rag_backend.answers import Answerer
 from rag_backend.cache import Cache
 from rag_backend.catalog import Catalog
 from rag_backend.chunking import Chunker
+from rag_backend.conversations import Conversations
 from rag_backend.core.config import Settings
 from rag_backend.embedding import Embedder
 from rag_backend.ingestion import Ingestion
@@ -44,6 +45,7 @@ class Services:
     chain: Chain
     answerer: Answerer
     access: AccessService
+    conversations: Conversations
 
 
 def get_services(request: Request) -> Services:

@@ -163,7 +163,8 @@ async def _mapped(request: Request, exc: Exception) -> Response:
 # Route templates whose body is JSON: one that is not JSON gets 415.
 JSON_BODY_PATHS = frozenset(
     {"/api/query", "/api/query/stream", "/api/collections", "/api/auth/login", "/api/users", "/api/users/{email}",
-     "/api/keys", "/api/collections/{name}/members"}
+     "/api/keys", "/api/collections/{name}/members", "/api/conversations", "/api/conversations/{conversation_id}",
+     "/api/conversations/{conversation_id}/messages/{message_id}/feedback"}
 )  # fmt: skip
 JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

@@ -95,6 +95,11 @@ class QueryRequest(BaseModel):
         "else ml-api's default); an unknown name is refused with 400",
     )  # fmt: skip
     generate: bool = Field(False, description="Add an LLM answer with citations (LLM_PROVIDERS chain)")
+    conversation_id: str | None = Field(
+        None, max_length=64, description="Ask inside this conversation (yours): a follow-up is rewritten into a "
+        "standalone search query from the recent turns, the answer prompt carries them, and the question and its "
+        "answer are kept as two messages. Unknown or not yours: 404, before any work",
+    )  # fmt: skip
 
     @field_validator("query")
     @classmethod
@@ -172,6 +177,10 @@ class QueryResponse(BaseModel):
     answer: str | None = Field(None, description='With "generate": the answer, citing results as [n]')
     citations: list[Citation] | None = None
     llm: AnswerInfo | None = None
+    search_query: str = Field(description="What retrieval searched: the question, or with a conversation the "
+                              "follow-up rewritten from the earlier turns")  # fmt: skip
+    conversation_id: str | None = Field(None, description="The conversation the turn was kept in")
+    message_id: str | None = Field(None, description="With a conversation: the answer's message id (for feedback)")
 
 
 class Document(Reply):

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     llm_context_tokens: int = Field(3000, ge=64)  # passages given to the model, in embedder tokens
     llm_breaker_failures: int = Field(3, ge=1)  # consecutive failures that open a provider's circuit
     llm_breaker_reset_s: float = Field(30.0, gt=0)  # then one trial request after this long
+    # Conversations: follow-ups rewritten into standalone search queries, and earlier turns in the answer prompt.
+    conversation_history_turns: int = Field(3, ge=1, le=50)  # recent question/answer pairs read for both
+    conversation_history_tokens: int = Field(1000, ge=0)  # earlier turns in the answer prompt, in embedder tokens
+    rewrite_max_tokens: int = Field(64, ge=8)  # the LLM's rewritten query, at most
+    rewrite_timeout_s: float = Field(5.0, gt=0)  # the whole rewriting; past it the deterministic fallback is used
 
     api_key: str | None = None  # the operator key: admin rights on every route, in both AUTH_MODEs
     # Who may call /api: `none` = anyone who reaches it (only on a loopback BACKEND_HOST), `users` = signed-in users

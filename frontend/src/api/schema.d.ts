@@ -400,6 +400,96 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Conversations
+         * @description Your conversations, the most recently used first.
+         */
+        get: operations["list_conversations_api_conversations_get"];
+        put?: never;
+        /**
+         * Create Conversation
+         * @description A new, empty conversation (a body is optional).
+         */
+        post: operations["create_conversation_api_conversations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/conversations/{conversation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Conversation
+         * @description The conversation with its messages, oldest first.
+         */
+        get: operations["get_conversation_api_conversations__conversation_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Conversation
+         * @description The conversation, its messages and the feedback given on them.
+         */
+        delete: operations["delete_conversation_api_conversations__conversation_id__delete"];
+        options?: never;
+        head?: never;
+        /** Rename Conversation */
+        patch: operations["rename_conversation_api_conversations__conversation_id__patch"];
+        trace?: never;
+    };
+    "/api/conversations/{conversation_id}/messages/{message_id}/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give Feedback
+         * @description Rates an answer (a later rating replaces the earlier one). A question (user message) cannot be rated: 400.
+         */
+        post: operations["give_feedback_api_conversations__conversation_id__messages__message_id__feedback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Feedback
+         * @description Rated answers (question, search_query, answer, cited chunk ids, rating, comment), oldest first: yours; an
+         *     admin's export holds everyone's. `eval/feedback_golden.py` reads it as a golden set.
+         */
+        get: operations["export_feedback_api_feedback_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/query": {
         parameters: {
             query?: never;
@@ -412,7 +502,7 @@ export interface paths {
         /**
          * Query
          * @description Retrieval over `collections` (default: every collection the caller can read); with `"generate": true` also
-         *     an answer whose [n] markers cite the results.
+         *     an answer whose [n] markers cite the results. With `conversation_id`, the turn is kept in the conversation.
          */
         post: operations["query_api_query_post"];
         delete?: never;
@@ -436,6 +526,8 @@ export interface paths {
          *
          *     Errors before the stream starts (unknown collection, ml-api down) are ordinary JSON errors; a failure
          *     after it started is an `error` event with the same error_type. A client that disconnects stops the generation.
+         *     With `conversation_id`, the question and its answer are kept before `done` is sent (a stream cut short keeps
+         *     nothing); `results` and `done` carry `search_query` and the answer's `message_id`.
          */
         post: operations["query_stream_api_query_stream_post"];
         delete?: never;
@@ -678,6 +770,95 @@ export interface components {
              */
             access: "admin" | "owner" | "write" | "read";
         };
+        /** Conversation */
+        Conversation: {
+            /** Id */
+            id: string;
+            /**
+             * Title
+             * @description null until given one or until its first question
+             */
+            title: string | null;
+            /** Created At */
+            created_at: number;
+            /**
+             * Updated At
+             * @description Last question or rename (epoch s); the list is newest first by it
+             */
+            updated_at: number;
+        };
+        /** ConversationCreate */
+        ConversationCreate: {
+            /**
+             * Title
+             * @description Omitted or blank: the first question titles it (its first 60 chars)
+             */
+            title?: string | null;
+        };
+        /** ConversationDetail */
+        ConversationDetail: {
+            /** Id */
+            id: string;
+            /**
+             * Title
+             * @description null until given one or until its first question
+             */
+            title: string | null;
+            /** Created At */
+            created_at: number;
+            /**
+             * Updated At
+             * @description Last question or rename (epoch s); the list is newest first by it
+             */
+            updated_at: number;
+            /**
+             * Messages
+             * @description Oldest first: a question, then its answer
+             */
+            messages: components["schemas"]["ConversationMessage"][];
+        };
+        /** ConversationMessage */
+        ConversationMessage: {
+            /** Id */
+            id: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "user" | "assistant";
+            /**
+             * Content
+             * @description The question, or the answer (Markdown with [n] citation markers)
+             */
+            content: string;
+            /**
+             * Search Query
+             * @description What retrieval searched for this turn: the question rewritten from the earlier turns when it was a follow-up, else the question itself
+             */
+            search_query: string | null;
+            /**
+             * Citations
+             * @description An answer's citations ([] on questions)
+             */
+            citations: components["schemas"]["Citation"][];
+            /**
+             * Results
+             * @description The passages retrieved for an answer ([] on questions)
+             */
+            results: components["schemas"]["QueryResult"][];
+            /** Created At */
+            created_at: number;
+            /** @description On answers that were rated */
+            feedback: components["schemas"]["Feedback"] | null;
+        };
+        /** ConversationUpdate */
+        ConversationUpdate: {
+            /**
+             * Title
+             * @description The new title; null or blank clears it
+             */
+            title: string | null;
+        };
         /** Document */
         Document: {
             /** Id */
@@ -760,6 +941,59 @@ export interface components {
          * @enum {string}
          */
         ErrorType: "validation" | "auth" | "forbidden" | "not_found" | "conflict" | "too_large" | "unsupported_format" | "upstream_error" | "upstream_unavailable" | "timeout" | "throttled" | "internal";
+        /** Feedback */
+        Feedback: {
+            /**
+             * Rating
+             * @description 1: helpful, -1: not helpful
+             * @enum {integer}
+             */
+            rating: 1 | -1;
+            /** Comment */
+            comment: string | null;
+            /** Created At */
+            created_at: number;
+        };
+        /** FeedbackCreate */
+        FeedbackCreate: {
+            /**
+             * Rating
+             * @description 1: helpful, -1: not helpful
+             * @enum {integer}
+             */
+            rating: 1 | -1;
+            /** Comment */
+            comment?: string | null;
+        };
+        /**
+         * FeedbackLine
+         * @description One line of GET /api/feedback?format=jsonl (a golden set for `make eval`).
+         */
+        FeedbackLine: {
+            /** Conversation Id */
+            conversation_id: string;
+            /** Message Id */
+            message_id: string;
+            /** Question */
+            question: string | null;
+            /** Search Query */
+            search_query: string | null;
+            /** Answer */
+            answer: string;
+            /** Cited Chunk Ids */
+            cited_chunk_ids: string[];
+            /** Cited Document Ids */
+            cited_document_ids: string[];
+            /**
+             * Rating
+             * @enum {integer}
+             */
+            rating: 1 | -1;
+            /** Comment */
+            comment: string | null;
+            /** Created At */
+            created_at: number;
+        };
         /** Key */
         Key: {
             /** Id */
@@ -972,6 +1206,11 @@ export interface components {
              * @default false
              */
             generate: boolean;
+            /**
+             * Conversation Id
+             * @description Ask inside this conversation (yours): a follow-up is rewritten into a standalone search query from the recent turns, the answer prompt carries them, and the question and its answer are kept as two messages. Unknown or not yours: 404, before any work
+             */
+            conversation_id?: string | null;
         };
         /** QueryResponse */
         QueryResponse: {
@@ -991,6 +1230,21 @@ export interface components {
             /** Citations */
             citations?: components["schemas"]["Citation"][] | null;
             llm?: components["schemas"]["AnswerInfo"] | null;
+            /**
+             * Search Query
+             * @description What retrieval searched: the question, or with a conversation the follow-up rewritten from the earlier turns
+             */
+            search_query: string;
+            /**
+             * Conversation Id
+             * @description The conversation the turn was kept in
+             */
+            conversation_id?: string | null;
+            /**
+             * Message Id
+             * @description With a conversation: the answer's message id (for feedback)
+             */
+            message_id?: string | null;
         };
         /** QueryResult */
         QueryResult: {
@@ -2839,6 +3093,542 @@ export interface operations {
             };
         };
     };
+    list_conversations_api_conversations_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Conversation"][];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_conversation_api_conversations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ConversationCreate"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Conversation"];
+                };
+            };
+            /** @description The request itself is wrong (bad name, bad filter, empty file). The body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over MAX_REQUEST_MB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_conversation_api_conversations__conversation_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationDetail"];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_conversation_api_conversations__conversation_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rename_conversation_api_conversations__conversation_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConversationUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Conversation"];
+                };
+            };
+            /** @description The request itself is wrong (bad name, bad filter, empty file). The body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over MAX_REQUEST_MB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    give_feedback_api_conversations__conversation_id__messages__message_id__feedback_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeedbackCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationMessage"];
+                };
+            };
+            /** @description The request itself is wrong (bad name, bad filter, empty file). The body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A browser page of another site sent it (Origin, Sec-Fetch-Site) and CORS_ALLOW_ORIGINS does not list it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The document or collection does not exist (or is being deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over MAX_REQUEST_MB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_feedback_api_feedback_get: {
+        parameters: {
+            query?: {
+                /** @description jsonl: one answer per line */
+                format?: "jsonl" | "json";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One JSON object per line (format=jsonl), or a JSON array (format=json) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedbackLine"][];
+                    "application/x-ndjson": components["schemas"]["FeedbackLine"];
+                };
+            };
+            /** @description API_KEY is set and the request carries no matching key (Authorization: Bearer or X-API-Key). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request breaks the schema; the reason names the field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The catalog database cannot be reached or is locked now: nothing was changed, the client may retry. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     query_api_query_post: {
         parameters: {
             query?: never;
@@ -2988,7 +3778,7 @@ export interface operations {
                     "text/event-stream": {
                         /** @enum {string} */
                         event: "results" | "token" | "citations" | "done" | "error";
-                        /** @description JSON: results {results, cached}; token {text}; citations {citations}; done {timings, retrieval_cached; with generate: answer, provider, model, cached, fallbacks}; error {error, error_type} */
+                        /** @description JSON: results {results, cached, search_query, conversation_id, message_id}; token {text}; citations {citations}; done {timings, retrieval_cached, search_query, conversation_id, message_id; with generate: answer, provider, model, cached, fallbacks}; error {error, error_type}. With a conversation, message_id is the answer's id, kept (with the question) when done is sent */
                         data: string;
                     };
                 };

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from rag_backend.api.routes import auth, collections, documents, ops, query, users
+from rag_backend.api.routes import auth, collections, conversations, documents, ops, query, users
 
 router = APIRouter()
-for _resource in (auth, users, documents, collections, query, ops):
+for _resource in (auth, users, documents, collections, conversations, query, ops):
     router.include_router(_resource.router)

@@ -10,11 +10,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from rag_backend.api.deps import AnswererDep, ChainDep, ReadableDep, RetrieverDep, SettingsDep
+from rag_backend.api.deps import AnswererDep, ChainDep, PrincipalDep, ReadableDep, RetrieverDep, SettingsDep
 from rag_backend.api.errors import classify, sensitive_of
 from rag_backend.api.responses import raises
+from rag_backend.api.routes.conversations import ConversationsDep, owner_key
 from rag_backend.api.schemas import QueryRequest, QueryResponse
 from rag_backend.catalog import CatalogUnavailable
+from rag_backend.conversations.service import Conversations, Turning
 from rag_backend.core.config import Settings
 from rag_backend.errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, UpstreamError, UpstreamUnavailable
 from rag_backend.retrieval import QueryParams
@@ -36,8 +38,10 @@ EVENT = {
         "event": {"type": "string", "enum": ["results", "token", "citations", "done", "error"]},
         "data": {
             "type": "string",
-            "description": "JSON: results {results, cached}; token {text}; citations {citations}; done {timings, "
-            "retrieval_cached; with generate: answer, provider, model, cached, fallbacks}; error {error, error_type}",
+            "description": "JSON: results {results, cached, search_query, conversation_id, message_id}; token {text}; "
+            "citations {citations}; done {timings, retrieval_cached, search_query, conversation_id, message_id; with "
+            "generate: answer, provider, model, cached, fallbacks}; error {error, error_type}. With a conversation, "
+            "message_id is the answer's id, kept (with the question) when done is sent",
         },
     },
 }
@@ -47,11 +51,14 @@ EVENTS = {
 }
 
 
-def query_params(settings: Settings, body: QueryRequest, readable: frozenset[str] | None) -> QueryParams:
+def query_params(
+    settings: Settings, body: QueryRequest, readable: frozenset[str] | None, search_query: str
+) -> QueryParams:
     """The request with the configured defaults and the caller's readable collections filled in: what retrieval
-    (and its cache keys) sees. Retrieval resolves the targets: the named ones, or every readable one."""
+    (and its cache keys) sees. Retrieval resolves the targets: the named ones, or every readable one. `search_query`:
+    the question, or a follow-up rewritten from its conversation (the retrieval cache keys on it)."""
     return QueryParams(
-        query=body.query,
+        query=search_query,
         collections=body.targets(),
         readable=readable,
         top_k=body.top_k or settings.default_top_k,
@@ -64,21 +71,47 @@ def query_params(settings: Settings, body: QueryRequest, readable: frozenset[str
     )
 
 
+async def begin(body: QueryRequest, who: Any, conversations: Conversations) -> Turning | None:
+    """With a conversation: NotFound unless it is the caller's (before any work), then the follow-up's search query."""
+    if body.conversation_id is None:
+        return None
+    return await conversations.begin(owner_key(who), body.conversation_id, body.query)
+
+
+def turn_fields(turn: Turning | None, query: str) -> dict[str, Any]:
+    return {
+        "search_query": turn.search_query if turn else query,
+        "conversation_id": turn.conversation_id if turn else None,
+        "message_id": turn.message_id if turn else None,
+    }
+
+
 @router.post("/api/query", response_model=QueryResponse, responses=RETRIEVAL)
 async def query(
-    body: QueryRequest, settings: SettingsDep, retriever: RetrieverDep, answerer: AnswererDep, readable: ReadableDep
+    body: QueryRequest,
+    settings: SettingsDep,
+    retriever: RetrieverDep,
+    answerer: AnswererDep,
+    readable: ReadableDep,
+    who: PrincipalDep,
+    conversations: ConversationsDep,
 ) -> JSONResponse:
     """Retrieval over `collections` (default: every collection the caller can read); with `"generate": true` also
-    an answer whose [n] markers cite the results."""
-    params = query_params(settings, body, readable)
+    an answer whose [n] markers cite the results. With `conversation_id`, the turn is kept in the conversation."""
+    turn = await begin(body, who, conversations)
+    fields = turn_fields(turn, body.query)
+    params = query_params(settings, body, readable, fields["search_query"])
     out = await retriever.search(params)
     if body.generate:
-        answer = await answerer.answer(body.query, out["results"], params.targets)
+        history = turn.history if turn else []
+        answer = await answerer.answer(body.query, out["results"], params.targets, history, params.query)
         out["answer"] = answer.pop("answer")
         out["citations"] = answer.pop("citations", [])
         out["timings"]["generate_ms"] = answer.pop("generate_ms")
         out["llm"] = answer
-    return JSONResponse(out)
+    if turn is not None:
+        await conversations.finish(turn, out.get("answer") or "", out.get("citations") or [], out["results"])
+    return JSONResponse({**out, **fields})
 
 
 def sse(event: str, data: Any) -> bytes:
@@ -93,28 +126,42 @@ async def query_stream(
     retriever: RetrieverDep,
     answerer: AnswererDep,
     readable: ReadableDep,
+    who: PrincipalDep,
+    conversations: ConversationsDep,
 ) -> StreamingResponse:
     """Server-Sent Events: `results`, then `token`s and `citations` (with `"generate": true`), then `done`.
 
     Errors before the stream starts (unknown collection, ml-api down) are ordinary JSON errors; a failure
     after it started is an `error` event with the same error_type. A client that disconnects stops the generation.
+    With `conversation_id`, the question and its answer are kept before `done` is sent (a stream cut short keeps
+    nothing); `results` and `done` carry `search_query` and the answer's `message_id`.
     """
-    params = query_params(settings, body, readable)
+    turn = await begin(body, who, conversations)
+    fields = turn_fields(turn, body.query)
+    params = query_params(settings, body, readable, fields["search_query"])
     out = await retriever.search(params)
 
     async def events() -> AsyncIterator[bytes]:
-        yield sse("results", {"results": out["results"], "cached": out["cached"]})
+        yield sse("results", {"results": out["results"], "cached": out["cached"], **fields})
         timings = out["timings"]
         try:
             if body.generate:
-                async for kind, data in answerer.stream(body.query, out["results"], params.targets):
+                history = turn.history if turn else []
+                cited: list[dict[str, Any]] = []
+                answering = answerer.stream(body.query, out["results"], params.targets, history, params.query)
+                async for kind, data in answering:
+                    if kind == "citations":
+                        cited = data["citations"]
                     if kind == "done":
                         timings["generate_ms"] = data.pop("generate_ms")
-                        data["timings"] = timings
-                        data["retrieval_cached"] = out["cached"]
+                        data.update(timings=timings, retrieval_cached=out["cached"], **fields)
+                        if turn is not None:
+                            await conversations.finish(turn, data["answer"], cited, out["results"])
                     yield sse(kind, data)
             else:
-                yield sse("done", {"timings": timings, "retrieval_cached": out["cached"]})
+                if turn is not None:
+                    await conversations.finish(turn, "", [], out["results"])
+                yield sse("done", {"timings": timings, "retrieval_cached": out["cached"], **fields})
         except Exception as exc:  # the status line is gone: report in-band
             log.exception("stream failed")
             mapped = classify(exc, sensitive_of(request))
