@@ -16,6 +16,15 @@ interface Conv {
   messages: Message[]
 }
 
+const msg = (m: Partial<Message> & Pick<Message, 'id' | 'role' | 'content'>): Message => ({
+  search_query: null,
+  citations: [],
+  results: [],
+  created_at: 1_700_000_000,
+  feedback: null,
+  ...m,
+})
+
 /** A backend with conversation routes: follow-ups get a rewritten search_query, answers a message id. */
 function backend(convs: Conv[] = []) {
   let n = 0
@@ -40,8 +49,8 @@ function backend(convs: Conv[] = []) {
       if (conv) {
         conv.title ??= b.query
         conv.messages.push(
-          { id: `q${n}`, role: 'user', content: b.query, search_query: search },
-          { id, role: 'assistant', content: answer, search_query: search, results: [result()], citations: [] },
+          msg({ id: `q${n}`, role: 'user', content: b.query, search_query: search }),
+          msg({ id, role: 'assistant', content: answer, search_query: search, results: [result()] }),
         )
       }
       return sse([
@@ -109,8 +118,14 @@ describe('conversations', () => {
         id: 'c7',
         title: 'Panels',
         messages: [
-          { id: 'q1', role: 'user', content: 'What is a panel?', search_query: 'What is a panel?' },
-          { id: 'a1', role: 'assistant', content: 'A panel is *many cells* [1].', results: [result()], citations: [], feedback: { rating: 1 } },
+          msg({ id: 'q1', role: 'user', content: 'What is a panel?', search_query: 'What is a panel?' }),
+          msg({
+            id: 'a1',
+            role: 'assistant',
+            content: 'A panel is *many cells* [1].',
+            results: [result()],
+            feedback: { rating: 1, comment: null, created_at: 1_700_000_001 },
+          }),
         ],
       },
     ])

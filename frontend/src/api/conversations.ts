@@ -1,37 +1,19 @@
-// The backend's saved conversations (POST/GET/PATCH/DELETE /api/conversations) and answer feedback. Shapes are
-// the ones issue 23 documents; a backend without these routes answers 404/405, and the page then keeps its
-// conversation in memory only (`ConversationsUnavailable`).
+// The backend's saved conversations (POST/GET/PATCH/DELETE /api/conversations) and answer feedback, typed from
+// its OpenAPI document. A backend without these routes answers 404/405: the page then asks without history.
 import { ApiError, request } from './client'
-import type { Citation, QueryResult } from './types'
+import type { components } from './schema'
 
-export interface ConversationSummary {
-  id: string
-  title: string | null
-  created_at?: number | string
-  updated_at?: number | string
-}
+type Schemas = components['schemas']
 
+/** A conversation as listed (newest first): id, title (null until its first question), times. */
+export type ConversationSummary = Schemas['Conversation']
+/** A stored message: a question, or an answer with its passages, citations and rating. */
+export type Message = Schemas['ConversationMessage']
+export type Conversation = Schemas['ConversationDetail']
+/** A rating as the page sends it (the stored one also has created_at). */
 export interface Feedback {
   rating: 1 | -1
   comment?: string | null
-}
-
-export interface Message {
-  id: string
-  role: 'user' | 'assistant'
-  content: string
-  search_query?: string | null
-  citations?: Citation[] | null
-  results?: QueryResult[] | null
-  created_at?: number | string
-  feedback?: Feedback | null
-  /** Some backends keep the rating flat on the message instead of in `feedback`. */
-  rating?: 1 | -1 | null
-  comment?: string | null
-}
-
-export interface Conversation extends ConversationSummary {
-  messages: Message[]
 }
 
 const JSON_HEADERS = { 'Content-Type': 'application/json' }
@@ -46,11 +28,8 @@ async function json<T>(url: string, init: RequestInit = {}): Promise<T> {
   return (await (await request(url, init)).json()) as T
 }
 
-export async function listConversations(signal?: AbortSignal): Promise<ConversationSummary[]> {
-  const body = await json<ConversationSummary[] | { conversations: ConversationSummary[] }>('/api/conversations', {
-    signal,
-  })
-  return Array.isArray(body) ? body : body.conversations
+export function listConversations(signal?: AbortSignal): Promise<ConversationSummary[]> {
+  return json<ConversationSummary[]>('/api/conversations', { signal })
 }
 
 export function createConversation(title?: string): Promise<ConversationSummary> {
@@ -85,9 +64,7 @@ export async function sendFeedback(conversationId: string, messageId: string, fe
   })
 }
 
-/** A message's rating, wherever the backend keeps it. */
+/** A message's rating, as the page shows it. */
 export function feedbackOf(m: Message): Feedback | null {
-  if (m.feedback) return m.feedback
-  if (m.rating === 1 || m.rating === -1) return { rating: m.rating, comment: m.comment ?? null }
-  return null
+  return m.feedback ? { rating: m.feedback.rating, comment: m.feedback.comment } : null
 }
