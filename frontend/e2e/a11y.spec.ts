@@ -92,6 +92,9 @@ test('axe: empty, uploading, documents ready, answered, source panel, narrow, da
 
   const turn = await ask(page, 'How do photovoltaic cells turn sunlight into electricity?')
   await expect(turn.getByTestId('answer')).toBeVisible()
+  // The answer's citations are one Tab stop: the first is tabbable, the others are reached with the arrow keys.
+  const tabbable = await turn.getByTestId('citation').evaluateAll((els) => els.map((e) => (e as HTMLElement).tabIndex))
+  expect(tabbable.filter((t) => t === 0)).toHaveLength(1)
   await expectNoViolations(page, 'answered')
 
   await turn.getByTestId('citation').first().click()
@@ -115,7 +118,8 @@ test('axe: empty, uploading, documents ready, answered, source panel, narrow, da
 
   await page.emulateMedia({ colorScheme: 'dark' })
   await expectNoViolations(page, 'dark, answered')
-  await turn.getByTestId('citation').first().click()
+  // `turn` is a lazy locator (the last turn): the first question's turn is the text one.
+  await page.getByTestId('turn').first().getByTestId('citation').first().click()
   await expect(panel.getByTestId('source-mark')).toBeVisible()
   await expectNoViolations(page, 'dark, source panel')
   await page.keyboard.press('Escape')

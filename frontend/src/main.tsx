@@ -5,6 +5,7 @@ import { uploadFile } from './api/upload'
 import { App } from './App'
 import { UploadQueue } from './lib/uploads'
 import './styles.css'
+import './chat.css'
 
 const uploads = new UploadQueue({ upload: uploadFile, get: (id) => getDocument(id) })
 
