@@ -37,7 +37,7 @@ export function ConversationList({ conversations, currentId, error, onOpen, onNe
   }
 
   return (
-    <nav className="panel conversations" aria-labelledby="chats-title">
+    <nav className="panel conversations" aria-labelledby="chats-title" data-testid="conversations">
       <div className="panel-head">
         <h2 id="chats-title">Chats</h2>
         <button type="button" className="small" onClick={onNew}>
@@ -46,7 +46,7 @@ export function ConversationList({ conversations, currentId, error, onOpen, onNe
       </div>
       {error && <p className="field-error">{error}</p>}
       {conversations && conversations.length === 0 && <p className="muted small-print">No saved chats yet.</p>}
-      <ul className="conv-list" data-testid="conversations">
+      <ul className="conv-list">
         {(conversations ?? []).map((c) => (
           <li key={c.id} className="conv" data-current={c.id === currentId} data-testid="conversation">
             {editing === c.id ? (
