@@ -43,6 +43,7 @@ test('screenshots for the README: light, dark, narrow, source panel', async ({ p
   await page.keyboard.press('Escape')
 
   await page.setViewportSize({ width: 400, height: 800 })
+  await page.getByRole('button', { name: 'Ask', exact: true }).click()
   await pdf.scrollIntoViewIfNeeded()
   await page.screenshot({ path: join(OUT, 'narrow.png') })
 })

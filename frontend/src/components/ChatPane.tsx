@@ -55,7 +55,7 @@ export function ChatPane(props: Props) {
     if (!el || turns.length === 0) return
     if (turns.length === before + 1) {
       const last = el.querySelector<HTMLElement>('[data-testid="turn"]:last-child')
-      if (last) el.scrollTop = last.offsetTop - el.offsetTop - 8
+      if (last) el.scrollTop += last.getBoundingClientRect().top - el.getBoundingClientRect().top - 8
     } else if (turns.length !== before) {
       el.scrollTop = el.scrollHeight
     }

@@ -1,8 +1,15 @@
-import { useState } from 'react'
+import { useState, type ReactNode } from 'react'
+import Markdown from 'react-markdown'
+import remarkGfm from 'remark-gfm'
 import type { QueryResult } from '../api/types'
 import { formatScore } from '../lib/format'
 
 const LONG = 420
+const PLUGINS = [remarkGfm]
+const INERT = {
+  a: ({ children }: { children?: ReactNode }) => <span className="md-link">{children}</span>,
+  img: ({ alt }: { alt?: string }) => <span>{alt}</span>,
+}
 
 interface Props {
   id: string
@@ -49,7 +56,12 @@ export function Passage({ id, marker, result, cited, highlighted, onOpen }: Prop
             : `score ${result.score.toFixed(3)}`}
         </span>
       </header>
-      <p className="passage-text">{text}</p>
+      {/* Passages are Markdown too (a heading, a list): rendered the same safe way as answers, links inert. */}
+      <div className="passage-text markdown">
+        <Markdown remarkPlugins={PLUGINS} components={INERT}>
+          {text}
+        </Markdown>
+      </div>
       <div className="passage-actions">
         {long && (
           <button type="button" className="link small" onClick={() => setExpanded((x) => !x)} aria-expanded={expanded}>
