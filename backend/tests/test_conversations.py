@@ -72,6 +72,10 @@ def test_fallback_carries_the_last_subject_only_into_follow_ups() -> None:
     assert rewritten.startswith(FOLLOWUP) and "heat" in rewritten and "pumps" in rewritten
     assert fallback(UNRELATED, history) == UNRELATED  # nothing of the earlier turn is appended
     assert fallback(FOLLOWUP, []) == FOLLOWUP
+    # After a change of subject, the follow-up is about the new one only.
+    switched = [*history, Turn(UNRELATED, UNRELATED, "Yes [1].")]
+    rewritten = fallback(FOLLOWUP, switched)
+    assert "photovoltaic" in rewritten and "heat" not in rewritten and "pumps" not in rewritten
 
 
 # -- the store on both engines ---------------------------------------------------------------------------------------

@@ -123,20 +123,19 @@ def turns(messages: Sequence[dict[str, Any]]) -> list[Turn]:
 
 
 def fallback(question: str, history: Sequence[Turn]) -> str:
-    """The question with the previous turns' key terms added, when it is a follow-up; else the question as is.
+    """The question with the previous turn's key terms added, when it is a follow-up; else the question as is.
 
-    The terms come from what earlier turns searched (already standalone), the latest first, leaving out words the
-    question has already."""
+    The terms are the content words of what the latest turn searched (already standalone: a follow-up before it
+    carried its subject on), leaving out words the question has already; an older turn only when the latest names
+    nothing. Never older topics beside the latest: after a change of subject, "and its price?" is about the new one."""
     question = " ".join(question.split())
     if not history or not is_followup(question):
         return question
     have = set(content_words(question))
     carried: list[str] = []
-    for turn in reversed(history):
-        for word in content_words(turn.search_query):
-            if word not in have and word not in carried:
-                carried.append(word)
-        if len(carried) >= CARRIED_TERMS:
+    for turn in reversed(history):  # the latest turn that names something: it already carries its own subject
+        carried = [w for w in content_words(turn.search_query) if w not in have]
+        if carried:
             break
     return f"{question} {' '.join(carried[:CARRIED_TERMS])}".strip() if carried else question
 
