@@ -237,6 +237,10 @@ export function App({ uploads }: Props) {
           onStop={chat.stop}
           onNewChat={newChat}
           onRated={chat.rate}
+          onRegenerate={(turn) =>
+            // In a saved chat the server keeps both answers, so the page shows both; without one, the turn is redone.
+            turn.settings.conversationId ? void askIn(turn.question) : chat.retry(turn.id)
+          }
         />
       </main>
     </div>

@@ -112,6 +112,23 @@ describe('conversations', () => {
     expect(localStorage.getItem('rag.conversation')).toBe('"c1"')
   })
 
+  it('regenerates the last answer as a new turn of the same chat (the server keeps both)', async () => {
+    const { calls } = backend()
+    renderApp()
+    await screen.findByText('No saved chats yet.')
+    const first = await ask('How do solar cells work?')
+    await userEvent.click(within(first).getByRole('button', { name: 'Regenerate' }))
+    await waitFor(() => expect(screen.getAllByTestId('turn-meta')).toHaveLength(2))
+    expect(screen.getAllByTestId('turn').map((t) => t.querySelector('.question')?.textContent)).toEqual([
+      'How do solar cells work?',
+      'How do solar cells work?',
+    ])
+    // Only the last answer offers it.
+    expect(within(screen.getAllByTestId('turn')[0]).queryByRole('button', { name: 'Regenerate' })).toBeNull()
+    const asked = calls.filter((c) => c.path === '/api/query/stream').map((c) => c.body)
+    expect(asked).toMatchObject([{ conversation_id: 'c1' }, { conversation_id: 'c1' }])
+  })
+
   it('reopens the open conversation after a reload, and starts a new one', async () => {
     backend([
       {

@@ -20,6 +20,7 @@ interface Props {
   onStop: () => void
   onNewChat: () => void
   onRated: (id: number, feedback: Feedback) => void
+  onRegenerate: (turn: Turn) => void
 }
 
 /** What the page says to screen readers, once per state of the latest question. */
@@ -95,6 +96,7 @@ export function ChatPane(props: Props) {
                   onStop={props.onStop}
                   onOpenSource={open}
                   onRated={props.onRated}
+                  onRegenerate={props.onRegenerate}
                 />
               ))}
             </ol>

@@ -39,9 +39,11 @@ interface Props {
   onStop: () => void
   onOpenSource: (result: QueryResult, marker: number, opener: HTMLElement) => void
   onRated: (id: number, feedback: Feedback) => void
+  /** Asks the same question again (in a saved chat, a new turn: the server keeps every answer). */
+  onRegenerate: (turn: Turn) => void
 }
 
-export function TurnView({ turn, last, onRetry, onStop, onOpenSource, onRated }: Props) {
+export function TurnView({ turn, last, onRetry, onStop, onOpenSource, onRated, onRegenerate }: Props) {
   const [showAll, setShowAll] = useState(false)
   const [highlight, setHighlight] = useState<string | null>(null)
   const busy = turn.status === 'searching' || turn.status === 'answering'
@@ -169,7 +171,7 @@ export function TurnView({ turn, last, onRetry, onStop, onOpenSource, onRated }:
             messageId={turn.messageId}
             feedback={turn.feedback}
             canRegenerate={last}
-            onRegenerate={() => onRetry(turn.id)}
+            onRegenerate={() => onRegenerate(turn)}
             onRated={(f) => onRated(turn.id, f)}
           />
         )}
