@@ -117,6 +117,7 @@ test('axe: empty, uploading, documents ready, answered, source panel, narrow, da
   }
 
   await page.emulateMedia({ colorScheme: 'dark' })
+  await page.waitForTimeout(300) // colour transitions (0.15 s) settle: axe measures the final colours
   await expectNoViolations(page, 'dark, answered')
   // `turn` is a lazy locator (the last turn): the first question's turn is the text one.
   await page.getByTestId('turn').first().getByTestId('citation').first().click()

@@ -28,6 +28,7 @@ test('screenshots for the README: light, dark, narrow, source panel', async ({ p
   await page.screenshot({ path: join(OUT, 'light.png') })
 
   await page.emulateMedia({ colorScheme: 'dark' })
+  await page.waitForTimeout(500) // the colour transitions (0.15 s) end before the picture
   await page.screenshot({ path: join(OUT, 'dark.png') })
   await page.emulateMedia({ colorScheme: 'light' })
 
