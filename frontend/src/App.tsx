@@ -3,13 +3,15 @@ import { getReady, listCollections, listDocuments } from './api/client'
 import { IN_PROGRESS } from './api/types'
 import { canCreate, canWrite, useAuth } from './auth/context'
 import { UserMenu } from './auth/UserMenu'
-import { AskBox } from './components/AskBox'
+import { Banners } from './components/Banners'
+import { ChatPane } from './components/ChatPane'
 import { CollectionPicker } from './components/CollectionPicker'
+import { ConversationList } from './components/ConversationList'
 import { DocumentList } from './components/DocumentList'
 import { StatusIndicator, healthOf } from './components/StatusIndicator'
-import { TurnView } from './components/TurnView'
 import { UploadPanel } from './components/UploadPanel'
-import { useAsk } from './hooks/useAsk'
+import { useAsk, type AskSettings } from './hooks/useAsk'
+import { useConversations } from './hooks/useConversations'
 import { useResource } from './hooks/useResource'
 import { useStored } from './hooks/useStored'
 import type { UploadQueue } from './lib/uploads'
@@ -27,7 +29,7 @@ export function App({ uploads }: Props) {
   const [topK, setTopK] = useStored('rag.topK', 5)
   const [allCollections, setAllCollections] = useState(false)
   const [limit, setLimit] = useState(PAGE)
-  const [pane, setPane] = useState<'docs' | 'ask'>('docs')
+  const [pane, setPane] = useState<'chats' | 'docs' | 'ask'>('docs')
   const failures = useRef(0)
 
   const ready = useResource('ready', getReady, (data, error) => {
@@ -46,8 +48,45 @@ export function App({ uploads }: Props) {
   )
   const tasks = useSyncExternalStore(uploads.subscribe, uploads.getSnapshot)
   const chat = useAsk()
+  const conv = useConversations()
   const health = healthOf(ready.data, ready.error)
   const auth = useAuth()
+
+  // Conversations: a question goes to the open one (created on the first question); one opened from the list, or
+  // the one open before a reload, shows its stored turns.
+  const settings = (conversationId?: string): AskSettings => ({ collection, generate, topK, conversationId })
+  const { open: openConversation, startNew, reload: reloadConversations } = conv
+  const loadChat = chat.load
+  const openChat = useCallback(
+    async (id: string) => {
+      try {
+        const c = await openConversation(id)
+        loadChat(c.messages ?? [], { collection, generate, topK, conversationId: id })
+      } catch {
+        startNew() // deleted elsewhere, or from another account: start afresh
+        loadChat([], { collection, generate, topK })
+      }
+    },
+    [openConversation, startNew, loadChat, collection, generate, topK],
+  )
+  const restored = useRef(false)
+  useEffect(() => {
+    if (restored.current) return
+    restored.current = true
+    if (conv.currentId) void openChat(conv.currentId)
+  }, [conv.currentId, openChat])
+  const newChat = () => {
+    chat.clear()
+    startNew()
+  }
+  async function askIn(question: string) {
+    chat.submit(question, settings(await conv.ensure()))
+  }
+  // The server titles a conversation from its first question: the list shows it once the answer is in.
+  const lastStatus = chat.turns[chat.turns.length - 1]?.status
+  useEffect(() => {
+    if (lastStatus === 'done' || lastStatus === 'error') void reloadConversations()
+  }, [lastStatus, reloadConversations])
 
   const reloadDocs = docs.reload
   const reloadCollections = collections.reload
@@ -94,27 +133,6 @@ export function App({ uploads }: Props) {
     return () => window.removeEventListener('beforeunload', warn)
   }, [uploading])
 
-  // Follow the conversation as it grows, unless the reader scrolled up to read something else.
-  const thread = useRef<HTMLDivElement>(null)
-  const stick = useRef(true)
-  const lastTurn = chat.turns[chat.turns.length - 1]
-  useEffect(() => {
-    stick.current = true // a new question: back to the bottom
-  }, [chat.turns.length])
-  useEffect(() => {
-    const el = thread.current
-    if (el && stick.current) el.scrollTop = el.scrollHeight
-  }, [chat.turns.length, lastTurn?.status, lastTurn?.answer])
-  const announcement = !lastTurn
-    ? ''
-    : lastTurn.status === 'searching'
-      ? 'Searching…'
-      : lastTurn.status === 'done'
-        ? `Answer ready, ${lastTurn.results?.length ?? 0} passages`
-        : lastTurn.status === 'error'
-          ? `The question failed: ${lastTurn.error?.message ?? ''}`
-          : ''
-
   const collectionInfo = collections.data?.find((c) => c.name === collection)
   const readyDocs = collectionInfo?.ready ?? 0
 
@@ -136,33 +154,14 @@ export function App({ uploads }: Props) {
         </div>
       </header>
 
-      {health === 'offline' && (
-        <div className="banner banner-error" role="alert">
-          <span>
-            Can't reach the backend. Retrying automatically; failed uploads and questions can be retried once it is back.
-          </span>
-          <button type="button" className="small" onClick={ready.reload}>
-            Retry now
-          </button>
-        </div>
-      )}
-      {health === 'unavailable' && ready.data && (
-        <div className="banner banner-warn" role="alert">
-          <span>
-            Search is unavailable:{' '}
-            {Object.entries(ready.data.components)
-              .filter(([, c]) => !c.ok)
-              .map(([name, c]) => `${name} (${c.detail})`)
-              .join(', ')}
-            .
-          </span>
-          <button type="button" className="small" onClick={ready.reload}>
-            Retry
-          </button>
-        </div>
-      )}
+      <Banners health={health} ready={ready.data} onRetry={ready.reload} />
 
       <nav className="tabs" aria-label="Sections">
+        {conv.available && (
+          <button type="button" aria-pressed={pane === 'chats'} onClick={() => setPane('chats')}>
+            Chats
+          </button>
+        )}
         <button type="button" aria-pressed={pane === 'docs'} onClick={() => setPane('docs')}>
           Documents
         </button>
@@ -171,7 +170,29 @@ export function App({ uploads }: Props) {
         </button>
       </nav>
 
-      <main className="layout" data-pane={pane}>
+      <main className="layout" data-pane={pane} data-chats={conv.available}>
+        {conv.available && (
+          <div className="chats-column">
+            <ConversationList
+              conversations={conv.list}
+              currentId={conv.currentId}
+              error={conv.error?.message ?? null}
+              onOpen={(id) => {
+                void openChat(id)
+                setPane('ask')
+              }}
+              onNew={() => {
+                newChat()
+                setPane('ask')
+              }}
+              onRename={conv.rename}
+              onDelete={async (id) => {
+                await conv.remove(id)
+                if (id === conv.currentId) chat.clear()
+              }}
+            />
+          </div>
+        )}
         <aside className="sidebar" aria-label="Documents and uploads">
           <CollectionPicker
             value={collection}
@@ -214,55 +235,25 @@ export function App({ uploads }: Props) {
           />
         </aside>
 
-        <section className="chat" aria-label="Questions and answers">
-          <div
-            className="thread"
-            ref={thread}
-            onScroll={(e) => {
-              const el = e.currentTarget
-              stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80
-            }}
-          >
-            {chat.turns.length === 0 ? (
-              <div className="empty chat-empty">
-                <h2>Ask about {collection}</h2>
-                {readyDocs > 0 ? (
-                  <p>
-                    {readyDocs} {readyDocs === 1 ? 'document is' : 'documents are'} ready. Answers cite the
-                    passages they come from.
-                  </p>
-                ) : (
-                  <p>Upload a document first: answers cite the passages they come from.</p>
-                )}
-              </div>
-            ) : (
-              <>
-                <div className="thread-head">
-                  <button type="button" className="link small" onClick={chat.clear}>
-                    Clear conversation
-                  </button>
-                </div>
-                <ol className="turns" aria-label="Conversation">
-                  {chat.turns.map((t) => (
-                    <TurnView key={t.id} turn={t} onRetry={chat.retry} onStop={chat.stop} />
-                  ))}
-                </ol>
-              </>
-            )}
-          </div>
-          <div className="sr-only" role="status" aria-live="polite">
-            {announcement}
-          </div>
-          <AskBox
-            busy={chat.busy}
-            generate={generate}
-            topK={topK}
-            onGenerate={setGenerate}
-            onTopK={setTopK}
-            onStop={chat.stop}
-            onAsk={(q) => chat.submit(q, { collection, generate, topK })}
-          />
-        </section>
+        <ChatPane
+          collection={collection}
+          readyDocs={readyDocs}
+          turns={chat.turns}
+          busy={chat.busy}
+          generate={generate}
+          topK={topK}
+          onGenerate={setGenerate}
+          onTopK={setTopK}
+          onAsk={(q) => void askIn(q)}
+          onRetry={chat.retry}
+          onStop={chat.stop}
+          onNewChat={newChat}
+          onRated={chat.rate}
+          onRegenerate={(turn) =>
+            // In a saved chat the server keeps both answers, so the page shows both; without one, the turn is redone.
+            turn.settings.conversationId ? void askIn(turn.question) : chat.retry(turn.id)
+          }
+        />
       </main>
     </div>
   )

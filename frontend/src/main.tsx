@@ -6,6 +6,7 @@ import { App } from './App'
 import { AuthGate } from './auth/AuthGate'
 import { UploadQueue } from './lib/uploads'
 import './styles.css'
+import './chat.css'
 
 const uploads = new UploadQueue({ upload: uploadFile, get: (id) => getDocument(id) })
 

@@ -29,7 +29,7 @@ const solar: DocumentInfo = {
   updated_at: 1_700_000_000,
 }
 
-const r1 = result()
+const r1 = result({ char_start: 17, char_end: 79 })
 const r2 = result({ id: 'r2', source: 'volcanoes.pdf', text: 'Volcanoes form where magma reaches the surface.', rerank_score: 0.12, page: 2, heading: null })
 
 function backend(over: Record<string, Handler> = {}) {
@@ -39,6 +39,11 @@ function backend(over: Record<string, Handler> = {}) {
     'GET /api/collections': () =>
       json([{ name: 'default', embed_model: 'm', documents: docs.length, ready: docs.length, failed: 0, chunks: 3, version: 1, created_at: 0 }]),
     'GET /api/documents': () => json({ documents: docs, total: docs.length }),
+    // An emoji before the passage: offsets count code points, so a UTF-16 slice would be off by one.
+    'GET /api/documents/d1/text': () =>
+      new Response('# Solar 🌞 cells\n\nPhotovoltaic cells convert sunlight directly into electricity.\n', {
+        headers: { 'Content-Type': 'text/plain' },
+      }),
     'DELETE /api/documents/d1': () => {
       docs = []
       return json({ id: 'd1', deleted: true })
@@ -95,11 +100,19 @@ describe('App', () => {
     expect(screen.getAllByTestId('passage')).toHaveLength(1)
     expect(box).toHaveValue('')
 
+    // The citation opens the source panel at the passage (marked in the parsed text) and highlights it in the list.
     await userEvent.click(cite)
+    const panel = await screen.findByRole('dialog', { name: /solar-cells\.md/ })
+    const mark = await within(panel).findByTestId('source-mark')
+    expect(mark.textContent).toBe('Photovoltaic cells convert sunlight directly into electricity.')
+    expect(within(panel).getByRole('link', { name: 'Download' })).toHaveAttribute('href', '/api/documents/d1/content')
     const passage = screen.getByTestId('passage')
-    expect(passage).toHaveFocus()
+    expect(passage).toHaveClass('highlight')
     expect(passage).toHaveAttribute('data-source', 'solar-cells.md')
     expect(passage).toHaveTextContent('rerank 0.91')
+    await userEvent.click(within(panel).getByRole('button', { name: 'Close' }))
+    expect(screen.queryByRole('dialog')).not.toBeInTheDocument()
+    expect(cite).toHaveFocus()
 
     await userEvent.click(screen.getByRole('button', { name: 'Show all 2 passages' }))
     expect(screen.getAllByTestId('passage')).toHaveLength(2)

@@ -41,8 +41,17 @@ describe('ask', () => {
       expect(calls.map((c) => c.path)).toEqual(['/api/query/stream', '/api/query'])
       expect(calls[1].body).not.toHaveProperty('generate')
       expect(events).toEqual([
-        { type: 'results', results: [result()], cached: true },
-        { type: 'done', answer: null, provider: null, cached: true, timings: { total_ms: 5 }, note: null },
+        { type: 'results', results: [result()], cached: true, messageId: null, searchQuery: null },
+        {
+          type: 'done',
+          answer: null,
+          provider: null,
+          cached: true,
+          timings: { total_ms: 5 },
+          note: null,
+          messageId: null,
+          searchQuery: null,
+        },
       ])
     }
   })

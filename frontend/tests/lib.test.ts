@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { formatBytes, formatMs, formatScore, timingParts } from '../src/lib/format'
-import { segments } from '../src/lib/markers'
+import { linkMarkers, segments } from '../src/lib/markers'
+import { locate, matchRuns, sliceByCodePoints } from '../src/lib/passage'
 
 describe('segments', () => {
   it('splits text and markers', () => {
@@ -54,5 +55,38 @@ describe('format', () => {
   it('formats scores', () => {
     expect(formatScore(0.934)).toBe('0.93')
     expect(formatScore(null)).toBe('–')
+  })
+})
+
+describe('passages', () => {
+  it('slices by code points, as the backend counts', () => {
+    const text = 'a😀b passage c'
+    // Python: text[4:11] == 'passage'; UTF-16 indices would be off by one after the emoji.
+    expect(sliceByCodePoints(text, 4, 11)).toEqual({ before: 'a😀b ', passage: 'passage', after: ' c' })
+    expect(sliceByCodePoints(text, 4, 99)).toBeNull()
+    expect(sliceByCodePoints(text, 5, 5)).toBeNull()
+  })
+
+  it('falls back to searching for the passage when offsets are missing or wrong', () => {
+    expect(locate('one two three', null, null, 'two')?.passage).toBe('two')
+    expect(locate('one two three', 50, 60, ' two ')?.before).toBe('one ')
+    expect(locate('one two three', null, null, 'four')).toBeNull()
+  })
+
+  it('finds the text runs of a PDF page that hold a passage, whitespace aside', () => {
+    const runs = ['Volcanoes', ' ', 'erupt when', 'magma rises.', 'Other text.']
+    expect(matchRuns(runs, 'erupt when magma\nrises.')).toEqual([2, 3])
+    // A passage that began on the page before: found by its end.
+    expect(matchRuns(runs, 'the page before ends here. Volcanoes erupt')).toEqual([0, 2])
+    expect(matchRuns(runs, 'nowhere at all')).toEqual([])
+  })
+})
+
+describe('linkMarkers', () => {
+  it('links markers outside code, and leaves links and code alone', () => {
+    expect(linkMarkers('Light [1, 2]. See [docs](http://x) and `a[1]`.')).toBe(
+      'Light [1](#cite-1)[2](#cite-2). See [docs](http://x) and `a[1]`.',
+    )
+    expect(linkMarkers('```\nx[3]\n```\nok [3]')).toBe('```\nx[3]\n```\nok [3](#cite-3)')
   })
 })

@@ -3,7 +3,7 @@ import { readSse } from './sse'
 import type { Citation, QueryRequest, QueryResult, Timings } from './types'
 
 export type AskEvent =
-  | { type: 'results'; results: QueryResult[]; cached: boolean }
+  | { type: 'results'; results: QueryResult[]; cached: boolean; messageId: string | null; searchQuery: string | null }
   | { type: 'token'; text: string }
   | { type: 'citations'; citations: Citation[] }
   | {
@@ -13,6 +13,8 @@ export type AskEvent =
       cached: boolean
       timings: Timings
       note: string | null
+      messageId: string | null
+      searchQuery: string | null
     }
 
 export interface AskOptions {
@@ -56,7 +58,8 @@ export async function ask(body: QueryRequest, opts: AskOptions): Promise<AskMode
   // No stream route (or an unknown collection, which /api/query then reports in the same words).
   if (res.status === 404 || res.status === 405) {
     const out = await query(body, signal)
-    onEvent({ type: 'results', results: out.results, cached: out.cached })
+    const ids = { messageId: str(out.message_id), searchQuery: str(out.search_query) }
+    onEvent({ type: 'results', results: out.results, cached: out.cached, ...ids })
     onEvent({
       type: 'done',
       answer: null,
@@ -64,6 +67,7 @@ export async function ask(body: QueryRequest, opts: AskOptions): Promise<AskMode
       cached: out.cached,
       timings: out.timings,
       note: null,
+      ...ids,
     })
     return 'plain'
   }
@@ -78,6 +82,8 @@ export async function ask(body: QueryRequest, opts: AskOptions): Promise<AskMode
           type: 'results',
           results: Array.isArray(data.results) ? (data.results as QueryResult[]) : [],
           cached: data.cached === true,
+          messageId: str(data.message_id),
+          searchQuery: str(data.search_query),
         })
         break
       case 'token':
@@ -98,6 +104,8 @@ export async function ask(body: QueryRequest, opts: AskOptions): Promise<AskMode
           cached: data.cached === true || data.retrieval_cached === true,
           timings: (data.timings as Timings | undefined) ?? {},
           note: str(data.truncated) ?? str(data.reason),
+          messageId: str(data.message_id),
+          searchQuery: str(data.search_query),
         })
         return 'stream'
       case 'error': {

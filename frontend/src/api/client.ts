@@ -142,3 +142,15 @@ export async function getReady(signal?: AbortSignal): Promise<ReadyInfo> {
 }
 
 export const COLLECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
+
+/** The document's parsed text, exactly as the backend split it: a passage is text[char_start:char_end]. */
+export async function getDocumentText(id: string, signal?: AbortSignal): Promise<string> {
+  return (await request(`/api/documents/${encodeURIComponent(id)}/text`, { signal })).text()
+}
+
+/** The original upload (inline for PDFs, a download otherwise). */
+export const contentUrl = (id: string) => `/api/documents/${encodeURIComponent(id)}/content`
+
+export async function getDocumentBytes(id: string, signal?: AbortSignal): Promise<ArrayBuffer> {
+  return (await request(contentUrl(id), { signal })).arrayBuffer()
+}

@@ -34,19 +34,27 @@ export interface QueryRequest {
   rerank?: boolean
   candidates?: number
   filters?: { source?: string[]; document_id?: string[] }
+  /** A saved conversation: the question and answer are stored in it, and earlier turns shape the search. */
+  conversation_id?: string
 }
 
 export interface QueryResponse {
   results: QueryResult[]
   timings: Timings
   cached: boolean
+  message_id?: string | null
+  search_query?: string | null
 }
 
 export interface Citation {
   marker: number
   result_id: string
-  document_id: string
-  source: string
+  document_id: string | null
+  source: string | null
+  page?: number | null
+  /** The passage is the document's parsed text [char_start, char_end), in Unicode code points. */
+  char_start?: number | null
+  char_end?: number | null
 }
 
 export interface Component {

@@ -1,8 +1,15 @@
-import { useState } from 'react'
+import { useState, type ReactNode } from 'react'
+import Markdown from 'react-markdown'
+import remarkGfm from 'remark-gfm'
 import type { QueryResult } from '../api/types'
 import { formatScore } from '../lib/format'
 
 const LONG = 420
+const PLUGINS = [remarkGfm]
+const INERT = {
+  a: ({ children }: { children?: ReactNode }) => <span className="md-link">{children}</span>,
+  img: ({ alt }: { alt?: string }) => <span>{alt}</span>,
+}
 
 interface Props {
   id: string
@@ -10,9 +17,10 @@ interface Props {
   result: QueryResult
   cited: boolean
   highlighted: boolean
+  onOpen: (opener: HTMLElement) => void
 }
 
-export function Passage({ id, marker, result, cited, highlighted }: Props) {
+export function Passage({ id, marker, result, cited, highlighted, onOpen }: Props) {
   const [expanded, setExpanded] = useState(false)
   const long = result.text.length > LONG
   const text = long && !expanded ? `${result.text.slice(0, LONG).trimEnd()}…` : result.text
@@ -48,12 +56,27 @@ export function Passage({ id, marker, result, cited, highlighted }: Props) {
             : `score ${result.score.toFixed(3)}`}
         </span>
       </header>
-      <p className="passage-text">{text}</p>
-      {long && (
-        <button type="button" className="link small" onClick={() => setExpanded((x) => !x)} aria-expanded={expanded}>
-          {expanded ? 'Show less' : 'Show full passage'}
+      {/* Passages are Markdown too (a heading, a list): rendered the same safe way as answers, links inert. */}
+      <div className="passage-text markdown">
+        <Markdown remarkPlugins={PLUGINS} components={INERT}>
+          {text}
+        </Markdown>
+      </div>
+      <div className="passage-actions">
+        {long && (
+          <button type="button" className="link small" onClick={() => setExpanded((x) => !x)} aria-expanded={expanded}>
+            {expanded ? 'Show less' : 'Show full passage'}
+          </button>
+        )}
+        <button
+          type="button"
+          className="link small"
+          onClick={(e) => onOpen(e.currentTarget)}
+          aria-label={`Open ${result.source} at this passage`}
+        >
+          Open in document
         </button>
-      )}
+      </div>
     </article>
   )
 }

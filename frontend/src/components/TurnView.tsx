@@ -1,12 +1,14 @@
-import { useRef, useState } from 'react'
+import { useState } from 'react'
 import { flushSync } from 'react-dom'
 import type { ApiError } from '../api/client'
+import type { Feedback } from '../api/conversations'
 import type { QueryResult } from '../api/types'
 import { useElapsed } from '../hooks/useElapsed'
 import type { Turn } from '../hooks/useAsk'
 import { timingParts } from '../lib/format'
 import { segments } from '../lib/markers'
 import { Answer, passageId } from './Answer'
+import { AnswerActions } from './AnswerActions'
 import { Passage } from './Passage'
 
 const SLOW_S = 8
@@ -32,14 +34,18 @@ function citedIds(turn: Turn, results: QueryResult[]): Set<string> {
 
 interface Props {
   turn: Turn
+  last: boolean
   onRetry: (id: number) => void
   onStop: () => void
+  onOpenSource: (result: QueryResult, marker: number, opener: HTMLElement) => void
+  onRated: (id: number, feedback: Feedback) => void
+  /** Asks the same question again (in a saved chat, a new turn: the server keeps every answer). */
+  onRegenerate: (turn: Turn) => void
 }
 
-export function TurnView({ turn, onRetry, onStop }: Props) {
+export function TurnView({ turn, last, onRetry, onStop, onOpenSource, onRated, onRegenerate }: Props) {
   const [showAll, setShowAll] = useState(false)
   const [highlight, setHighlight] = useState<string | null>(null)
-  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined)
   const busy = turn.status === 'searching' || turn.status === 'answering'
   const elapsed = useElapsed(busy, turn.startedAt)
   const results = turn.results ?? []
@@ -49,7 +55,9 @@ export function TurnView({ turn, onRetry, onStop }: Props) {
   const onlyCited = generated && !showAll && cited.size > 0
   const visible = onlyCited ? results.filter((r) => cited.has(r.id)) : results
 
-  function cite(resultId: string) {
+  function cite(resultId: string, opener: HTMLElement) {
+    const r = results.find((x) => x.id === resultId)
+    if (r) onOpenSource(r, results.indexOf(r) + 1, opener)
     flushSync(() => {
       if (!visible.some((r) => r.id === resultId)) setShowAll(true)
       setHighlight(resultId)
@@ -57,9 +65,6 @@ export function TurnView({ turn, onRetry, onStop }: Props) {
     const el = document.getElementById(passageId(turn.id, resultId))
     const still = window.matchMedia?.('(prefers-reduced-motion: reduce)').matches
     el?.scrollIntoView?.({ block: 'center', behavior: still ? 'auto' : 'smooth' })
-    el?.focus({ preventScroll: true })
-    clearTimeout(timer.current)
-    timer.current = setTimeout(() => setHighlight(null), 2500)
   }
 
   return (
@@ -67,13 +72,19 @@ export function TurnView({ turn, onRetry, onStop }: Props) {
       <div className="question">
         <p>{turn.question}</p>
       </div>
+      {turn.searchQuery && turn.searchQuery.trim() !== turn.question.trim() && (
+        <p className="searched" data-testid="search-query">
+          Searched for: <q>{turn.searchQuery}</q>
+        </p>
+      )}
       <div className="response" data-status={turn.status}>
         {busy && (
-          <div className="progress-line" role="status">
+          <div className="progress-line">
             <span className="spinner" aria-hidden="true" />
             <span>
               {turn.status === 'searching' ? 'Searching passages…' : 'Writing the answer…'}
-              {elapsed >= 2 ? ` ${elapsed} s` : ''}
+              {/* Not announced: the page's one live region says each state once, not every second. */}
+              <span aria-hidden="true">{elapsed >= 2 ? ` ${elapsed} s` : ''}</span>
             </span>
             <button type="button" className="small ghost" onClick={onStop}>
               Stop
@@ -117,6 +128,7 @@ export function TurnView({ turn, onRetry, onStop }: Props) {
                       result={r}
                       cited={cited.has(r.id)}
                       highlighted={highlight === r.id}
+                      onOpen={(opener) => onOpenSource(r, marker, opener)}
                     />
                   </li>
                 )
@@ -152,6 +164,17 @@ export function TurnView({ turn, onRetry, onStop }: Props) {
           </div>
         )}
 
+        {turn.status === 'done' && generated && turn.answer && (
+          <AnswerActions
+            answer={turn.answer}
+            conversationId={turn.settings.conversationId ?? null}
+            messageId={turn.messageId}
+            feedback={turn.feedback}
+            canRegenerate={last}
+            onRegenerate={() => onRegenerate(turn)}
+            onRated={(f) => onRated(turn.id, f)}
+          />
+        )}
         {turn.status === 'done' && (
           <footer className="meta" data-testid="turn-meta">
             {turn.cached && (

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react'
 import { ask, type AskEvent, type AskMode } from '../api/ask'
 import { ApiError, isAbort } from '../api/client'
+import { feedbackOf, type Feedback, type Message } from '../api/conversations'
 import type { Citation, QueryResult, Timings } from '../api/types'
 
 export type TurnStatus = 'searching' | 'answering' | 'done' | 'error' | 'stopped'
@@ -9,6 +10,8 @@ export interface AskSettings {
   collection: string
   generate: boolean
   topK: number
+  /** The saved conversation the question belongs to (none: the backend keeps no history). */
+  conversationId?: string
 }
 
 export interface Turn {
@@ -26,6 +29,10 @@ export interface Turn {
   timings: Timings | null
   error: ApiError | null
   startedAt: number
+  /** The stored answer's id (feedback goes to it) and what retrieval searched for, from the backend. */
+  messageId: string | null
+  searchQuery: string | null
+  feedback: Feedback | null
 }
 
 let nextId = 1
@@ -37,6 +44,8 @@ function apply(turn: Turn, ev: AskEvent): Turn {
         ...turn,
         results: ev.results,
         cached: ev.cached,
+        messageId: ev.messageId ?? turn.messageId,
+        searchQuery: ev.searchQuery ?? turn.searchQuery,
         status: turn.settings.generate ? 'answering' : turn.status,
       }
     case 'token':
@@ -52,6 +61,8 @@ function apply(turn: Turn, ev: AskEvent): Turn {
         cached: turn.cached || ev.cached,
         timings: ev.timings,
         note: ev.note,
+        messageId: ev.messageId ?? turn.messageId,
+        searchQuery: ev.searchQuery ?? turn.searchQuery,
       }
   }
 }
@@ -74,7 +85,12 @@ export function useAsk() {
       controller.current = ctrl
       try {
         const mode = await ask(
-          { query: question, collection: settings.collection, top_k: settings.topK },
+          {
+            query: question,
+            collection: settings.collection,
+            top_k: settings.topK,
+            ...(settings.conversationId ? { conversation_id: settings.conversationId } : {}),
+          },
           {
             generate: settings.generate,
             signal: ctrl.signal,
@@ -113,6 +129,9 @@ export function useAsk() {
         timings: null,
         error: null,
         startedAt: Date.now(),
+        messageId: null,
+        searchQuery: null,
+        feedback: null,
       }
       setTurns((ts) => [...ts, turn])
       void run(turn.id, question, settings)
@@ -135,6 +154,9 @@ export function useAsk() {
         timings: null,
         cached: false,
         startedAt: Date.now(),
+        messageId: null,
+        searchQuery: null,
+        feedback: null,
       }))
       void run(id, turn.question, turn.settings)
     },
@@ -148,6 +170,55 @@ export function useAsk() {
     setTurns([])
   }, [])
 
+  /** Shows a saved conversation: its question/answer pairs become finished turns. */
+  const load = useCallback((messages: Message[], settings: AskSettings) => {
+    controller.current?.abort()
+    setTurns(turnsFrom(messages, settings))
+  }, [])
+
+  const rate = useCallback((id: number, feedback: Feedback | null) => update(id, (t) => ({ ...t, feedback })), [update])
+
   const busy = turns.some((t) => t.status === 'searching' || t.status === 'answering')
-  return { turns, busy, submit, retry, stop, clear }
+  return { turns, busy, submit, retry, stop, clear, load, rate }
+}
+
+/** Pairs each stored question with the answer that follows it (an unanswered question is a stopped turn). */
+export function turnsFrom(messages: Message[], settings: AskSettings): Turn[] {
+  const out: Turn[] = []
+  for (const m of messages) {
+    if (m.role === 'user') {
+      out.push({
+        id: nextId++,
+        question: m.content,
+        settings,
+        status: 'stopped',
+        mode: 'stream',
+        results: null,
+        answer: '',
+        citations: [],
+        provider: null,
+        note: null,
+        cached: false,
+        timings: null,
+        error: null,
+        startedAt: 0,
+        messageId: null,
+        searchQuery: m.search_query ?? null,
+        feedback: null,
+      })
+    } else {
+      const turn = out[out.length - 1]
+      if (!turn || turn.status === 'done') continue
+      Object.assign(turn, {
+        status: 'done',
+        answer: m.content,
+        results: m.results ?? [],
+        citations: m.citations ?? [],
+        messageId: m.id,
+        searchQuery: m.search_query ?? turn.searchQuery,
+        feedback: feedbackOf(m),
+      } satisfies Partial<Turn>)
+    }
+  }
+  return out
 }

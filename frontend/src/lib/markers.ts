@@ -16,3 +16,25 @@ export function segments(answer: string): Segment[] {
   if (last < answer.length) out.push({ kind: 'text', text: answer.slice(last) })
   return out
 }
+
+export const CITE_HREF = '#cite-'
+
+/**
+ * The answer's Markdown with each marker made a link (`[2]` → `[2](#cite-2)`) that Answer renders as a citation.
+ * Code (fenced blocks and inline spans) is left as it is, and so is a marker already followed by "(" or ":"
+ * (a Markdown link or a reference definition of the answer's own).
+ */
+export function linkMarkers(markdown: string): string {
+  const parts = markdown.split(/(```[\s\S]*?(?:```|$)|`[^`\n]*`)/g)
+  return parts
+    .map((part, i) => {
+      if (i % 2 === 1) return part // code
+      return part.replace(new RegExp(`${MARKER.source}(?![(:])`, 'g'), (_m, list: string) =>
+        list
+          .split(',')
+          .map((n) => `[${n.trim()}](${CITE_HREF}${n.trim()})`)
+          .join(''),
+      )
+    })
+    .join('')
+}
