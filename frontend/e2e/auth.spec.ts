@@ -263,7 +263,7 @@ test('a viewer reads and asks but sees no upload nor delete; signing out returns
   await page.setViewportSize({ width: 400, height: 800 })
   await expect(page.locator('.user-button')).toBeInViewport()
   const wide = await page.evaluate(() =>
-    [...document.querySelectorAll('body *')]
+    Array.from(document.querySelectorAll('body *'))
       .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
       .map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`),
   )
