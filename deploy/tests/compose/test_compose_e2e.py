@@ -187,9 +187,10 @@ def test_scaled_backend_and_worker_share_one_catalog(stack: Stack, http: httpx.C
         for index in ("1", "2"):
             out = stack.compose(
                 "exec", "-T", "--index", index, "backend", "python", "-c",
-                "import json, urllib.request; print(json.load(urllib.request.urlopen("
-                "'http://127.0.0.1:8000/api/documents?limit=1000'))['total'])",
-            )  # fmt: skip
+                "import json, os, urllib.request; print(json.load(urllib.request.urlopen(urllib.request.Request("
+                "'http://127.0.0.1:8000/api/documents?limit=1000', headers={'X-API-Key': os.environ['API_KEY']})))"
+                "['total'])",
+            )  # fmt: skip  (AUTH_MODE=users: the replica's own operator key, which compose gives it)
             totals.add(int(out.strip()))
         assert totals == {len(corpus["ids"])}, totals
         new = upload(http, stack.page, {"scaled.md": b"# Tides\n\nThe moon's gravity raises two tidal bulges."})
