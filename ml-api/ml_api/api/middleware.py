@@ -34,7 +34,8 @@ def _has_length(scope: Scope) -> bool:
     return any(name == b"content-length" for name, _ in scope.get("headers", []))
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives `body` first, then the connection's own messages (the disconnect the routes watch)."""
     sent = False
 
     async def replay() -> Message:
@@ -83,7 +84,7 @@ class GuardMiddleware:
                 if body is None:
                     await self._too_large(path)(scope, receive, send_wrapper)
                     return
-                receive = _replay(body, receive)
+                receive = replay(body, receive)
             await self.app(scope, receive, send_wrapper)
         finally:
             metrics.REQUESTS.labels(route, str(status_holder["status"])).inc()
