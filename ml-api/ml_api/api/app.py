@@ -59,6 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="Embeddings and reranking: TEI, OpenAI and Cohere/Jina shapes.",
+        # FastAPI's native OpenTelemetry asks three global providers whether to trace, on every request. Tracing
+        # here is core.tracing's (the instrumentor, when OTEL_EXPORTER_OTLP_ENDPOINT is set); when it is off,
+        # FastAPI's is off too, without the question. When it is on, FastAPI decides as before.
+        telemetry=None if tracing.ENABLED else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     install_error_handlers(app)
