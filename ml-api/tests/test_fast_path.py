@@ -60,6 +60,26 @@ def test_same_answer_as_fastapi_routing(http: httpx.Client, path: str, body: Any
         assert {"x-inference-time", "x-queue-time", "x-tokenization-time", "x-total-time"} <= fast.headers.keys()
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"inputs": [[' + b"9" * 5000 + b"]]}",  # json.loads refuses past 4300 digits: FastAPI's 400
+        b'{"inputs": [[18446744073709551616]]}',  # past 64 bits
+        b'{"inputs": "x", "dimensions": NaN}',
+        b'{"inputs": "\\ud800"}',
+        b'\xef\xbb\xbf{"inputs": "x"}',  # a UTF-8 byte order mark
+        b'{"inputs": "a", "inputs": "b"}',
+    ],
+    ids=["5000-digit-id", "65-bit-id", "nan", "lone-surrogate", "bom", "duplicate-key"],
+)
+def test_same_answer_for_odd_json(http: httpx.Client, raw: bytes) -> None:
+    headers = {"content-type": "application/json"}
+    fast = http.post("/embed", content=raw, headers=headers)
+    routed = http.post("/embed", content=raw, headers=headers, params={"via": "fastapi"})
+    assert fast.status_code == routed.status_code, (fast.text[:300], routed.text[:300])
+    assert _same(fast.json(), routed.json()) if fast.status_code == 200 else fast.text == routed.text
+
+
 def test_tei_model_query_is_honoured(http: httpx.Client) -> None:
     plain = http.post("/embed", json={"inputs": "hi"}).json()
     assert _same(http.post("/embed", params={"model": "any-name"}, json={"inputs": "hi"}).json(), plain)
