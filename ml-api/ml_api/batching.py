@@ -119,6 +119,11 @@ class Batcher(Generic[P, R]):
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-inference")
         self._queue_gauge = metrics.QUEUE_SIZE.labels(name)
+        # The series every batch updates, looked up once (labels() takes a lock and builds a key on every call).
+        self._queue_time = metrics.QUEUE_TIME.labels(name)
+        self._inference = metrics.INFERENCE.labels(name)
+        self._batch_size = metrics.BATCH_SIZE.labels(name)
+        self._batch_tokens = metrics.BATCH_TOKENS.labels(name)
         self._outstanding_tokens = 0  # submitted and not yet answered (queued or in the running batch)
         self._tokens_per_s: float | None = None  # moving average over recent batches
         # What liveness and readiness read (ml_api.health): no queueing, no forward pass.
@@ -171,7 +176,8 @@ class Batcher(Generic[P, R]):
         assert self._wakeup is not None
         self._wakeup.set()
         try:
-            results = await asyncio.gather(*(it.future for it in items))
+            # One item (a search box's query) awaits its future directly: gather would add a loop round trip.
+            results = [await items[0].future] if len(items) == 1 else await asyncio.gather(*(it.future for it in items))
         except BaseException:
             for it in items:
                 it.future.cancel()  # dropped from the queue before inference if not started yet
@@ -236,7 +242,7 @@ class Batcher(Generic[P, R]):
                 for it in batch:
                     it.started = started
                     it.batch = len(batch)
-                    metrics.QUEUE_TIME.labels(self.name).observe(started - it.enqueued)
+                    self._queue_time.observe(started - it.enqueued)
                 try:
                     results = await loop.run_in_executor(self._executor, self._execute, [it.payload for it in batch])
                 except Exception as exc:
@@ -249,12 +255,12 @@ class Batcher(Generic[P, R]):
                     continue
                 finished = time.perf_counter()
                 self.running_since, self.last_success = None, finished
-                self._settled(batch)
-                self._observe(sum(it.length for it in batch), finished - started)
-                metrics.INFERENCE.labels(self.name).observe(finished - started)
-                metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
-                metrics.BATCH_TOKENS.labels(self.name).observe(len(batch) * max(it.length for it in batch))
-                for it, result in zip(batch, results, strict=True):
+                for it, result in zip(batch, results, strict=True):  # answers first, bookkeeping after
                     it.finished = finished
                     if not it.future.done():
                         it.future.set_result(result)
+                self._settled(batch)
+                self._observe(sum(it.length for it in batch), finished - started)
+                self._inference.observe(finished - started)
+                self._batch_size.observe(len(batch))
+                self._batch_tokens.observe(len(batch) * max(it.length for it in batch))

@@ -13,8 +13,9 @@ from fastapi_offline import FastAPIOffline
 
 from ml_api import __version__
 from ml_api.api.errors import install_error_handlers
+from ml_api.api.fast import FastRoutes
 from ml_api.api.middleware import GuardMiddleware
-from ml_api.api.routes import router
+from ml_api.api.routes import FAST_ROUTES, router
 from ml_api.args import EngineArgs
 from ml_api.core import tracing
 from ml_api.core.config import Settings, get_settings
@@ -58,10 +59,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="Embeddings and reranking: TEI, OpenAI and Cohere/Jina shapes.",
+        # FastAPI's native OpenTelemetry asks three global providers whether to trace, on every request. Tracing
+        # here is core.tracing's (the instrumentor, when OTEL_EXPORTER_OTLP_ENDPOINT is set); when it is off,
+        # FastAPI's is off too, without the question. When it is on, FastAPI decides as before.
+        telemetry=None if tracing.ENABLED else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(router)
+    app.add_middleware(FastRoutes, routes=FAST_ROUTES)  # innermost of ours: the guard and CORS wrap its answers
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,4 +1,9 @@
-"""Typed route dependencies (FastAPI `Annotated[..., Depends]`): a route names what it needs, never app.state."""
+"""Typed route dependencies (FastAPI `Annotated[..., Depends]`): a route names what it needs, never app.state.
+
+Every dependency is `async def` although none awaits anything: FastAPI runs a plain `def` dependency in its
+worker thread pool, a hop to another thread and back on every request (about 0.1-0.4 ms of a short
+query's latency on 2 busy cores, docs/benchmarks.md#single-short-text-latency); these only read app.state.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from ml_api.errors import Unhealthy
 from ml_api.health import Readiness
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     """The engine the lifespan built; before it exists every route is honestly unhealthy (503)."""
     engine: Engine | None = getattr(request.app.state, "engine", None)
     if engine is None:
@@ -20,12 +25,12 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_readiness(request: Request) -> Readiness:
-    get_engine(request)  # 503 before the models load
+async def get_readiness(request: Request) -> Readiness:
+    await get_engine(request)  # 503 before the models load
     return request.app.state.readiness
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings this app was created with (not re-read from the environment)."""
     return request.app.state.settings
 

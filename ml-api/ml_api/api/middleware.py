@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,7 +35,8 @@ def _has_length(scope: Scope) -> bool:
     return any(name == b"content-length" for name, _ in scope.get("headers", []))
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives `body` first, then the connection's own messages (the disconnect the routes watch)."""
     sent = False
 
     async def replay() -> Message:
@@ -54,6 +56,9 @@ class GuardMiddleware:
         self.app = app
         self.api_key = api_key
         self.max_bytes = max_request_bytes
+        # Metric series by (route, status) and route, looked up once each (labels() locks and builds a key).
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,11 +88,18 @@ class GuardMiddleware:
                 if body is None:
                     await self._too_large(path)(scope, receive, send_wrapper)
                     return
-                receive = _replay(body, receive)
+                receive = replay(body, receive)
             await self.app(scope, receive, send_wrapper)
         finally:
-            metrics.REQUESTS.labels(route, str(status_holder["status"])).inc()
-            metrics.REQUEST_DURATION.labels(route).observe(time.perf_counter() - started)
+            elapsed, status = time.perf_counter() - started, status_holder["status"]
+            counted = self._counted.get((route, status))
+            if counted is None:
+                counted = self._counted[route, status] = metrics.REQUESTS.labels(route, str(status))
+            counted.inc()
+            timed = self._timed.get(route)
+            if timed is None:
+                timed = self._timed[route] = metrics.REQUEST_DURATION.labels(route)
+            timed.observe(elapsed)
 
     async def _read_bounded(self, receive: Receive) -> bytes | None:
         chunks, size, more = [], 0, True

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ml_api.api.deps import EngineDep
+from ml_api.api.fast import FastRoute
 from ml_api.api.routes.common import guarded, json_response, responses
 from ml_api.api.schemas import openai as schemas
 from ml_api.embedding_types import to_base64
@@ -22,6 +23,12 @@ async def openai_embeddings(body: schemas.OpenAIEmbeddingRequest, request: Reque
     `input` may be token ids, as OpenAI, TEI and vLLM accept: in the served embedder's vocabulary (see /tokenize),
     used as given. `truncate` (ours; default true) decides what over-length input gets: cut, or a 413.
     """
+    return await _embeddings(body, request, engine)
+
+
+async def _embeddings(
+    body: schemas.OpenAIEmbeddingRequest, request: Request, engine: Engine, _model_query: str | None = None
+) -> Response:
     timing = Timing()
     slot = engine.embedding(body.model)
     matrix = await guarded(
@@ -48,6 +55,10 @@ async def openai_embeddings(body: schemas.OpenAIEmbeddingRequest, request: Reque
         },
         timing,
     )
+
+
+# What the backend calls for every query: answered by ml_api.api.fast when the body validates (no query string).
+FAST = {"/v1/embeddings": FastRoute(schemas.OpenAIEmbeddingRequest, _embeddings, model_query=False)}
 
 
 def _models(engine: Engine) -> list[dict]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from ml_api.api.deps import EngineDep
+from ml_api.api.fast import FastRoute
 from ml_api.api.routes.common import guarded, json_response, responses
 from ml_api.api.schemas import tei as schemas
 from ml_api.engine import Engine, Timing
@@ -60,6 +61,10 @@ async def _rerank(body: schemas.RerankRequest, request: Request, engine: Engine,
         for r in ranked
     ]
     return json_response(items, timing)
+
+
+# A search box's query and the backend's rerank: answered by ml_api.api.fast when the body validates.
+FAST = {"/embed": FastRoute(schemas.EmbedRequest, _embed), "/rerank": FastRoute(schemas.RerankRequest, _rerank)}
 
 
 @router.post("/", responses=responses(list[list[float]] | list[schemas.RankItem]))
