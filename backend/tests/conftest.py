@@ -25,6 +25,7 @@ import pytest
 import redis
 from devharness import Service, free_port, spawn, wait_healthy
 from devharness.postgres import scratch_database
+from fake_llm import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
@@ -63,6 +64,19 @@ def clean_env() -> dict[str, str]:
     """The test's own settings only: nothing from the developer's shell or .env leaks in."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PIP_FIND_LINKS", "UV_FIND_LINKS")
     return {k: v for k, v in os.environ.items() if k in keep}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The async tests run on asyncio only (the app's loop), never trio."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    """An OpenAI/Ollama-compatible stand-in over real HTTP, for the LLM paths no real model here can take on demand."""
+    with FakeLLM() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,6 @@ pytestmark = pytest.mark.anyio
 PASSWORD = "a-good-password"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _users(admin: httpx.AsyncClient, **roles: str) -> None:
     for name, role in roles.items():
         r = await admin.post("/api/users", json={"email": f"{name}@example.test", "role": role, "password": PASSWORD})

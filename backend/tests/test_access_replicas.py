@@ -16,11 +16,6 @@ PASSWORD = "a-good-password"
 WITHIN_S = 2.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def refused_within(c: httpx.AsyncClient, method: str, path: str, status: int, **kwargs: object) -> float:
     """Seconds until `c` gets `status` (polled), failing past WITHIN_S."""
     start = time.monotonic()

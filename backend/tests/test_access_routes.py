@@ -26,11 +26,6 @@ PASSWORD = "a-good-password"
 TEXT = b"The lighthouse keeper logs the tide at dawn. The hidden sentence: cobalt herons nest under the pier."
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @dataclass
 class World:
     app: Any

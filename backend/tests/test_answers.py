@@ -30,17 +30,6 @@ MESSAGES = [{"role": "user", "content": "What do photovoltaic cells do?"}]
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture
 def llm(fake: FakeLLM) -> FakeLLM:
     fake.reset()
     return fake

@@ -25,11 +25,6 @@ SPACE = "chunks_test_4"
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @asynccontextmanager
 async def running(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[Services, httpx.AsyncClient]]:
     settings = Settings(

@@ -13,11 +13,6 @@ from conftest import free_port, start_redis
 from rag_backend.cache import LocalCache, RedisCache, _redact, digest
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_redis_cache_roundtrip_ttl_and_prefix(redis_url: str, prefix: str) -> None:
     cache = RedisCache(redis_url, prefix)

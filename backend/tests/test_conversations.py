@@ -41,11 +41,6 @@ UNRELATED = "Do photovoltaic panels turn sunlight into electricity?"
 ASK = {"collection": "homes", "rerank": False, "top_k": 2}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # -- the rewriting rules on their own ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "question",
@@ -127,10 +122,6 @@ def test_store_crud_ownership_turns_and_feedback(store: ConversationStore) -> No
 
 
 # -- through the API --------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
 
 
 async def _ready(c: httpx.AsyncClient, doc_id: str) -> None:

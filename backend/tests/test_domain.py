@@ -26,11 +26,6 @@ from rag_backend.store.base import check_space, prepare_points
 PACKAGE = Path(__file__).resolve().parents[1] / "rag_backend"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # -- the chunk payload --------------------------------------------------------------------------------------------
 def test_the_payload_ingestion_writes_is_the_one_the_store_checks_and_retrieval_reads(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)  # type: ignore[call-arg]

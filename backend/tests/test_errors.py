@@ -76,11 +76,6 @@ DEPENDENCY = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _subclasses(cls: type) -> list[type]:
     out = []
     for sub in cls.__subclasses__():

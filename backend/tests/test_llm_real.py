@@ -34,11 +34,6 @@ QUESTION = "What do photovoltaic cells do?"
 Events = list[tuple[str, dict]]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def model() -> tuple[Path, Path]:
     python = llm_python()

@@ -33,11 +33,6 @@ from rag_backend.ingestion import pipeline, submission
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _on_loop() -> bool:
     try:
         asyncio.get_running_loop()

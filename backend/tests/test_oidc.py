@@ -16,11 +16,6 @@ from oidc_provider_mock import run_server_in_thread
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def provider() -> Iterator[str]:
     with run_server_in_thread() as server:

@@ -285,11 +285,6 @@ def test_provoked_errors_are_answered_as_documented(
     check_documented(SPEC, case.method, case.operation, response)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_outage_answers_are_documented(tmp_path: Path) -> None:
     """ml-api down (in-process, so it can be made to fail): a query's 503 and /ready's 503 are as documented."""

@@ -212,8 +212,3 @@ async def test_unreadable_info_falls_back_and_is_asked_again_later() -> None:
             await reranker.scores("q", ["a", "b"])
     finally:
         await upstream.close()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"

@@ -45,17 +45,6 @@ CALLERS: dict[str, frozenset[str] | None] = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     service = start_standin(tmp_path_factory.mktemp("qdrant-standin") / "standin.log")

@@ -11,11 +11,6 @@ UP = (True, "fine")
 DOWN = (False, "gone")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def results(**down: bool) -> dict[str, tuple[bool, str]]:
     return {name: DOWN if down.get(name) else UP for name in (*ESSENTIAL, "cache", "llm")}
 

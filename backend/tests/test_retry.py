@@ -33,11 +33,6 @@ from rag_backend.upstream import Upstream
 DIM = 4
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @dataclass
 class Behaviour:
     down_until: float = 0.0  # monotonic: answer 503 before this

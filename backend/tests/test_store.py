@@ -44,11 +44,6 @@ SPACE = "docs_8"
 BM25 = qe.Bm25()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="session")
 def qdrant_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One Qdrant stand-in for the session, emptied before each test that uses it."""

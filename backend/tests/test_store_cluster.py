@@ -35,11 +35,6 @@ pytestmark = pytest.mark.anyio
 CLUSTER = {"shard_number": 3, "replication_factor": 2, "write_consistency_factor": 2}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The stand-in for this module, on local mode's files; it must stop cleanly on SIGTERM."""
