@@ -183,14 +183,14 @@ def test_scaled_backend_and_worker_share_one_catalog(stack: Stack, http: httpx.C
         rows = stack.wait_healthy(timeout=HEALTH_TIMEOUT_S)
         assert sum(r["Service"] == "backend" for r in rows) == 2 and sum(r["Service"] == "worker" for r in rows) == 2
         # Each API replica reads the same catalog; nginx answers from either (re-resolving the name every 10 s).
-        totals = set()
+        totals = set()  # each replica asked with its own operator key (the stack runs AUTH_MODE=users)
         for index in ("1", "2"):
             out = stack.compose(
                 "exec", "-T", "--index", index, "backend", "python", "-c",
                 "import json, os, urllib.request; print(json.load(urllib.request.urlopen(urllib.request.Request("
                 "'http://127.0.0.1:8000/api/documents?limit=1000', headers={'X-API-Key': os.environ['API_KEY']})))"
                 "['total'])",
-            )  # fmt: skip  (AUTH_MODE=users: the replica's own operator key, which compose gives it)
+            )  # fmt: skip
             totals.add(int(out.strip()))
         assert totals == {len(corpus["ids"])}, totals
         new = upload(http, stack.page, {"scaled.md": b"# Tides\n\nThe moon's gravity raises two tidal bulges."})
