@@ -2,7 +2,7 @@
 // real stack, plus what axe cannot see: the focus ring's contrast and its survival in forced-colors mode.
 import AxeBuilder from '@axe-core/playwright'
 import { expect, test, type Page } from '@playwright/test'
-import { openOn, seed, solarMd, volcanoPdf, watchErrors } from './helpers'
+import { ask, openOn, seed, solarMd, volcanoPdf, watchErrors } from './helpers'
 
 const TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']
 
@@ -16,15 +16,6 @@ async function expectNoViolations(page: Page, state: string): Promise<void> {
     nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')}: ${n.failureSummary}`),
   }))
   expect(report, `axe violations in state "${state}"`).toEqual([])
-}
-
-async function ask(page: Page, question: string) {
-  const box = page.getByRole('textbox', { name: 'Question' })
-  await box.fill(question)
-  await box.press('Enter')
-  const turn = page.getByTestId('turn').last()
-  await expect(turn.getByTestId('turn-meta')).toBeVisible({ timeout: 60_000 })
-  return turn
 }
 
 /** WCAG relative luminance contrast between two CSS rgb() colours. */

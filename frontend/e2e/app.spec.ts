@@ -1,22 +1,13 @@
 // The page as a person uses it, in Chromium, against the real backend and ml-api (see global-setup.ts).
 // Each test works in a collection of its own, so that none depends on another's documents.
 import { expect, test, type Page } from '@playwright/test'
-import { baseUrl, openOn, seed, shot, solarMd, volcanoPdf, watchErrors } from './helpers'
+import { ask, baseUrl, openOn, seed, shot, solarMd, volcanoPdf, watchErrors } from './helpers'
 
 const SOLAR_QUESTION = 'How do photovoltaic cells turn sunlight into electricity?'
 const VOLCANO_QUESTION = 'What happens during an explosive volcanic eruption?'
 
 const documentRow = (page: Page, filename: string) =>
   page.locator(`[data-testid="document"][data-filename="${filename}"]`)
-
-async function ask(page: Page, question: string) {
-  const box = page.getByRole('textbox', { name: 'Question' })
-  await box.fill(question)
-  await box.press('Enter') // keyboard use: Enter asks
-  const turn = page.getByTestId('turn').last()
-  await expect(turn.getByTestId('turn-meta')).toBeVisible({ timeout: 60_000 })
-  return turn
-}
 
 test('upload a Markdown and a PDF file, ask, follow a citation, delete a document', async ({ page }) => {
   const errors = watchErrors(page)

@@ -2,16 +2,7 @@
 // by the first question, a follow-up goes into it (and says what was searched), a reload keeps it, and it can be
 // renamed and deleted; a citation opens the document at the passage.
 import { expect, test, type Page } from '@playwright/test'
-import { baseUrl, openOn, seed, shot, solarMd, volcanoPdf, watchErrors } from './helpers'
-
-async function ask(page: Page, question: string) {
-  const box = page.getByRole('textbox', { name: 'Question' })
-  await box.fill(question)
-  await box.press('Enter')
-  const turn = page.getByTestId('turn').last()
-  await expect(turn.getByTestId('turn-meta')).toBeVisible({ timeout: 60_000 })
-  return turn
-}
+import { ask, baseUrl, openOn, seed, shot, solarMd, volcanoPdf, watchErrors } from './helpers'
 
 /** The chats other tests left (the backend has no accounts here: every chat is everyone's). */
 async function deleteAllChats(page: Page): Promise<void> {

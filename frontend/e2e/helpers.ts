@@ -74,3 +74,13 @@ export async function openOn(page: Page, collection: string): Promise<void> {
   await page.addInitScript((name) => localStorage.setItem('rag.collection', JSON.stringify(name)), collection)
   await page.goto(baseUrl())
 }
+
+/** Asks a question the way a person does (typed, then Enter) and waits for the answer: its turn, once finished. */
+export async function ask(page: Page, question: string) {
+  const box = page.getByRole('textbox', { name: 'Question' })
+  await box.fill(question)
+  await box.press('Enter')
+  const turn = page.getByTestId('turn').last()
+  await expect(turn.getByTestId('turn-meta')).toBeVisible({ timeout: 60_000 })
+  return turn
+}

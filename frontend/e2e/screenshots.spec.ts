@@ -2,21 +2,12 @@
 // docs/screenshots/*.png. Skipped in ordinary runs, so a test run never rewrites committed files.
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { expect, test, type Page } from '@playwright/test'
-import { openOn, seed, solarMd, volcanoPdf } from './helpers'
+import { expect, test } from '@playwright/test'
+import { ask, openOn, seed, solarMd, volcanoPdf } from './helpers'
 
 const OUT = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'screenshots')
 
 test.skip(!process.env.SCREENSHOTS, 'set SCREENSHOTS=1 (npm run screenshots) to refresh docs/screenshots')
-
-async function ask(page: Page, question: string) {
-  const box = page.getByRole('textbox', { name: 'Question' })
-  await box.fill(question)
-  await box.press('Enter')
-  const turn = page.getByTestId('turn').last()
-  await expect(turn.getByTestId('turn-meta')).toBeVisible({ timeout: 60_000 })
-  return turn
-}
 
 test('screenshots for the README: light, dark, narrow, source panel', async ({ page }) => {
   await seed(page.request, 'handbook', [solarMd(), volcanoPdf()])

@@ -1,5 +1,10 @@
-import { useEffect, useId, useRef, useState, type FormEvent } from 'react'
+import { useEffect, useId, useRef, useState, type ComponentProps, type FormEvent } from 'react'
 import { login, reason, type AuthOptions } from './api'
+
+const FIELDS = {
+  email: { label: 'E-mail', type: 'email', autoComplete: 'username', maxLength: 320 },
+  password: { label: 'Password', type: 'password', autoComplete: 'current-password', maxLength: 1024 },
+} as const
 
 interface Props {
   options: AuthOptions
@@ -47,6 +52,11 @@ export function SignIn({ options, notice, onSignedIn }: Props) {
   }
 
   const message = error ?? notice
+  // Both fields: invalid while an error shows, described by the message above the form.
+  const described = {
+    'aria-invalid': error ? true : undefined,
+    'aria-describedby': message ? `${id}-error` : undefined,
+  } as const
   return (
     <main className="auth-page">
       <div className="auth-card">
@@ -66,32 +76,8 @@ export function SignIn({ options, notice, onSignedIn }: Props) {
         )}
         {options.password && (
           <form className="auth-form" onSubmit={submit} noValidate aria-label="Sign in with e-mail and password">
-            <label htmlFor={`${id}-email`}>E-mail</label>
-            <input
-              ref={emailRef}
-              id={`${id}-email`}
-              type="email"
-              name="email"
-              autoComplete="username"
-              value={email}
-              onChange={(e) => setEmail(e.target.value)}
-              maxLength={320}
-              aria-invalid={error ? true : undefined}
-              aria-describedby={message ? `${id}-error` : undefined}
-            />
-            <label htmlFor={`${id}-password`}>Password</label>
-            <input
-              ref={passwordRef}
-              id={`${id}-password`}
-              type="password"
-              name="password"
-              autoComplete="current-password"
-              value={password}
-              onChange={(e) => setPassword(e.target.value)}
-              maxLength={1024}
-              aria-invalid={error ? true : undefined}
-              aria-describedby={message ? `${id}-error` : undefined}
-            />
+            <Field formId={id} name="email" ref={emailRef} value={email} onChange={setEmail} {...described} />
+            <Field formId={id} name="password" ref={passwordRef} value={password} onChange={setPassword} {...described} />
             <button type="submit" className="primary" disabled={busy}>
               {busy ? 'Signing in…' : 'Sign in'}
             </button>
@@ -113,5 +99,24 @@ export function SignIn({ options, notice, onSignedIn }: Props) {
         )}
       </div>
     </main>
+  )
+}
+
+type FieldProps = Omit<ComponentProps<'input'>, 'name' | 'value' | 'onChange'> & {
+  /** The form's id: the input's is `${formId}-${name}`. */
+  formId: string
+  name: keyof typeof FIELDS
+  value: string
+  onChange: (value: string) => void
+}
+
+/** One of the form's inputs (see FIELDS), after its label. */
+function Field({ formId, name, onChange, ...input }: FieldProps) {
+  const { label, ...attrs } = FIELDS[name]
+  return (
+    <>
+      <label htmlFor={`${formId}-${name}`}>{label}</label>
+      <input id={`${formId}-${name}`} name={name} {...attrs} onChange={(e) => onChange(e.target.value)} {...input} />
+    </>
   )
 }

@@ -1,6 +1,6 @@
 import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react'
 
-interface Props {
+export interface AskBoxProps {
   busy: boolean
   generate: boolean
   topK: number
@@ -12,7 +12,7 @@ interface Props {
 
 const TOP_K = [3, 5, 8, 10, 20]
 
-export function AskBox({ busy, generate, topK, onGenerate, onTopK, onAsk, onStop }: Props) {
+export function AskBox({ busy, generate, topK, onGenerate, onTopK, onAsk, onStop }: AskBoxProps) {
   const [text, setText] = useState('')
   const last = useRef('')
   const box = useRef<HTMLTextAreaElement>(null)

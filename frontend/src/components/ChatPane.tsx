@@ -2,22 +2,16 @@ import { useEffect, useRef, useState } from 'react'
 import type { Feedback } from '../api/conversations'
 import type { QueryResult } from '../api/types'
 import type { Turn } from '../hooks/useAsk'
-import { AskBox } from './AskBox'
+import { AskBox, type AskBoxProps } from './AskBox'
 import { SourcePanel, type SourceRef } from './SourcePanel'
 import { TurnView } from './TurnView'
 
-interface Props {
+/** Besides what the ask box takes (its busy, settings, onAsk and onStop). */
+interface Props extends AskBoxProps {
   collection: string
   readyDocs: number
   turns: Turn[]
-  busy: boolean
-  generate: boolean
-  topK: number
-  onGenerate: (on: boolean) => void
-  onTopK: (k: number) => void
-  onAsk: (question: string) => void
   onRetry: (id: number) => void
-  onStop: () => void
   onNewChat: () => void
   onRated: (id: number, feedback: Feedback) => void
   onRegenerate: (turn: Turn) => void

@@ -37,6 +37,34 @@ export interface Turn {
 
 let nextId = 1
 
+/** What a turn holds of its answer before any of it comes (a new question, a retry). */
+function unanswered(): Pick<
+  Turn,
+  'results' | 'answer' | 'citations' | 'note' | 'cached' | 'timings' | 'error' | 'messageId' | 'searchQuery' | 'feedback'
+> {
+  return {
+    results: null,
+    answer: '',
+    citations: [],
+    note: null,
+    cached: false,
+    timings: null,
+    error: null,
+    messageId: null,
+    searchQuery: null,
+    feedback: null,
+  }
+}
+
+/** A turn for a question, with a new id and no answer yet. */
+function newTurn(
+  question: string,
+  settings: AskSettings,
+  state: Pick<Turn, 'status' | 'mode' | 'startedAt'> & Partial<Pick<Turn, 'searchQuery'>>,
+): Turn {
+  return { id: nextId++, question, settings, provider: null, ...unanswered(), ...state }
+}
+
 function apply(turn: Turn, ev: AskEvent): Turn {
   switch (ev.type) {
     case 'results':
@@ -114,25 +142,7 @@ export function useAsk() {
 
   const submit = useCallback(
     (question: string, settings: AskSettings) => {
-      const turn: Turn = {
-        id: nextId++,
-        question,
-        settings,
-        status: 'searching',
-        mode: null,
-        results: null,
-        answer: '',
-        citations: [],
-        provider: null,
-        note: null,
-        cached: false,
-        timings: null,
-        error: null,
-        startedAt: Date.now(),
-        messageId: null,
-        searchQuery: null,
-        feedback: null,
-      }
+      const turn = newTurn(question, settings, { status: 'searching', mode: null, startedAt: Date.now() })
       setTurns((ts) => [...ts, turn])
       void run(turn.id, question, settings)
     },
@@ -143,21 +153,7 @@ export function useAsk() {
     (id: number) => {
       const turn = turns.find((t) => t.id === id)
       if (!turn) return
-      update(id, (t) => ({
-        ...t,
-        status: 'searching',
-        results: null,
-        answer: '',
-        citations: [],
-        error: null,
-        note: null,
-        timings: null,
-        cached: false,
-        startedAt: Date.now(),
-        messageId: null,
-        searchQuery: null,
-        feedback: null,
-      }))
+      update(id, (t) => ({ ...t, ...unanswered(), status: 'searching', startedAt: Date.now() }))
       void run(id, turn.question, turn.settings)
     },
     [turns, run, update],
@@ -187,25 +183,14 @@ export function turnsFrom(messages: Message[], settings: AskSettings): Turn[] {
   const out: Turn[] = []
   for (const m of messages) {
     if (m.role === 'user') {
-      out.push({
-        id: nextId++,
-        question: m.content,
-        settings,
-        status: 'stopped',
-        mode: 'stream',
-        results: null,
-        answer: '',
-        citations: [],
-        provider: null,
-        note: null,
-        cached: false,
-        timings: null,
-        error: null,
-        startedAt: 0,
-        messageId: null,
-        searchQuery: m.search_query ?? null,
-        feedback: null,
-      })
+      out.push(
+        newTurn(m.content, settings, {
+          status: 'stopped',
+          mode: 'stream',
+          startedAt: 0,
+          searchQuery: m.search_query ?? null,
+        }),
+      )
     } else {
       const turn = out[out.length - 1]
       if (!turn || turn.status === 'done') continue

@@ -4,6 +4,7 @@ import { isAdmin, useAuth } from '../../auth/context'
 import { useResource } from '../../hooks/useResource'
 import { formatDate } from '../../lib/format'
 import { ConfirmDialog } from '../ConfirmDialog'
+import { AdminForm, AdminTable, Choice, ErrorMessage, RowAction, StatusMessage, useAction } from './common'
 
 const SCOPES: Scope[] = ['read', 'write', 'admin']
 const EXPIRY: [string, number | null][] = [
@@ -23,25 +24,17 @@ export function KeysPanel() {
   const error = list.error ? reason(list.error) : null
   const [created, setCreated] = useState<NewKey | null>(null)
   const [pending, setPending] = useState<Key | null>(null)
-  const [revoking, setRevoking] = useState(false)
-  const [revokeError, setRevokeError] = useState<string | null>(null)
+  const revoking = useAction()
   const [status, setStatus] = useState('')
   const top = SCOPES.indexOf(auth.me?.scope ?? 'read')
 
-  async function revoke() {
-    if (!pending) return
-    setRevoking(true)
-    setRevokeError(null)
-    try {
-      await revokeKey(pending.id)
-      setStatus(`Key ${pending.name} was revoked.`)
+  function revoke(key: Key) {
+    void revoking.run(async () => {
+      await revokeKey(key.id)
+      setStatus(`Key ${key.name} was revoked.`)
       setPending(null)
       list.reload()
-    } catch (err) {
-      setRevokeError(reason(err))
-    } finally {
-      setRevoking(false)
-    }
+    })
   }
 
   return (
@@ -55,69 +48,44 @@ export function KeysPanel() {
       />
       {created && <CreatedKey created={created} onDone={() => setCreated(null)} />}
       <h3 id={`${id}-list`}>{isAdmin(auth) ? 'All keys' : 'Your keys'}</h3>
-      {error && (
-        <p className="field-error" role="alert">
-          {error}
-        </p>
-      )}
-      <p className="sr-only" role="status">
-        {status}
-      </p>
-      {keys === null ? (
-        !error && <p className="muted">Loading…</p>
-      ) : keys.length === 0 ? (
-        <p className="muted">No keys yet.</p>
-      ) : (
-        <div className="admin-table-wrap">
-          <table className="admin-table" aria-labelledby={`${id}-list`}>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                {isAdmin(auth) && <th scope="col">Owner</th>}
-                <th scope="col">Scope</th>
-                <th scope="col">Starts with</th>
-                <th scope="col">Expires</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {keys.map((k) => (
-                <tr key={k.id} data-testid="key-row">
-                  <th scope="row">{k.name}</th>
-                  {isAdmin(auth) && <td>{k.owner}</td>}
-                  <td>{k.scope}</td>
-                  <td>
-                    <code>{k.prefix}…</code>
-                  </td>
-                  <td>{k.expires_at ? formatDate(k.expires_at) : 'Never'}</td>
-                  <td>
-                    <button
-                      type="button"
-                      className="small danger-outline"
-                      aria-label={`Revoke key ${k.name}`}
-                      onClick={() => {
-                        setRevokeError(null)
-                        setPending(k)
-                      }}
-                    >
-                      Revoke
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <ErrorMessage error={error} />
+      <StatusMessage status={status} />
+      <AdminTable
+        items={keys}
+        error={error}
+        empty="No keys yet."
+        labelledBy={`${id}-list`}
+        columns={['Name', isAdmin(auth) && 'Owner', 'Scope', 'Starts with', 'Expires']}
+        row={(k) => (
+          <tr key={k.id} data-testid="key-row">
+            <th scope="row">{k.name}</th>
+            {isAdmin(auth) && <td>{k.owner}</td>}
+            <td>{k.scope}</td>
+            <td>
+              <code>{k.prefix}…</code>
+            </td>
+            <td>{k.expires_at ? formatDate(k.expires_at) : 'Never'}</td>
+            <td>
+              <RowAction
+                label={`Revoke key ${k.name}`}
+                onClick={() => {
+                  revoking.setError(null)
+                  setPending(k)
+                }}
+              >
+                Revoke
+              </RowAction>
+            </td>
+          </tr>
+        )}
+      />
       {pending && (
         <ConfirmDialog
           title={`Revoke the key ${pending.name}?`}
           confirmLabel="Revoke"
-          busy={revoking}
-          error={revokeError}
-          onConfirm={() => void revoke()}
+          busy={revoking.busy}
+          error={revoking.error}
+          onConfirm={() => revoke(pending)}
           onCancel={() => setPending(null)}
         >
           <p>Programs that use it are refused from their next request. This cannot be undone.</p>
@@ -128,67 +96,46 @@ export function KeysPanel() {
 }
 
 function NewKeyForm({ scopes, onCreated }: { scopes: Scope[]; onCreated: (k: NewKey) => void }) {
-  const id = useId()
   const [name, setName] = useState('')
   const [scope, setScope] = useState<Scope>('read')
   const [days, setDays] = useState('')
-  const [error, setError] = useState<string | null>(null)
-  const [busy, setBusy] = useState(false)
+  const creating = useAction()
 
   async function submit(e: FormEvent) {
     e.preventDefault()
-    if (!name.trim()) return setError('Give the key a name, to recognise it later.')
-    setBusy(true)
-    setError(null)
-    try {
+    if (!name.trim()) return creating.setError('Give the key a name, to recognise it later.')
+    await creating.run(async () => {
       const expires_at = days ? Date.now() / 1000 + Number(days) * 86400 : null
       onCreated(await createKey({ name: name.trim(), scope, expires_at }))
       setName('')
-    } catch (err) {
-      setError(reason(err))
-    } finally {
-      setBusy(false)
-    }
+    })
   }
 
   return (
-    <form className="admin-form" onSubmit={submit} noValidate aria-labelledby={`${id}-h`}>
-      <h3 id={`${id}-h`}>Create an API key</h3>
-      <div className="admin-fields">
-        <label>
-          Name
-          <input value={name} onChange={(e) => setName(e.target.value)} maxLength={200} placeholder="e.g. ci" />
-        </label>
-        <label>
-          Scope
-          <select value={scope} onChange={(e) => setScope(e.target.value as Scope)}>
-            {scopes.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Expires
-          <select value={days} onChange={(e) => setDays(e.target.value)}>
-            {EXPIRY.map(([label, d]) => (
-              <option key={label} value={d ?? ''}>
-                {label}
-              </option>
-            ))}
-          </select>
-        </label>
-      </div>
-      {error && (
-        <p className="field-error" role="alert">
-          {error}
-        </p>
-      )}
-      <button type="submit" className="primary" disabled={busy}>
-        {busy ? 'Creating…' : 'Create key'}
-      </button>
-    </form>
+    <AdminForm
+      title="Create an API key"
+      error={creating.error}
+      busy={creating.busy}
+      submitLabel="Create key"
+      busyLabel="Creating…"
+      onSubmit={submit}
+    >
+      <label>
+        Name
+        <input value={name} onChange={(e) => setName(e.target.value)} maxLength={200} placeholder="e.g. ci" />
+      </label>
+      <Choice label="Scope" values={scopes} value={scope} onChange={setScope} />
+      <label>
+        Expires
+        <select value={days} onChange={(e) => setDays(e.target.value)}>
+          {EXPIRY.map(([label, d]) => (
+            <option key={label} value={d ?? ''}>
+              {label}
+            </option>
+          ))}
+        </select>
+      </label>
+    </AdminForm>
   )
 }
 

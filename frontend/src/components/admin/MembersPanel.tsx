@@ -4,6 +4,7 @@ import type { CollectionInfo } from '../../api/types'
 import { listMembers, reason, removeMember, setMember, type Grant, type Member } from '../../auth/api'
 import { canManage, isAdmin, useAuth } from '../../auth/context'
 import { useResource } from '../../hooks/useResource'
+import { AdminForm, AdminTable, ErrorMessage, RowAction, StatusMessage, useAction } from './common'
 
 /** Who besides its owner may read or write a collection: for its owner and for admins. */
 export function MembersPanel() {
@@ -27,13 +28,7 @@ export function MembersPanel() {
     return () => ctl.abort()
   }, [auth])
 
-  if (error) {
-    return (
-      <p className="field-error" role="alert">
-        {error}
-      </p>
-    )
-  }
+  if (error) return <ErrorMessage error={error} />
   if (collections === null) return <p className="muted">Loading…</p>
   if (collections.length === 0) {
     return (
@@ -66,111 +61,80 @@ function Members({ collection }: { collection: string }) {
   const id = useId()
   const list = useResource(`admin:members:${collection}`, (signal) => listMembers(collection, signal))
   const members = list.data
-  const [failed, setError] = useState<string | null>(null)
-  const error = failed ?? (list.error ? reason(list.error) : null)
+  const action = useAction()
+  const error = action.error ?? (list.error ? reason(list.error) : null)
   const [email, setEmail] = useState('')
   const [access, setAccess] = useState<Grant>('read')
-  const [busy, setBusy] = useState(false)
   const [status, setStatus] = useState('')
 
   async function grant(e: FormEvent) {
     e.preventDefault()
-    if (!email.includes('@')) return setError('Enter the e-mail address of a user.')
-    setBusy(true)
-    setError(null)
-    try {
+    if (!email.includes('@')) return action.setError('Enter the e-mail address of a user.')
+    await action.run(async () => {
       const m = await setMember(collection, email.trim(), access)
       setStatus(`${m.email} may now ${m.access === 'write' ? 'read and write' : 'read'} ${collection}.`)
       setEmail('')
       list.reload()
-    } catch (err) {
-      setError(reason(err))
-    } finally {
-      setBusy(false)
-    }
+    })
   }
 
   async function remove(m: Member) {
-    setError(null)
+    action.setError(null)
     try {
       await removeMember(collection, m.email)
       setStatus(`${m.email} was removed from ${collection}.`)
       list.reload()
     } catch (err) {
-      setError(`${m.email}: ${reason(err)}`)
+      action.setError(`${m.email}: ${reason(err)}`)
     }
   }
 
   return (
     <>
-      <form className="admin-form" onSubmit={grant} noValidate aria-labelledby={`${id}-h`}>
-        <h3 id={`${id}-h`}>Grant access to {collection}</h3>
-        <div className="admin-fields">
-          <label>
-            User's e-mail
-            <input type="email" value={email} onChange={(e) => setEmail(e.target.value)} maxLength={320} />
-          </label>
-          <label>
-            Access
-            <select value={access} onChange={(e) => setAccess(e.target.value as Grant)}>
-              <option value="read">read</option>
-              <option value="write">read and write</option>
-            </select>
-          </label>
-        </div>
-        {error && (
-          <p className="field-error" role="alert">
-            {error}
-          </p>
-        )}
-        <button type="submit" className="primary" disabled={busy || !email.trim()}>
-          {busy ? 'Granting…' : 'Grant'}
-        </button>
-      </form>
-      <p className="sr-only" role="status">
-        {status}
-      </p>
+      <AdminForm
+        title={`Grant access to ${collection}`}
+        error={error}
+        busy={action.busy}
+        disabled={!email.trim()}
+        submitLabel="Grant"
+        busyLabel="Granting…"
+        onSubmit={grant}
+      >
+        <label>
+          User's e-mail
+          <input type="email" value={email} onChange={(e) => setEmail(e.target.value)} maxLength={320} />
+        </label>
+        <label>
+          Access
+          <select value={access} onChange={(e) => setAccess(e.target.value as Grant)}>
+            <option value="read">read</option>
+            <option value="write">read and write</option>
+          </select>
+        </label>
+      </AdminForm>
+      <StatusMessage status={status} />
       <h3 id={`${id}-list`}>Members of {collection}</h3>
-      {members === null ? (
-        !error && <p className="muted">Loading…</p>
-      ) : members.length === 0 ? (
-        <p className="muted">Only its owner (and admins) can use it.</p>
-      ) : (
-        <div className="admin-table-wrap">
-          <table className="admin-table" aria-labelledby={`${id}-list`}>
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Access</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {members.map((m) => (
-                <tr key={m.email} data-testid="member-row">
-                  <th scope="row">
-                    {m.email}
-                    {m.name && <span className="muted"> {m.name}</span>}
-                  </th>
-                  <td>{m.access === 'write' ? 'read and write' : 'read'}</td>
-                  <td>
-                    <button
-                      type="button"
-                      className="small danger-outline"
-                      aria-label={`Remove ${m.email} from ${collection}`}
-                      onClick={() => void remove(m)}
-                    >
-                      Remove
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <AdminTable
+        items={members}
+        error={error}
+        empty="Only its owner (and admins) can use it."
+        labelledBy={`${id}-list`}
+        columns={['User', 'Access']}
+        row={(m) => (
+          <tr key={m.email} data-testid="member-row">
+            <th scope="row">
+              {m.email}
+              {m.name && <span className="muted"> {m.name}</span>}
+            </th>
+            <td>{m.access === 'write' ? 'read and write' : 'read'}</td>
+            <td>
+              <RowAction label={`Remove ${m.email} from ${collection}`} onClick={() => void remove(m)}>
+                Remove
+              </RowAction>
+            </td>
+          </tr>
+        )}
+      />
     </>
   )
 }
