@@ -69,12 +69,20 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
   return res
 }
 
-async function json<T>(path: string, init: RequestInit = {}): Promise<T> {
+/** A JSON call: the parsed body of a 2xx, else the ApiError of `request`. */
+export async function json<T>(path: string, init: RequestInit = {}): Promise<T> {
   const res = await request(path, init)
   return (await res.json()) as T
 }
 
 const JSON_HEADERS = { 'Content-Type': 'application/json' }
+
+/** The init of a call that sends `body` as JSON with `method`. */
+export const send = (method: string, body: unknown): RequestInit => ({
+  method,
+  headers: JSON_HEADERS,
+  body: JSON.stringify(body),
+})
 
 export function listDocuments(
   params: { collection?: string; limit?: number; offset?: number },
@@ -105,20 +113,11 @@ export function listCollections(signal?: AbortSignal): Promise<CollectionInfo[]>
 }
 
 export function createCollection(name: string): Promise<CollectionInfo> {
-  return json<CollectionInfo>('/api/collections', {
-    method: 'POST',
-    headers: JSON_HEADERS,
-    body: JSON.stringify({ name }),
-  })
+  return json<CollectionInfo>('/api/collections', send('POST', { name }))
 }
 
 export function query(body: QueryRequest, signal?: AbortSignal): Promise<QueryResponse> {
-  return json<QueryResponse>('/api/query', {
-    method: 'POST',
-    headers: JSON_HEADERS,
-    body: JSON.stringify(body),
-    signal,
-  })
+  return json<QueryResponse>('/api/query', { ...send('POST', body), signal })
 }
 
 /** /ready answers 503 with the same body when the query path is down: both are a status to show. */

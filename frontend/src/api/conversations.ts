@@ -1,6 +1,6 @@
 // The backend's saved conversations (POST/GET/PATCH/DELETE /api/conversations) and answer feedback, typed from
 // its OpenAPI document. A backend without these routes answers 404/405: the page then asks without history.
-import { ApiError, request } from './client'
+import { ApiError, json, request, send } from './client'
 import type { components } from './schema'
 
 type Schemas = components['schemas']
@@ -16,7 +16,6 @@ export interface Feedback {
   comment?: string | null
 }
 
-const JSON_HEADERS = { 'Content-Type': 'application/json' }
 const path = (id: string) => `/api/conversations/${encodeURIComponent(id)}`
 
 /** True for the answer of a backend that has no conversation routes (older, or built without them). */
@@ -24,20 +23,12 @@ export function unsupported(err: unknown): boolean {
   return err instanceof ApiError && (err.status === 404 || err.status === 405)
 }
 
-async function json<T>(url: string, init: RequestInit = {}): Promise<T> {
-  return (await (await request(url, init)).json()) as T
-}
-
 export function listConversations(signal?: AbortSignal): Promise<ConversationSummary[]> {
   return json<ConversationSummary[]>('/api/conversations', { signal })
 }
 
 export function createConversation(title?: string): Promise<ConversationSummary> {
-  return json<ConversationSummary>('/api/conversations', {
-    method: 'POST',
-    headers: JSON_HEADERS,
-    body: JSON.stringify(title ? { title } : {}),
-  })
+  return json<ConversationSummary>('/api/conversations', send('POST', title ? { title } : {}))
 }
 
 export function getConversation(id: string, signal?: AbortSignal): Promise<Conversation> {
@@ -45,11 +36,7 @@ export function getConversation(id: string, signal?: AbortSignal): Promise<Conve
 }
 
 export function renameConversation(id: string, title: string): Promise<ConversationSummary> {
-  return json<ConversationSummary>(path(id), {
-    method: 'PATCH',
-    headers: JSON_HEADERS,
-    body: JSON.stringify({ title }),
-  })
+  return json<ConversationSummary>(path(id), send('PATCH', { title }))
 }
 
 export async function deleteConversation(id: string): Promise<void> {
@@ -57,11 +44,8 @@ export async function deleteConversation(id: string): Promise<void> {
 }
 
 export async function sendFeedback(conversationId: string, messageId: string, feedback: Feedback): Promise<void> {
-  await request(`${path(conversationId)}/messages/${encodeURIComponent(messageId)}/feedback`, {
-    method: 'POST',
-    headers: JSON_HEADERS,
-    body: JSON.stringify(feedback.comment ? feedback : { rating: feedback.rating }),
-  })
+  const body = feedback.comment ? feedback : { rating: feedback.rating }
+  await request(`${path(conversationId)}/messages/${encodeURIComponent(messageId)}/feedback`, send('POST', body))
 }
 
 /** A message's rating, as the page shows it. */

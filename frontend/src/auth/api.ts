@@ -1,6 +1,6 @@
 // Calls of sign-in, users, API keys and collection members (backend/rag_backend/api/routes/{auth,users,
 // collections}.py). Shapes come from the generated OpenAPI types; errors are the page's one ApiError.
-import { ApiError, UNREACHABLE, errorFrom, request } from '../api/client'
+import { ApiError, UNREACHABLE, errorFrom, json, request, send } from '../api/client'
 import type { components } from '../api/schema'
 
 type Schemas = components['schemas']
@@ -13,18 +13,6 @@ export type Key = Schemas['Key']
 export type NewKey = Schemas['NewKey']
 export type Member = Schemas['Member']
 export type Grant = Member['access']
-
-const JSON_HEADERS = { 'Content-Type': 'application/json' }
-
-async function json<T>(path: string, init: RequestInit = {}): Promise<T> {
-  return (await (await request(path, init)).json()) as T
-}
-
-const send = (method: string, body: unknown): RequestInit => ({
-  method,
-  headers: JSON_HEADERS,
-  body: JSON.stringify(body),
-})
 
 export const getOptions = (signal?: AbortSignal) => json<AuthOptions>('/api/auth/options', { signal })
 
