@@ -21,7 +21,7 @@ import orjson
 from rag_backend import traces
 from rag_backend.cache import Cache, digest
 from rag_backend.chunking import TokenCounter
-from rag_backend.conversations.rewrite import Turn
+from rag_backend.conversations.rewrite import Turn, without_markers
 from rag_backend.core.config import Settings
 from rag_backend.llm import Attempt, Chain, Message, Outcome, Provider
 
@@ -39,7 +39,6 @@ EXTRACTIVE_SENTENCE_CHARS = 320
 EXTRACTIVE_NOTE = "_No language model answered: these sentences are quoted from the sources._"
 NO_PASSAGES = "No passage in the searched collections matches the question."
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-_OLD_MARKER = re.compile(r"\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 # Blocks: paragraphs, and lines that open with a Markdown heading, list, quote or table mark (a hard-wrapped line
 # does not end a sentence); sentence ends, a closing quote or bracket may follow; the marks a block opens with.
 _BLOCK = re.compile(r"\n\s*\n|\n(?=\s*(?:[#>*+|-]|\d{1,3}[.)])\s)")
@@ -79,7 +78,7 @@ def history_messages(history: Sequence[Turn], tokenizer: TokenCounter, budget: i
     for turn in reversed(history):
         pair = [{"role": "user", "content": turn.question}]
         if turn.answer.strip():
-            pair.append({"role": "assistant", "content": _OLD_MARKER.sub("", turn.answer).strip()})
+            pair.append({"role": "assistant", "content": without_markers(turn.answer).strip()})
         cost = sum(tokenizer.count(m["content"]) for m in pair)
         if cost > remaining:
             break

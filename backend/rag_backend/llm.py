@@ -226,8 +226,7 @@ class Chain:
                 continue
             streamed = judged = False
             try:
-                tokens = provider.stream(messages) if max_tokens is None else provider.stream(messages, max_tokens)
-                async for text in tokens:
+                async for text in provider.stream(messages, max_tokens):
                     streamed = True
                     yield text
                 breaker.success()

@@ -70,7 +70,7 @@ class _Provider:
         self.name, self.model, self.url = name, f"{name}-model", f"http://{name}"
         self.tokens, self.error, self.after, self.calls = tokens, error, after, 0
 
-    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
+    async def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> AsyncIterator[str]:
         self.calls += 1
         for i, token in enumerate(self.tokens):
             if self.error is not None and i == self.after:

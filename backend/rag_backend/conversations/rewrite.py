@@ -111,6 +111,11 @@ class Turn:
     answer: str
 
 
+def without_markers(answer: str) -> str:
+    """An earlier answer without its [n] citation markers: they numbered that turn's sources, not the next one's."""
+    return _CITATION.sub("", answer)
+
+
 def turns(messages: Sequence[dict[str, Any]]) -> list[Turn]:
     """Question/answer pairs from stored messages, oldest first (a question without its answer counts too)."""
     out: list[Turn] = []
@@ -145,7 +150,7 @@ def _rewrite_messages(question: str, history: Sequence[Turn]) -> list[Message]:
     for turn in history:
         lines.append(f"User: {turn.question}")
         if turn.answer:
-            lines.append(f"Assistant: {_CITATION.sub('', turn.answer)[:600]}")
+            lines.append(f"Assistant: {without_markers(turn.answer)[:600]}")
     convo = "\n".join(lines)
     user = f"Conversation:\n{convo}\n\nLast question: {question}\n\nStandalone search query:"
     return [{"role": "system", "content": REWRITE_PROMPT}, {"role": "user", "content": user}]
