@@ -173,7 +173,6 @@ class Engine:
         self._tokenizers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tokenize")
         self.started_at = int(time.time())
         self.in_flight = 0
-        self._tokenization_series: dict[str, Any] = {}  # by batcher label, looked up once
         self.load_seconds = time.perf_counter() - started
         log.info(
             "models loaded",
@@ -397,10 +396,7 @@ class Engine:
         else:
             items = await self._off_loop(tokenize, *args)
         timing.tokenization_s = time.perf_counter() - t0
-        observed = self._tokenization_series.get(label)
-        if observed is None:
-            observed = self._tokenization_series[label] = metrics.TOKENIZATION.labels(label)
-        observed.observe(timing.tokenization_s)
+        metrics.series(metrics.TOKENIZATION, label).observe(timing.tokenization_s)
         if tracing.ENABLED:
             traces.tokenized(label, t0, len(items))
         return items

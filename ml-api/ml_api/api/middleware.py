@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -56,9 +55,6 @@ class GuardMiddleware:
         self.app = app
         self.api_key = api_key
         self.max_bytes = max_request_bytes
-        # Metric series by (route, status) and route, looked up once each (labels() locks and builds a key).
-        self._counted: dict[tuple[str, int], Any] = {}
-        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,15 +87,8 @@ class GuardMiddleware:
                 receive = replay(body, receive)
             await self.app(scope, receive, send_wrapper)
         finally:
-            elapsed, status = time.perf_counter() - started, status_holder["status"]
-            counted = self._counted.get((route, status))
-            if counted is None:
-                counted = self._counted[route, status] = metrics.REQUESTS.labels(route, str(status))
-            counted.inc()
-            timed = self._timed.get(route)
-            if timed is None:
-                timed = self._timed[route] = metrics.REQUEST_DURATION.labels(route)
-            timed.observe(elapsed)
+            metrics.series(metrics.REQUESTS, route, str(status_holder["status"])).inc()
+            metrics.series(metrics.REQUEST_DURATION, route).observe(time.perf_counter() - started)
 
     async def _read_bounded(self, receive: Receive) -> bytes | None:
         chunks, size, more = [], 0, True
