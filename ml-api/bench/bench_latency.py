@@ -10,7 +10,10 @@ inference (`GET /v1/models`) and the server's own timing headers (tokenisation, 
 The client is a plain keep-alive `http.client` connection, so the overhead is the server's and the loopback's,
 not a client library's; httpx (what the backend uses) is measured beside it for comparison.
 
-    ml-api/.venv/bin/python ml-api/bench/bench_latency.py [--n 300] [--text "..."]   (also part of `make bench-ml`)
+    ml-api/.venv/bin/python ml-api/bench/bench_latency.py [--n 300] [--text "..."] [--floor]   (also in `make bench-ml`)
+
+`--floor` measures floor_app.py the same way afterwards: a bare uvicorn app doing only what any server must (one
+thread hop, orjson), so the difference between the two overheads is what ml-api itself adds.
 """
 
 from __future__ import annotations
@@ -154,27 +157,42 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
+def _env(port: int, **settings: str) -> dict[str, str]:
+    base = {"PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
+    return {**os.environ, **base, **settings}
+
+
 def main_result(models_dir: Path, n: int, text: str = TEXT, **settings: str) -> dict[str, Any]:
     """Start `ml-api serve` on the default models (plus `settings`, e.g. ORT_ALLOW_SPINNING), measure, stop it."""
     model_dir = models_dir / "all-MiniLM-L6-v2"
     port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "DEVICE": "cpu",
-        "EMBED_MODEL": str(model_dir),
-        "RERANK_MODEL": str(models_dir / "minilm-l6-crossencoder-test"),
-        "LOG_LEVEL": "WARNING",
-        "HF_HUB_OFFLINE": "1",
+    env = _env(
+        port,
+        DEVICE="cpu",
+        EMBED_MODEL=str(model_dir),
+        RERANK_MODEL=str(models_dir / "minilm-l6-crossencoder-test"),
         **settings,
-    }
+    )
     log = REPO / ".bench" / "latency-ml-api.log"
     log.parent.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "ml_api", "serve"]
     with serve(cmd, env, log, url=f"http://127.0.0.1:{port}", name="ml-api") as service:
         spinning = settings.get("ORT_ALLOW_SPINNING", "false").lower() in ("1", "true", "yes", "on")
         return measure(service.url, model_dir, n, text, spinning)
+
+
+def floor_result(models_dir: Path, n: int, text: str = TEXT) -> dict[str, Any]:
+    """The same measurement against floor_app.py: the bare server ml-api's overhead is compared with."""
+    model_dir = models_dir / "all-MiniLM-L6-v2"
+    port = free_port()
+    env = _env(port, FLOOR_MODEL_DIR=str(model_dir))
+    log = REPO / ".bench" / "latency-floor.log"
+    log.parent.mkdir(exist_ok=True)
+    uvicorn_flags = ["--log-level", "warning", "--no-access-log", "--no-server-header", "--no-proxy-headers"]
+    cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "floor_app:app"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), *uvicorn_flags]
+    with serve(cmd, env, log, url=f"http://127.0.0.1:{port}", name="floor app") as service:
+        return measure(service.url, model_dir, n, text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,10 +207,22 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="a server setting, e.g. ORT_ALLOW_SPINNING=false",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure floor_app.py, a bare uvicorn app doing the same work with one thread hop",
+    )
     args = parser.parse_args(argv)
     settings = dict(s.split("=", 1) for s in args.set)
     result = main_result(args.models_dir, args.n, args.text, **settings)
     report(result)
+    if args.floor:
+        floor = floor_result(args.models_dir, args.n, args.text)
+        print("  the floor (floor_app.py: uvicorn, orjson, one thread hop, nothing else):")
+        report(floor)
+        own = result["overhead_p50_ms"] - floor["overhead_p50_ms"]
+        print(f"  ml-api's own share of its overhead (its overhead minus the floor's): {own:.2f} ms")
+        result = {**result, "floor": floor, "own_overhead_ms": round(own, 3)}
     print(json.dumps({**result, "settings": settings}))
     return 0
 

@@ -6,7 +6,9 @@ length, and cuts it into padded batches of at most MAX_BATCH_TOKENS and MAX_BATC
 run is also cut when keeping a much longer item in it would add more than PADDING_SPLIT_TOKENS of
 padding (a second forward pass is cheaper than that much padding). Batches run one at a time on a
 dedicated thread, so the event loop keeps accepting and tokenising while the model works, and the
-next window grows with whatever arrived meanwhile (continuous batching).
+next window grows with whatever arrived meanwhile (continuous batching). A request that finds the batcher
+idle has nothing to wait for: it goes to the thread straight from `submit`, and the thread's one call back
+to the loop answers it; the histograms are written after the answer.
 
 Each batcher also knows how long its queue would take to drain (tokens not yet answered over the recent
 throughput): the overload answer's Retry-After is built from it.
@@ -16,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -116,8 +119,15 @@ class Batcher(Generic[P, R]):
         self._pending: deque[_Item[P]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._done: asyncio.Future[None] | None = None  # the batch on the device now, resolved once answered
+        self._in_window = False  # the scheduling task is working through a window of batches
         self._closing = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-inference")
+        # One thread of its own fed by a SimpleQueue: a put and a wake per batch, where an executor's submit also
+        # takes locks and builds a work item and a future (measurable on a short query's path).
+        self._jobs: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, list[_Item[P]], float] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
         self._queue_gauge = metrics.QUEUE_SIZE.labels(name)
         # The series every batch updates, looked up once (labels() takes a lock and builds a key on every call).
         self._queue_time = metrics.QUEUE_TIME.labels(name)
@@ -153,6 +163,8 @@ class Batcher(Generic[P, R]):
 
     def start(self) -> None:
         self._wakeup = asyncio.Event()
+        self._thread = threading.Thread(target=self._serve, name=f"{self.name}-inference", daemon=True)
+        self._thread.start()
         self._task = asyncio.create_task(self._loop(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
@@ -162,7 +174,13 @@ class Batcher(Generic[P, R]):
             self._wakeup.set()
         if self._task is not None:
             await self._task
-        self._executor.shutdown(wait=True)
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+
+    def _idle(self) -> bool:
+        """Nothing queued, nothing on the device and no window being worked through."""
+        return not self._pending and self._done is None and not self._in_window
 
     async def submit(self, payloads: Sequence[P], lengths: Sequence[int], timing: BatchTiming | None = None) -> list[R]:
         if self._task is None or self._task.done():
@@ -170,11 +188,17 @@ class Batcher(Generic[P, R]):
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
         items = [_Item(p, max(1, n), loop.create_future(), now) for p, n in zip(payloads, lengths, strict=True)]
-        self._pending.extend(items)
         self._outstanding_tokens += sum(it.length for it in items)
-        self._queue_gauge.set(len(self._pending))
-        assert self._wakeup is not None
-        self._wakeup.set()
+        lone = self._lone_batch(items) if self._idle() else None
+        if lone is not None:
+            # An idle batcher has nothing to batch a lone request with: it goes to the device now, from here,
+            # not through the scheduling task (one loop round trip less on a search box's query).
+            self._dispatch(lone)
+        else:
+            self._pending.extend(items)
+            self._queue_gauge.set(len(self._pending))
+            assert self._wakeup is not None
+            self._wakeup.set()
         try:
             # One item (a search box's query) awaits its future directly: gather would add a loop round trip.
             results = [await items[0].future] if len(items) == 1 else await asyncio.gather(*(it.future for it in items))
@@ -189,6 +213,17 @@ class Batcher(Generic[P, R]):
             timing.enqueued, timing.started, timing.finished = now, first, first + timing.inference_s
             timing.batch_size = max(it.batch for it in items)
         return list(results)
+
+    def _lone_batch(self, items: list[_Item[P]]) -> list[_Item[P]] | None:
+        """The request's items as the one length-sorted batch the scheduler would make of them, if one."""
+        if len(items) == 1:
+            return items
+        plan = self._plan(items)
+        return [items[i] for i in plan[0]] if len(plan) == 1 else None
+
+    def _plan(self, window: Sequence[_Item[P]]) -> list[list[int]]:
+        lengths = [it.length for it in window]
+        return plan_batches(lengths, self.max_batch_tokens, self.max_batch_size, self.padding_split_tokens)
 
     def _take_window(self) -> list[_Item[P]]:
         window: list[_Item[P]] = []
@@ -214,10 +249,73 @@ class Batcher(Generic[P, R]):
     def _execute(self, payloads: list[P]) -> list[R]:
         return split_on_oom(self._run_batch, payloads, self._is_oom, metrics.OOM_SPLITS.labels(self.name).inc)
 
+    def _dispatch(self, batch: list[_Item[P]]) -> asyncio.Future[None]:
+        """Start one batch on the inference thread; the returned future resolves once its answers are out."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        self.running_since = started
+        for it in batch:
+            it.started = started
+            it.batch = len(batch)
+        self._done = loop.create_future()
+        self._jobs.put((loop, batch, started))
+        return self._done
+
+    def _serve(self) -> None:
+        """The inference thread: one batch at a time, until stop() sends None."""
+        while (job := self._jobs.get()) is not None:
+            self._work(*job)
+
+    def _work(self, loop: asyncio.AbstractEventLoop, batch: list[_Item[P]], started: float) -> None:
+        """On the inference thread: the forward, then one call back to the loop that answers every item."""
+        results: list[R] | None = None
+        error: Exception | None = None
+        try:
+            results = self._execute([it.payload for it in batch])
+        except Exception as exc:
+            error = exc
+        try:
+            loop.call_soon_threadsafe(self._finish, batch, started, time.perf_counter(), results, error)
+        except RuntimeError:  # the loop closed under us (interpreter shutdown): nobody is waiting any more
+            pass
+
+    def _finish(
+        self, batch: list[_Item[P]], started: float, finished: float, results: list[R] | None, error: Exception | None
+    ) -> None:
+        """On the loop: answers first, then the scheduler, then the metrics (after the responses are written)."""
+        self.running_since = None
+        if results is not None:
+            self.last_success = finished
+            for it, result in zip(batch, results, strict=True):
+                it.finished = finished
+                if not it.future.done():
+                    it.future.set_result(result)
+            self._observe(sum(it.length for it in batch), finished - started)
+        else:
+            log.error("batch failed", exc_info=error, extra={"fields": {"model": self.name, "size": len(batch)}})
+            for it in batch:
+                if not it.future.done():
+                    it.future.set_exception(error)  # type: ignore[arg-type]
+        self._settled(batch)
+        done, self._done = self._done, None
+        if done is not None:
+            done.set_result(None)
+        if results is not None:
+            asyncio.get_running_loop().call_soon(self._record, batch, started, finished)
+
+    def _record(self, batch: list[_Item[P]], started: float, finished: float) -> None:
+        for it in batch:
+            self._queue_time.observe(started - it.enqueued)
+        self._inference.observe(finished - started)
+        self._batch_size.observe(len(batch))
+        self._batch_tokens.observe(len(batch) * max(it.length for it in batch))
+
     async def _loop(self) -> None:
         assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
         while True:
+            if self._done is not None:  # a lone request's batch is on the device: batch what comes meanwhile
+                await self._done
+                continue
             if not self._pending:
                 if self._closing:
                     return
@@ -227,40 +325,14 @@ class Batcher(Generic[P, R]):
             window = self._take_window()
             if not window:
                 continue
-            plan = plan_batches(
-                [it.length for it in window], self.max_batch_tokens, self.max_batch_size, self.padding_split_tokens
-            )
-            for indices in plan:
-                batch = [window[i] for i in indices if not window[i].future.cancelled()]
-                if len(batch) < len(indices):
-                    metrics.CANCELLED.labels(self.name).inc(len(indices) - len(batch))
-                    self._settled([window[i] for i in indices if window[i].future.cancelled()])
-                if not batch:
-                    continue
-                started = time.perf_counter()
-                self.running_since = started
-                for it in batch:
-                    it.started = started
-                    it.batch = len(batch)
-                    self._queue_time.observe(started - it.enqueued)
-                try:
-                    results = await loop.run_in_executor(self._executor, self._execute, [it.payload for it in batch])
-                except Exception as exc:
-                    self.running_since = None
-                    log.exception("batch failed", extra={"fields": {"model": self.name, "size": len(batch)}})
-                    self._settled(batch)
-                    for it in batch:
-                        if not it.future.done():
-                            it.future.set_exception(exc)
-                    continue
-                finished = time.perf_counter()
-                self.running_since, self.last_success = None, finished
-                for it, result in zip(batch, results, strict=True):  # answers first, bookkeeping after
-                    it.finished = finished
-                    if not it.future.done():
-                        it.future.set_result(result)
-                self._settled(batch)
-                self._observe(sum(it.length for it in batch), finished - started)
-                self._inference.observe(finished - started)
-                self._batch_size.observe(len(batch))
-                self._batch_tokens.observe(len(batch) * max(it.length for it in batch))
+            self._in_window = True
+            try:
+                for indices in self._plan(window):
+                    batch = [window[i] for i in indices if not window[i].future.cancelled()]
+                    if len(batch) < len(indices):
+                        metrics.CANCELLED.labels(self.name).inc(len(indices) - len(batch))
+                        self._settled([window[i] for i in indices if window[i].future.cancelled()])
+                    if batch:
+                        await self._dispatch(batch)
+            finally:
+                self._in_window = False

@@ -299,7 +299,7 @@ class Engine:
         lengths = [len(r) for r in ids]
         timing.tokens = sum(lengths)
         rows = await self._submit(slot.batcher, ids, lengths, timing.batch)
-        matrix = np.vstack(rows)
+        matrix = rows[0][np.newaxis] if len(rows) == 1 else np.vstack(rows)  # one query: no stacking to do
         if dimensions is not None and dimensions < matrix.shape[1]:
             matrix = np.ascontiguousarray(matrix[:, :dimensions])  # orjson writes only contiguous arrays
         return normalize_rows(matrix) if normalize else matrix
@@ -396,7 +396,8 @@ class Engine:
         else:
             items = await self._off_loop(tokenize, *args)
         timing.tokenization_s = time.perf_counter() - t0
-        metrics.series(metrics.TOKENIZATION, label).observe(timing.tokenization_s)
+        # Written once the batch is on the device (the loop is idle then), not on the way to it.
+        asyncio.get_running_loop().call_soon(metrics.series(metrics.TOKENIZATION, label).observe, timing.tokenization_s)
         if tracing.ENABLED:
             traces.tokenized(label, t0, len(items))
         return items

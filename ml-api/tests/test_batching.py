@@ -204,3 +204,25 @@ def test_drain_estimate_follows_queued_tokens_and_throughput() -> None:
         await b.stop()
 
     asyncio.run(main())
+
+
+def test_stop_finishes_the_batch_on_the_device() -> None:
+    """A lone request goes to the inference thread without the scheduler; stopping still waits for its answer."""
+
+    async def main() -> None:
+        gate = threading.Event()
+        model = RecordingModel(gate)
+        b = _batcher(model)
+        b.start()
+        lone = asyncio.create_task(b.submit(["q"], [1]))
+        await asyncio.sleep(0.05)  # on the device, held by the gate
+        assert b.running_since is not None and b.queue_size == 0
+        stopping = asyncio.create_task(b.stop())
+        await asyncio.sleep(0.05)
+        assert not stopping.done()
+        gate.set()
+        assert await lone == ["Q"]
+        await asyncio.wait_for(stopping, 5)
+        assert b.last_success is not None and b.running_since is None
+
+    asyncio.run(main())
