@@ -157,42 +157,38 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
-def _env(port: int, **settings: str) -> dict[str, str]:
-    base = {"PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
-    return {**os.environ, **base, **settings}
+def _serve_and_measure(
+    name: str, cmd: list[str], model_dir: Path, n: int, text: str, spinning: bool = False, **settings: str
+) -> dict[str, Any]:
+    """Start `cmd` on a free port (ml-api reads PORT, uvicorn's CLI UVICORN_PORT), measure it, stop it."""
+    port = free_port()
+    address = {"PORT": str(port), "HOST": "127.0.0.1", "UVICORN_PORT": str(port), "UVICORN_HOST": "127.0.0.1"}
+    env = {**os.environ, **address, "LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1", **settings}
+    log = REPO / ".bench" / f"latency-{name}.log"
+    log.parent.mkdir(exist_ok=True)
+    with serve(cmd, env, log, url=f"http://127.0.0.1:{port}", name=name) as service:
+        return measure(service.url, model_dir, n, text, spinning)
 
 
 def main_result(models_dir: Path, n: int, text: str = TEXT, **settings: str) -> dict[str, Any]:
     """Start `ml-api serve` on the default models (plus `settings`, e.g. ORT_ALLOW_SPINNING), measure, stop it."""
     model_dir = models_dir / "all-MiniLM-L6-v2"
-    port = free_port()
-    env = _env(
-        port,
-        DEVICE="cpu",
-        EMBED_MODEL=str(model_dir),
-        RERANK_MODEL=str(models_dir / "minilm-l6-crossencoder-test"),
-        **settings,
-    )
-    log = REPO / ".bench" / "latency-ml-api.log"
-    log.parent.mkdir(exist_ok=True)
+    models = {
+        "DEVICE": "cpu",
+        "EMBED_MODEL": str(model_dir),
+        "RERANK_MODEL": str(models_dir / "minilm-l6-crossencoder-test"),
+    }
+    spinning = settings.get("ORT_ALLOW_SPINNING", "false").lower() in ("1", "true", "yes", "on")
     cmd = [sys.executable, "-m", "ml_api", "serve"]
-    with serve(cmd, env, log, url=f"http://127.0.0.1:{port}", name="ml-api") as service:
-        spinning = settings.get("ORT_ALLOW_SPINNING", "false").lower() in ("1", "true", "yes", "on")
-        return measure(service.url, model_dir, n, text, spinning)
+    return _serve_and_measure("ml-api", cmd, model_dir, n, text, spinning, **{**models, **settings})  # --set wins
 
 
 def floor_result(models_dir: Path, n: int, text: str = TEXT) -> dict[str, Any]:
     """The same measurement against floor_app.py: the bare server ml-api's overhead is compared with."""
     model_dir = models_dir / "all-MiniLM-L6-v2"
-    port = free_port()
-    env = _env(port, FLOOR_MODEL_DIR=str(model_dir))
-    log = REPO / ".bench" / "latency-floor.log"
-    log.parent.mkdir(exist_ok=True)
-    uvicorn_flags = ["--log-level", "warning", "--no-access-log", "--no-server-header", "--no-proxy-headers"]
     cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "floor_app:app"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), *uvicorn_flags]
-    with serve(cmd, env, log, url=f"http://127.0.0.1:{port}", name="floor app") as service:
-        return measure(service.url, model_dir, n, text)
+    cmd += ["--log-level", "warning", "--no-access-log", "--no-server-header", "--no-proxy-headers"]
+    return _serve_and_measure("floor", cmd, model_dir, n, text, FLOOR_MODEL_DIR=str(model_dir))
 
 
 def main(argv: list[str] | None = None) -> int:
