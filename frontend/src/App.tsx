@@ -8,6 +8,7 @@ import { ChatPane } from './components/ChatPane'
 import { CollectionPicker } from './components/CollectionPicker'
 import { ConversationList } from './components/ConversationList'
 import { DocumentList } from './components/DocumentList'
+import { Logo } from './components/Logo'
 import { StatusIndicator, healthOf } from './components/StatusIndicator'
 import { UploadPanel } from './components/UploadPanel'
 import { useAsk, type AskSettings } from './hooks/useAsk'
@@ -143,9 +144,7 @@ export function App({ uploads }: Props) {
       </a>
       <header className="topbar">
         <div className="brand">
-          <svg viewBox="0 0 24 24" aria-hidden="true" className="logo">
-            <path d="M5 4h10l4 4v12H5z M15 4v4h4 M8 12h8 M8 16h6" />
-          </svg>
+          <Logo />
           <h1>Ask your documents</h1>
         </div>
         <div className="topbar-end">

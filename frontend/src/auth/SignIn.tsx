@@ -1,4 +1,5 @@
 import { useEffect, useId, useRef, useState, type ComponentProps, type FormEvent } from 'react'
+import { Logo } from '../components/Logo'
 import { login, reason, type AuthOptions } from './api'
 
 const FIELDS = {
@@ -61,9 +62,7 @@ export function SignIn({ options, notice, onSignedIn }: Props) {
     <main className="auth-page">
       <div className="auth-card">
         <div className="auth-brand">
-          <svg viewBox="0 0 24 24" aria-hidden="true" className="logo">
-            <path d="M5 4h10l4 4v12H5z M15 4v4h4 M8 12h8 M8 16h6" />
-          </svg>
+          <Logo />
           <span>Ask your documents</span>
         </div>
         <h1 ref={heading} tabIndex={-1}>

@@ -1,4 +1,5 @@
-import { useEffect, useId, useRef, useState } from 'react'
+import { useCallback, useId, useRef, useState } from 'react'
+import { useDismiss } from '../hooks/useDismiss'
 import { reason } from './api'
 import { useAuth } from './context'
 
@@ -16,18 +17,8 @@ export function UserMenu() {
   const root = useRef<HTMLDivElement>(null)
   const button = useRef<HTMLButtonElement>(null)
 
-  useEffect(() => {
-    if (!open) return
-    const close = (e: MouseEvent | FocusEvent) => {
-      if (root.current && !root.current.contains(e.target as Node)) setOpen(false)
-    }
-    document.addEventListener('mousedown', close)
-    document.addEventListener('focusin', close)
-    return () => {
-      document.removeEventListener('mousedown', close)
-      document.removeEventListener('focusin', close)
-    }
-  }, [open])
+  const close = useCallback(() => setOpen(false), [])
+  useDismiss(root, open, close, { focus: true })
 
   if (auth.mode === 'none' || !auth.me) return null
   const { me } = auth

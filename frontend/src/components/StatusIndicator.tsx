@@ -1,6 +1,7 @@
-import { useEffect, useId, useRef, useState } from 'react'
+import { useCallback, useId, useRef, useState } from 'react'
 import type { ApiError } from '../api/client'
 import type { ReadyInfo } from '../api/types'
+import { useDismiss } from '../hooks/useDismiss'
 
 const COMPONENT_LABELS: Record<string, string> = {
   catalog: 'Catalog',
@@ -47,19 +48,8 @@ export function StatusIndicator({ info, error, at, onRetry }: Props) {
       ? `${health === 'ready' ? 'Ready' : 'Degraded'}: ${down.map((n) => (COMPONENT_LABELS[n] ?? n).toLowerCase()).join(', ')} down`
       : HEALTH_LABELS[health]
 
-  useEffect(() => {
-    if (!open) return
-    const onKey = (e: KeyboardEvent) => e.key === 'Escape' && setOpen(false)
-    const onClick = (e: MouseEvent) => {
-      if (root.current && !root.current.contains(e.target as Node)) setOpen(false)
-    }
-    document.addEventListener('keydown', onKey)
-    document.addEventListener('mousedown', onClick)
-    return () => {
-      document.removeEventListener('keydown', onKey)
-      document.removeEventListener('mousedown', onClick)
-    }
-  }, [open])
+  const close = useCallback(() => setOpen(false), [])
+  useDismiss(root, open, close, { escape: true })
 
   return (
     <div className="status" ref={root}>
