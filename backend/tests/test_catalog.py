@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -293,3 +294,24 @@ def test_an_unreachable_postgres_is_named_without_its_password() -> None:
         open_catalog("postgresql://rag:s3cret-pw@127.0.0.1:1/rag", Path("unused"))
     assert "127.0.0.1:1/rag" in caught.value.message and "refused" in caught.value.message
     assert "s3cret-pw" not in caught.value.message
+
+
+def test_marking_a_deletion_returns_the_row_even_when_a_purge_lands_right_after(cat: Catalog) -> None:
+    """Another claimer (the claim loop takes `deleting` rows too) may purge the row as soon as the mark commits;
+    the deletion must still answer with the row it marked, not report the document as never found."""
+    cat.create_collection("c")
+    doc = cat.add_document("c", "d.txt", "text", 1, "sha", b"x")
+    read = cat.get_document
+
+    def purged_first(doc_id: str) -> dict[str, Any] | None:
+        cat.remove_document(doc_id)  # the claim loop's purge, between the mark and any later read
+        return read(doc_id)
+
+    cat.get_document = purged_first  # type: ignore[method-assign]
+    try:
+        marked = cat.mark_deleting(doc["id"])
+    finally:
+        cat.get_document = read  # type: ignore[method-assign]
+    assert marked is not None and marked["id"] == doc["id"] and marked["status"] == DocumentStatus.DELETING
+    cat.remove_document(doc["id"])
+    assert cat.mark_deleting(doc["id"]) is None  # unknown now

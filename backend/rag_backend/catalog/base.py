@@ -474,16 +474,19 @@ class Catalog:
         return old
 
     def mark_deleting(self, doc_id: str) -> dict[str, Any] | None:
-        """Hides the document at once (queries stop seeing it) before its points are removed."""
+        """Hides the document at once (queries stop seeing it) before its points are removed. The row is read in
+        the same transaction: a claimer may purge it the moment this commits, and the deletion still succeeded."""
         with self._tx() as conn:
-            done = conn.execute(
+            row = conn.execute(
                 text("UPDATE documents SET status = :deleting, updated_at = :now "
-                     "WHERE id = :id AND status != :deleting RETURNING collection"),
+                     "WHERE id = :id AND status != :deleting RETURNING *"),
                 {"deleting": DocumentStatus.DELETING.value, "now": time.time(), "id": doc_id},
             ).first()  # fmt: skip
-            if done is not None:
-                self._bump(conn, done[0])
-        return self.get_document(doc_id)
+            if row is not None:
+                self._bump(conn, row.collection)
+            else:  # already on its way out, or unknown
+                row = conn.execute(text("SELECT * FROM documents WHERE id = :id"), {"id": doc_id}).first()
+        return dict(row._mapping) if row is not None else None
 
     def remove_document(self, doc_id: str) -> None:
         """The row and everything kept of the document: its parsed text, then its upload."""

@@ -66,8 +66,11 @@ async def settle(jobs: Jobs, doc: dict[str, Any]) -> None:
 
 
 async def purge_now(jobs: Jobs, doc: dict[str, Any]) -> None:
-    """A deletion's clean-up right away, unless a process holds the row: its job notices the deletion at its next
-    step and cleans up after its own writes (so no upsert of it can land after the purge)."""
+    """A deletion's clean-up right away, unless a job holds the row, this process's own included: the job notices
+    the deletion at its next step and cleans up after its own writes (an upsert of it in flight, e.g. behind an
+    embedding request, would otherwise land after the purge and leave points no row accounts for)."""
+    if doc["id"] in jobs.running:
+        return
     if await jobs.catalog.run(jobs.catalog.take, doc["id"], jobs.owner, jobs.lease_s):
         await settle(jobs, doc)
 
