@@ -36,7 +36,9 @@ class World:
         return f"{what}{next(self.counter)}"
 
     async def upload(self, caller: str, collection: str) -> httpx.Response:
-        files = {"files": (f"{self.unique('doc')}.txt", TEXT, "text/plain")}
+        """A new document each time: the same bytes again would be answered with the first one (a duplicate)."""
+        name = self.unique("doc")
+        files = {"files": (f"{name}.txt", TEXT + f" ({name})".encode(), "text/plain")}
         return await self.clients[caller].post("/api/documents", files=files, data={"collection": collection})
 
     async def new_doc(self) -> str:

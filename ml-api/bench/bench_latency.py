@@ -5,7 +5,9 @@ server: the same model file in ONNX Runtime in-process (tokenise + forward + nor
 options the service uses. Requests alternate between the two (in-process, then HTTP, ...) so load from
 anything else on the machine hits both alike. Prints p50/p99 of each, the ratio of the p50s and the overhead
 (HTTP p50 minus in-process p50, in ms), and where the server's share went: the floor of a route that does no
-inference (`GET /v1/models`) and the server's own timing headers (tokenisation, queue, inference, total).
+inference (`GET /v1/models`) and the server's own timing headers (tokenisation, queue, inference, total). It also
+times that route right after an untimed in-process forward and once more at once: the difference is what caches
+emptied by the model's weights cost a request's code, which the in-process reference never runs.
 
 The client is a plain keep-alive `http.client` connection, so the overhead is the server's and the loopback's,
 not a client library's; httpx (what the backend uses) is measured beside it for comparison.
@@ -96,6 +98,8 @@ def measure(url: str, model_dir: Path, n: int, text: str, spinning: bool = False
     served_ms: list[float] = []
     floor: list[float] = []
     via_httpx: list[float] = []
+    cold: list[float] = []  # GET /v1/models right after an in-process forward (caches evicted by the weights)
+    hot: list[float] = []  # the same GET once more, at once
     server: dict[str, list[float]] = {h: [] for h in HEADERS}
     with httpx.Client(base_url=url, timeout=30) as client:
         for _ in range(20):  # warm everything: first runs allocate
@@ -119,6 +123,11 @@ def measure(url: str, model_dir: Path, n: int, text: str, spinning: bool = False
             t0 = time.perf_counter()
             client.post("/embed", content=body, headers={"Content-Type": "application/json"}).raise_for_status()
             via_httpx.append(time.perf_counter() - t0)
+            local.embed(text)
+            for samples in (cold, hot):
+                t0 = time.perf_counter()
+                lean.request("GET", "/v1/models")
+                samples.append(time.perf_counter() - t0)
         served = np.asarray(json.loads(payload)[0])
     lean.close()
     cosine = float(served @ ref / (np.linalg.norm(served) * np.linalg.norm(ref)))
@@ -131,6 +140,8 @@ def measure(url: str, model_dir: Path, n: int, text: str, spinning: bool = False
         "http_p99_ms": round(percentile(served_ms, 99), 3),
         "httpx_p50_ms": round(percentile(via_httpx, 50), 3),
         "no_inference_route_p50_ms": round(percentile(floor, 50), 3),
+        "after_forward_route_p50_ms": round(percentile(cold, 50), 3),
+        "warm_route_p50_ms": round(percentile(hot, 50), 3),
         **{
             f"server_{h.removeprefix('x-').replace('-', '_')}_p50_ms": round(percentile(server[h], 50), 3)
             for h in HEADERS
@@ -152,7 +163,11 @@ def report(result: dict[str, Any]) -> None:
         f"  where it went (p50 ms): GET /v1/models (no inference) {result['no_inference_route_p50_ms']:.2f}; "
         f"server tokenisation {result['server_tokenization_time_p50_ms']:.2f}, queue "
         f"{result['server_queue_time_p50_ms']:.2f}, inference {result['server_inference_time_p50_ms']:.2f}, "
-        f"total {result['server_total_time_p50_ms']:.2f}; the same /embed through httpx {result['httpx_p50_ms']:.2f}",
+        f"total {result['server_total_time_p50_ms']:.2f}; the same /embed through httpx {result['httpx_p50_ms']:.2f}\n"
+        "  cold caches (p50 ms): GET /v1/models right after an in-process forward "
+        f"{result['after_forward_route_p50_ms']:.2f}, the next one {result['warm_route_p50_ms']:.2f} "
+        "(the weights evict the code a request runs: every request after a forward pays it, the in-process "
+        "reference never does)",
         flush=True,
     )
 
