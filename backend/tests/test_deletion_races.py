@@ -11,7 +11,7 @@ import asyncio
 import http.client
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from access_harness import OPERATOR_KEY, app_running, client, settings_for
 from conftest import Proc
+from devharness import ThreadedServer
 
 pytestmark = pytest.mark.anyio
 TEXT = b"The lighthouse keeper logs the tide at dawn. The hidden sentence: cobalt herons nest under the pier."
@@ -57,14 +58,12 @@ class Gate:
 
             do_GET = do_POST = _forward
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.http = ThreadedServer(Handler)
+        self.url = self.http.url
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from conftest import ROOT
+from devharness import ThreadedServer
 
 SMOKE = ROOT / "deploy" / "smoke" / "smoke_test.py"
 
@@ -100,13 +100,11 @@ class FakeBackend:
                 fake.collections.discard(self.path.rsplit("/", 1)[-1])
                 self._json(200, {"deleted": True})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.http = ThreadedServer(Handler)
+        self.url = self.http.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.fixture

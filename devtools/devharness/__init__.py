@@ -8,6 +8,7 @@ are the service directories, and deploy/tests checks that no Dockerfile reaches 
 from devharness.processes import (
     Service,
     ServiceFailed,
+    ThreadedServer,
     free_port,
     http_ok,
     log_tail,
@@ -21,6 +22,7 @@ from devharness.results import host_info, write_results
 __all__ = [
     "Service",
     "ServiceFailed",
+    "ThreadedServer",
     "free_port",
     "host_info",
     "http_ok",
