@@ -80,8 +80,13 @@ def test_one_query_is_one_trace_across_backend_ml_api_and_the_llm(stack) -> None
     assert res.headers["traceparent"].split("-")[1] == trace_id  # the caller can find its trace
 
     def complete(spans: list[Span]) -> bool:
-        names = {(s.service, s.name) for s in spans if s.trace_id == trace_id}
-        return ("backend", "llm") in names and sum(1 for s, n in names if s == "ml-api" and n == "inference") >= 1
+        """Everything read below: each service exports in batches of its own, so one span is no sign of the rest."""
+        mine = [s for s in spans if s.trace_id == trace_id]
+        backend_server = any(s.service == "backend" and s.kind == "server" for s in mine)
+        ml_posts = sum(1 for s in mine if s.service == "ml-api" and s.kind == "server" and s.name.startswith("POST"))
+        inferences = sum(1 for s in mine if s.service == "ml-api" and s.name == "inference")
+        llm_done = any(s.service == "backend" and s.name == "llm" for s in mine)
+        return backend_server and llm_done and ml_posts >= 2 and inferences >= 2
 
     receiver.wait(complete)
     spans = receiver.trace(trace_id)
