@@ -59,6 +59,17 @@ def _batcher(model: RecordingModel, **kw: int) -> Batcher:
     return Batcher("test", model, is_oom=is_oom, **opts)
 
 
+async def _held(first: str, **kw: int) -> tuple[threading.Event, RecordingModel, Batcher, asyncio.Task[list[str]]]:
+    """A started batcher whose first request (`first`, alone) is on the device, held there until the gate opens."""
+    gate = threading.Event()
+    model = RecordingModel(gate)
+    b = _batcher(model, **kw)
+    b.start()
+    task = asyncio.create_task(b.submit([first], [1]))
+    await asyncio.sleep(0.05)  # the batch is now blocked inside the model
+    return gate, model, b, task
+
+
 def test_results_come_back_in_order_with_timing() -> None:
     async def main() -> None:
         model = RecordingModel()
@@ -76,12 +87,7 @@ def test_results_come_back_in_order_with_timing() -> None:
 
 def test_concurrent_submissions_share_a_batch() -> None:
     async def main() -> None:
-        gate = threading.Event()
-        model = RecordingModel(gate)
-        b = _batcher(model)
-        b.start()
-        first = asyncio.create_task(b.submit(["warm"], [1]))
-        await asyncio.sleep(0.05)  # the first batch is now blocked inside the model
+        gate, model, b, first = await _held("warm")
         rest = [asyncio.create_task(b.submit([f"r{i}"], [2])) for i in range(10)]
         await asyncio.sleep(0.05)
         gate.set()
@@ -97,12 +103,9 @@ def test_concurrent_submissions_share_a_batch() -> None:
 
 def test_sort_window_groups_like_lengths_across_requests() -> None:
     async def main() -> None:
-        gate = threading.Event()
-        model = RecordingModel(gate)
-        b = _batcher(model, max_batch_tokens=400, sort_window_tokens=10_000, padding_split_tokens=100)
-        b.start()
-        first = asyncio.create_task(b.submit(["warm"], [1]))
-        await asyncio.sleep(0.05)
+        gate, model, b, first = await _held(
+            "warm", max_batch_tokens=400, sort_window_tokens=10_000, padding_split_tokens=100
+        )
         requests = [asyncio.create_task(b.submit([f"s{i}", f"L{i}"], [10, 200])) for i in range(4)]
         await asyncio.sleep(0.05)
         gate.set()
@@ -117,12 +120,7 @@ def test_sort_window_groups_like_lengths_across_requests() -> None:
 
 def test_cancelled_items_never_reach_the_model() -> None:
     async def main() -> None:
-        gate = threading.Event()
-        model = RecordingModel(gate)
-        b = _batcher(model)
-        b.start()
-        first = asyncio.create_task(b.submit(["keep"], [1]))
-        await asyncio.sleep(0.05)
+        gate, model, b, first = await _held("keep")
         doomed = asyncio.create_task(b.submit(["drop1", "drop2"], [2, 2]))
         kept = asyncio.create_task(b.submit(["also"], [2]))
         await asyncio.sleep(0.05)
@@ -210,12 +208,7 @@ def test_stop_finishes_the_batch_on_the_device() -> None:
     """A lone request goes to the inference thread without the scheduler; stopping still waits for its answer."""
 
     async def main() -> None:
-        gate = threading.Event()
-        model = RecordingModel(gate)
-        b = _batcher(model)
-        b.start()
-        lone = asyncio.create_task(b.submit(["q"], [1]))
-        await asyncio.sleep(0.05)  # on the device, held by the gate
+        gate, _, b, lone = await _held("q")  # a lone request: no scheduler between it and the device
         assert b.running_since is not None and b.queue_size == 0
         stopping = asyncio.create_task(b.stop())
         await asyncio.sleep(0.05)
